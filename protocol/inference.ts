@@ -1,0 +1,110 @@
+/**
+ * Normalised inference jobs and their results.
+ *
+ * The HTTP layer turns OpenAI request bodies into these plain objects; the engine (and, in
+ * later issues, a remote peer) executes them. They are the one shape a generation has
+ * everywhere inside Hearth, so they must stay structured-clone and msgpack friendly:
+ * plain objects, arrays, strings, numbers, booleans and null only.
+ *
+ * Pure: no I/O.
+ */
+
+export type ChatRole = "system" | "user" | "assistant" | "tool";
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** The arguments as a JSON text, exactly as OpenAI returns them. */
+  arguments: string;
+}
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+  /** Assistant messages may carry the tool calls they made. */
+  toolCalls?: ToolCall[];
+  /** Tool messages answer one tool call. */
+  toolCallId?: string;
+}
+
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  /** JSON schema of the parameters (object schema). */
+  parameters?: Record<string, unknown>;
+}
+
+export type ToolChoice = "auto" | "none" | "required" | { name: string };
+
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | { type: "json_schema"; name: string; schema: Record<string, unknown> };
+
+export interface SamplingOptions {
+  /** Upper bound on generated tokens; undefined means "until the context is full". */
+  maxTokens?: number;
+  /** 0 means greedy. */
+  temperature: number;
+  topP?: number;
+  seed?: number;
+  /** Generation stops before any of these strings; they are not included in the output. */
+  stop: string[];
+}
+
+export interface ChatJob {
+  kind: "chat";
+  model: string;
+  messages: ChatMessage[];
+  sampling: SamplingOptions;
+  responseFormat: ResponseFormat;
+  tools: ToolDefinition[];
+  toolChoice: ToolChoice;
+}
+
+export interface CompletionJob {
+  kind: "completion";
+  model: string;
+  prompt: string;
+  sampling: SamplingOptions;
+  /** OpenAI's `echo`: prepend the prompt to the returned text. */
+  echo: boolean;
+}
+
+export interface EmbeddingJob {
+  kind: "embedding";
+  model: string;
+  inputs: string[];
+}
+
+export type GenerationJob = ChatJob | CompletionJob;
+export type InferenceJob = GenerationJob | EmbeddingJob;
+
+export type FinishReason = "stop" | "length" | "tool_calls";
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface GenerationResult {
+  text: string;
+  toolCalls: ToolCall[];
+  finishReason: FinishReason;
+  usage: Usage;
+  /** Prompt tokens served from a reused KV cache prefix instead of being evaluated. */
+  cachedPromptTokens: number;
+  /** Milliseconds from job start to the first generated token (absent when none was produced). */
+  timeToFirstTokenMs?: number;
+}
+
+/** One streamed piece of a generation, in order. */
+export interface GenerationDelta {
+  text: string;
+}
+
+export interface EmbeddingResult {
+  /** One vector per input, in input order. */
+  vectors: number[][];
+  promptTokens: number;
+}

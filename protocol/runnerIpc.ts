@@ -1,0 +1,105 @@
+/**
+ * Messages between the daemon and a runner child process.
+ *
+ * A runner owns exactly one loaded model (see docs/architecture.md for why runners are
+ * separate processes). The daemon forks it with `serialization: "advanced"` and speaks this
+ * protocol over the IPC channel. Both directions are validated on receipt: the runner is
+ * our own code, but it runs native code that can misbehave, and the daemon must never trust
+ * a message enough to crash on it.
+ *
+ * Pure: types and validation only.
+ */
+
+import type { ErrorPayload } from "./errors.js";
+import type {
+  ChatJob,
+  CompletionJob,
+  EmbeddingJob,
+  EmbeddingResult,
+  GenerationDelta,
+  GenerationResult,
+} from "./inference.js";
+
+/** How the daemon asks a runner to load its model. Sent once, as the first message. */
+export interface RunnerLoadOptions {
+  /** Absolute path of the GGUF file; resolved by the daemon from its own model registry. */
+  modelPath: string;
+  /** Model id as the API knows it (for logs and metrics). */
+  modelId: string;
+  /** Tokens per sequence (each parallel slot gets this much context). */
+  contextSize: number;
+  /** Parallel sequences decoded together in one batch. */
+  parallelSlots: number;
+  /** CPU threads for evaluation; 0 lets node-llama-cpp decide. */
+  threads: number;
+  /** Layers to offload to GPU devices; 0 on CPU-only machines. "auto" lets node-llama-cpp decide. */
+  gpuLayers: number | "auto";
+  /** Logical batch size for prompt evaluation. */
+  batchSize: number;
+  /** Whether the runner should also create an embedding context. */
+  embeddings: boolean;
+}
+
+export interface RunnerModelInfo {
+  modelId: string;
+  trainContextSize: number;
+  contextSize: number;
+  parallelSlots: number;
+  embeddingSize: number;
+  layers: number;
+  gpuLayers: number;
+  /** Name of the chat wrapper node-llama-cpp resolved for this model. */
+  chatWrapper: string;
+  /** Whether the chat wrapper can express function calls. */
+  supportsFunctions: boolean;
+  loadMs: number;
+}
+
+// ---- daemon -> runner ------------------------------------------------------------------
+
+export type DaemonToRunner =
+  | { type: "load"; options: RunnerLoadOptions }
+  | { type: "chat"; id: string; job: ChatJob }
+  | { type: "completion"; id: string; job: CompletionJob }
+  | { type: "embedding"; id: string; job: EmbeddingJob }
+  | { type: "cancel"; id: string }
+  | { type: "shutdown" };
+
+// ---- runner -> daemon ------------------------------------------------------------------
+
+export type RunnerLogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal";
+
+export type RunnerToDaemon =
+  | { type: "ready"; info: RunnerModelInfo }
+  | { type: "loadFailed"; error: ErrorPayload }
+  | { type: "delta"; id: string; delta: GenerationDelta }
+  | { type: "generationDone"; id: string; result: GenerationResult }
+  | { type: "embeddingDone"; id: string; result: EmbeddingResult }
+  | { type: "failed"; id: string; error: ErrorPayload }
+  | { type: "log"; level: RunnerLogLevel; message: string; fields?: Record<string, unknown> };
+
+const RUNNER_MESSAGE_TYPES = new Set(["ready", "loadFailed", "delta", "generationDone", "embeddingDone", "failed", "log"]);
+
+/**
+ * Shallow structural check of a message from a runner. The runner is trusted code, so this
+ * guards against corruption and version skew, not against an adversary.
+ */
+export function isRunnerToDaemon(value: unknown): value is RunnerToDaemon {
+  if (typeof value !== "object" || value === null) return false;
+  const message = value as { type?: unknown; id?: unknown };
+  if (typeof message.type !== "string" || !RUNNER_MESSAGE_TYPES.has(message.type)) return false;
+  if (["delta", "generationDone", "embeddingDone", "failed"].includes(message.type)) {
+    return typeof message.id === "string";
+  }
+  return true;
+}
+
+const DAEMON_MESSAGE_TYPES = new Set(["load", "chat", "completion", "embedding", "cancel", "shutdown"]);
+
+export function isDaemonToRunner(value: unknown): value is DaemonToRunner {
+  if (typeof value !== "object" || value === null) return false;
+  const message = value as { type?: unknown; id?: unknown };
+  if (typeof message.type !== "string" || !DAEMON_MESSAGE_TYPES.has(message.type)) return false;
+  if (["chat", "completion", "embedding", "cancel"].includes(message.type)) return typeof message.id === "string";
+  return true;
+}
