@@ -62,3 +62,10 @@ export interface InferenceEngine {
   embed(job: EmbeddingJob, options: { signal: AbortSignal }): Promise<EmbeddingResult>;
   stats(): EngineStats;
 }
+
+/** Where model ids come from. Implemented by daemon/models/ModelRegistry.ts. */
+export interface ModelCatalog {
+  list(): Promise<ModelDescriptor[]>;
+  /** Resolves an id or alias; throws HearthError HEARTH_MODEL_NOT_FOUND. */
+  resolve(idOrAlias: string): Promise<ModelDescriptor>;
+}
