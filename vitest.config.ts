@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects so failures are easy to read: fast pure tests, and tests that start real
-// daemons and runners with synthetic models. `npm test` runs both.
+// Three projects so failures are easy to read: fast pure tests, tests that start real
+// daemons and runners with synthetic models, and multi-host tests in network namespaces. `npm test` runs all three.
 export default defineConfig({
   test: {
     projects: [
@@ -19,6 +19,16 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // Each file starts its own daemons; running files one at a time keeps 2 cores honest.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: "cluster",
+          include: ["test/cluster/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          // Multi-host tests in Linux network namespaces; they need root and iproute2.
           fileParallelism: false,
         },
       },
