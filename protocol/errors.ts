@@ -58,6 +58,18 @@ export const ERROR_CATALOGUE = {
   HEARTH_DAEMON_UNREACHABLE: { status: 503, type: "service_unavailable", closeCode: 1011, description: "No Hearth daemon answers at the configured address." },
   HEARTH_DOWNLOAD_FAILED: { status: 502, type: "server_error", closeCode: 1011, description: "Downloading a model failed." },
   HEARTH_GGUF_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, description: "The file is not a valid GGUF model." },
+
+  // Peer links (docs/protocol.md lists the close codes). Standard WebSocket codes where one fits.
+  HEARTH_PEER_FRAME_TOO_LARGE: { status: 413, type: "invalid_request_error", closeCode: 1009, description: "A peer-link frame or stream chunk exceeds the size limit." },
+  HEARTH_PEER_FRAME_INVALID: { status: 400, type: "invalid_request_error", closeCode: 1007, description: "A peer-link frame is not plain MessagePack or does not match the message catalogue." },
+  HEARTH_PEER_PROTOCOL_VIOLATION: { status: 400, type: "invalid_request_error", closeCode: 1002, description: "A valid peer message arrived where the protocol does not allow it." },
+  HEARTH_PEER_FLOW_CONTROL: { status: 400, type: "invalid_request_error", closeCode: 1008, description: "A peer sent stream data beyond the credit it was granted." },
+  HEARTH_PEER_AUTH_FAILED: { status: 401, type: "authentication_error", closeCode: 4401, description: "The peer handshake was refused." },
+  HEARTH_PEER_UNKNOWN_STREAM: { status: 404, type: "not_found_error", closeCode: 4404, description: "A peer message names a stream that is not open." },
+  HEARTH_PEER_TIMEOUT: { status: 504, type: "service_unavailable", closeCode: 4408, description: "A peer did not answer in time (handshake or heartbeat)." },
+  HEARTH_PEER_DUPLICATE_LINK: { status: 409, type: "invalid_request_error", closeCode: 4409, description: "A link to this peer already exists; the duplicate is closed." },
+  HEARTH_PEER_INCOMPATIBLE: { status: 426, type: "invalid_request_error", closeCode: 4426, description: "The peer speaks an incompatible protocol version." },
+  HEARTH_JOIN_TOKEN_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, description: "The cluster join token is malformed or corrupted." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type HearthErrorCode = keyof typeof ERROR_CATALOGUE;
