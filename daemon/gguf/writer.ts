@@ -3,9 +3,12 @@
  *
  * Writes metadata and tensors to a file without holding all tensor data in memory, so the
  * 1B-parameter benchmark model can be produced on a small machine. Tensor data is supplied
- * by a callback per tensor, in declaration order.
+ * by a callback per tensor, in declaration order. The file appears atomically: it is written
+ * under a temporary name in the target directory and renamed into place once complete, so
+ * nobody (a model registry scan, a concurrent test) ever sees half a model.
  */
 
+import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -28,6 +31,7 @@ export enum GgufValueType {
   FLOAT64 = 12,
 }
 
+/** The ggml tensor types Hearth writes; the reader knows many more (see quant.ts). */
 export enum GgmlType {
   F32 = 0,
   F16 = 1,
@@ -35,16 +39,32 @@ export enum GgmlType {
   Q8_0 = 8,
 }
 
+export type GgufNumberType =
+  | GgufValueType.UINT8
+  | GgufValueType.INT8
+  | GgufValueType.UINT16
+  | GgufValueType.INT16
+  | GgufValueType.UINT32
+  | GgufValueType.INT32
+  | GgufValueType.FLOAT32
+  | GgufValueType.FLOAT64;
+
+export type GgufBigIntType = GgufValueType.UINT64 | GgufValueType.INT64;
+
 export type GgufScalar =
-  | { type: GgufValueType.UINT32 | GgufValueType.INT32 | GgufValueType.FLOAT32 | GgufValueType.UINT8 | GgufValueType.INT8 | GgufValueType.UINT16 | GgufValueType.INT16 | GgufValueType.FLOAT64; value: number }
-  | { type: GgufValueType.UINT64 | GgufValueType.INT64; value: bigint }
+  | { type: GgufNumberType; value: number }
+  | { type: GgufBigIntType; value: bigint }
   | { type: GgufValueType.BOOL; value: boolean }
   | { type: GgufValueType.STRING; value: string };
 
-export type GgufValue =
-  | GgufScalar
+/** Arrays of scalars; GGUF (and llama.cpp) do not allow arrays of arrays. */
+export type GgufArray =
   | { type: GgufValueType.ARRAY; itemType: GgufValueType.STRING; value: string[] }
-  | { type: GgufValueType.ARRAY; itemType: GgufValueType.FLOAT32 | GgufValueType.INT32 | GgufValueType.UINT32; value: number[] };
+  | { type: GgufValueType.ARRAY; itemType: GgufNumberType; value: number[] }
+  | { type: GgufValueType.ARRAY; itemType: GgufBigIntType; value: bigint[] }
+  | { type: GgufValueType.ARRAY; itemType: GgufValueType.BOOL; value: boolean[] };
+
+export type GgufValue = GgufScalar | GgufArray;
 
 export interface GgufTensorSpec {
   name: string;
@@ -144,32 +164,60 @@ export function encodeGgufHeader(metadata: ReadonlyMap<string, GgufValue>, tenso
   return { header: Buffer.from(sink.bytes()), offsets };
 }
 
+export interface WriteGgufOptions {
+  alignment?: number;
+  /** Called after each tensor is written, with bytes written so far and the final file size. */
+  onProgress?: (writtenBytes: number, totalBytes: number) => void;
+}
+
+function dataSectionSize(tensors: readonly GgufTensorSpec[], alignment: number): number {
+  let size = 0;
+  for (const tensor of tensors) size += tensor.byteLength + ((alignment - (tensor.byteLength % alignment)) % alignment);
+  return size;
+}
+
 /**
- * Writes a GGUF file. `produce(tensor, index)` returns the tensor's encoded bytes; it is
- * called once per tensor in order, so callers can generate data lazily.
+ * Writes a GGUF file atomically. `produce(tensor, index)` returns the tensor's encoded bytes;
+ * it is called once per tensor in order, so callers can generate data lazily. The writer is
+ * done with the returned bytes before it calls `produce` again, so a producer may reuse one
+ * buffer for every tensor.
  */
 export async function writeGgufFile(
   filePath: string,
   metadata: ReadonlyMap<string, GgufValue>,
   tensors: readonly GgufTensorSpec[],
   produce: (tensor: GgufTensorSpec, index: number) => Uint8Array,
-  alignment = GGUF_DEFAULT_ALIGNMENT,
+  options: WriteGgufOptions = {},
 ): Promise<void> {
+  const alignment = options.alignment ?? GGUF_DEFAULT_ALIGNMENT;
   const { header } = encodeGgufHeader(metadata, tensors, alignment);
-  const handle = await fs.promises.open(filePath, "w");
+  const totalBytes = header.length + dataSectionSize(tensors, alignment);
+  // Same directory as the target so the rename cannot cross filesystems.
+  const tempPath = `${filePath}.${process.pid}.${randomBytes(6).toString("hex")}.partial`;
+  const handle = await fs.promises.open(tempPath, "wx");
+  let written = 0;
   try {
-    await handle.write(header);
-    const zeros = Buffer.alloc(alignment);
-    for (const [index, tensor] of tensors.entries()) {
-      const data = produce(tensor, index);
-      if (data.byteLength !== tensor.byteLength) {
-        throw new Error(`tensor ${tensor.name}: produced ${data.byteLength} bytes, declared ${tensor.byteLength}`);
+    try {
+      await handle.write(header);
+      written += header.length;
+      const zeros = Buffer.alloc(alignment);
+      for (const [index, tensor] of tensors.entries()) {
+        const data = produce(tensor, index);
+        if (data.byteLength !== tensor.byteLength) {
+          throw new Error(`tensor ${tensor.name}: produced ${data.byteLength} bytes, declared ${tensor.byteLength}`);
+        }
+        await handle.write(data);
+        const padding = (alignment - (data.byteLength % alignment)) % alignment;
+        if (padding > 0) await handle.write(zeros, 0, padding);
+        written += data.byteLength + padding;
+        options.onProgress?.(written, totalBytes);
       }
-      await handle.write(data);
-      const padding = (alignment - (data.byteLength % alignment)) % alignment;
-      if (padding > 0) await handle.write(zeros, 0, padding);
+    } finally {
+      await handle.close();
     }
-  } finally {
-    await handle.close();
+    await fs.promises.rename(tempPath, filePath);
+  } catch (error) {
+    await fs.promises.rm(tempPath, { force: true });
+    throw error;
   }
 }

@@ -1,0 +1,147 @@
+/**
+ * `hearth synth <out>`: writes a synthetic random-weight llama model (daemon/gguf/synth.ts).
+ *
+ * Nothing can be downloaded on test machines, so this is how a model gets into a models dir
+ * there. A preset gives the shape; explicit flags override single fields of it. The file
+ * appears atomically, so a running daemon never lists half of it.
+ */
+
+import fs from "node:fs";
+import path from "node:path";
+import type { Command } from "commander";
+import { HearthError } from "../../protocol/errors.js";
+import {
+  SYNTH_PRESETS,
+  SYNTH_QUANTS,
+  isSynthPreset,
+  isSynthQuant,
+  validateSynthOptions,
+  writeSyntheticModel,
+  type SynthOptions,
+  type SynthPreset,
+} from "../../daemon/gguf/synth.js";
+import { formatBytes, formatCount, printJson } from "../output.js";
+
+/** Files at least this big get a progress line on a terminal; smaller ones finish too fast to need it. */
+const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
+const PROGRESS_REDRAW_MS = 200;
+const DEFAULT_SEED = 1;
+
+interface SynthCommandOptions {
+  preset: string;
+  layers?: string;
+  embd?: string;
+  ff?: string;
+  heads?: string;
+  kvHeads?: string;
+  ctx?: string;
+  quant?: string;
+  seed?: string;
+  json?: boolean;
+}
+
+/** Each integer flag, the SynthOptions field it sets, and its spelling for messages. */
+const INTEGER_FLAGS = [
+  ["layers", "layers", "--layers"],
+  ["embd", "embd", "--embd"],
+  ["ff", "ff", "--ff"],
+  ["heads", "heads", "--heads"],
+  ["kvHeads", "kvHeads", "--kv-heads"],
+  ["ctx", "contextLength", "--ctx"],
+  ["seed", "seed", "--seed"],
+] as const satisfies readonly (readonly [keyof SynthCommandOptions, keyof SynthOptions, string])[];
+
+const FLAG_OF: Partial<Record<keyof SynthOptions, string>> = Object.fromEntries(INTEGER_FLAGS.map(([, key, flag]) => [key, flag]));
+FLAG_OF.quant = "--quant";
+
+export function registerSynthCommand(program: Command): void {
+  program
+    .command("synth")
+    .description("write a synthetic random-weight GGUF model (for tests and benchmarks)")
+    .argument("<out>", "output file, ending in .gguf")
+    .option("--preset <name>", `shape preset: ${Object.keys(SYNTH_PRESETS).join(", ")}`, "tiny")
+    .option("--layers <n>", "number of transformer blocks")
+    .option("--embd <n>", "embedding length")
+    .option("--ff <n>", "feed-forward length")
+    .option("--heads <n>", "attention heads")
+    .option("--kv-heads <n>", "key/value heads (grouped-query attention)")
+    .option("--ctx <n>", "training context length written to the metadata")
+    .option("--quant <type>", `weight type: ${SYNTH_QUANTS.join(", ")}`)
+    .option("--seed <n>", `random seed (same seed, same file; default ${DEFAULT_SEED})`)
+    .option("--json", "print one JSON object for scripts")
+    .action(runSynth);
+}
+
+/** Strict decimal integer; anything else is a usage error naming the flag. */
+function parseIntegerFlag(text: string, flag: string, param: keyof SynthOptions): number {
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(value)) {
+    throw new HearthError("HEARTH_CLI_USAGE", `${flag} must be a non-negative integer (got ${JSON.stringify(text)})`, { param });
+  }
+  return value;
+}
+
+export function synthOptionsFromFlags(flags: SynthCommandOptions): { preset: SynthPreset; options: SynthOptions } {
+  if (!isSynthPreset(flags.preset)) {
+    throw new HearthError("HEARTH_CLI_USAGE", `--preset must be one of ${Object.keys(SYNTH_PRESETS).join(", ")} (got ${JSON.stringify(flags.preset)})`, { param: "preset" });
+  }
+  const options: SynthOptions = { ...SYNTH_PRESETS[flags.preset], seed: DEFAULT_SEED };
+  for (const [flagKey, key, flag] of INTEGER_FLAGS) {
+    const text = flags[flagKey];
+    if (text !== undefined) options[key] = parseIntegerFlag(text, flag, key);
+  }
+  if (flags.quant !== undefined) {
+    const quant = flags.quant.toLowerCase();
+    if (!isSynthQuant(quant)) throw new HearthError("HEARTH_CLI_USAGE", `--quant must be one of ${SYNTH_QUANTS.join(", ")} (got ${JSON.stringify(flags.quant)})`, { param: "quant" });
+    options.quant = quant;
+  }
+  validateSynthOptions(options, (key) => FLAG_OF[key] ?? key);
+  return { preset: flags.preset, options };
+}
+
+function progressReporter(): ((written: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let lastDraw = 0;
+  return (written, total) => {
+    if (total < PROGRESS_MIN_BYTES) return;
+    const now = Date.now();
+    if (written < total && now - lastDraw < PROGRESS_REDRAW_MS) return;
+    lastDraw = now;
+    const percent = Math.floor((written / total) * 100);
+    process.stderr.write(`\rwriting ${percent}% (${formatBytes(written)} of ${formatBytes(total)})\x1b[K`);
+    if (written >= total) process.stderr.write("\r\x1b[K");
+  };
+}
+
+async function runSynth(out: string, flags: SynthCommandOptions): Promise<void> {
+  if (!out.toLowerCase().endsWith(".gguf")) {
+    throw new HearthError("HEARTH_CLI_USAGE", `the output file must end in .gguf (got ${JSON.stringify(out)})`, { param: "out" });
+  }
+  const { preset, options } = synthOptionsFromFlags(flags);
+  const target = path.resolve(out);
+  const started = performance.now();
+  const onProgress = progressReporter();
+  // No mkdir -p: Node 20's recursive mkdir never settles under some pseudo-filesystems (/proc),
+  // and a typo in the directory is better reported than silently created.
+  const directory = path.dirname(target);
+  const isDirectory = await fs.promises.stat(directory).then((stat) => stat.isDirectory(), () => false);
+  if (!isDirectory) throw new HearthError("HEARTH_CLI_USAGE", `directory ${directory} does not exist`, { param: "out" });
+  let result;
+  try {
+    result = await writeSyntheticModel(target, options, onProgress ? { onProgress } : {});
+  } catch (error) {
+    if (error instanceof HearthError) throw error;
+    throw new HearthError("HEARTH_INTERNAL", `cannot write ${target}: ${(error as Error).message}`, { cause: error });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (flags.json) {
+    printJson({ path: target, preset, options, parameterCount: result.parameterCount, tensorCount: result.tensorCount, sizeBytes: result.fileBytes, seconds });
+    return;
+  }
+  const { layers, embd, ff, heads, kvHeads, contextLength, quant, seed } = options;
+  process.stdout.write(
+    `wrote ${target}\n` +
+      `  ${preset} preset: ${quant}, ${layers} layers, embd ${embd}, ff ${ff}, heads ${heads}/${kvHeads}, ctx ${contextLength}, seed ${seed}\n` +
+      `  ${formatCount(result.parameterCount)} parameters, ${formatBytes(result.fileBytes)}, ${seconds.toFixed(2)} s\n`,
+  );
+}

@@ -1,0 +1,184 @@
+// Synthetic models: deterministic bytes per seed, the right tensor types and file_type per
+// quant, option validation, atomic writes, and the CLI's flag handling.
+
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HearthError } from "../../protocol/errors.js";
+import { synthOptionsFromFlags } from "../../cli/commands/synth.js";
+import { describeGguf, readGgufHeader } from "../../daemon/gguf/reader.js";
+import { SYNTH_CHAT_TEMPLATE, SYNTH_PRESETS, validateSynthOptions, writeSyntheticModel, type SynthOptions, type SynthQuant } from "../../daemon/gguf/synth.js";
+import { GgmlType, GgufValueType, writeGgufFile } from "../../daemon/gguf/writer.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), "hearth-synth-test-"));
+});
+afterAll(async () => {
+  await fs.promises.rm(dir, { recursive: true, force: true });
+});
+
+const small = (overrides: Partial<SynthOptions> = {}): SynthOptions => ({ ...SYNTH_PRESETS.tiny, layers: 2, seed: 1, ...overrides });
+
+async function sha256(file: string): Promise<string> {
+  return createHash("sha256").update(await fs.promises.readFile(file)).digest("hex");
+}
+
+function usageParam(action: () => unknown): string | null {
+  try {
+    action();
+  } catch (error) {
+    expect(error).toBeInstanceOf(HearthError);
+    expect((error as HearthError).code).toBe("HEARTH_CLI_USAGE");
+    return (error as HearthError).param;
+  }
+  throw new Error("expected a HEARTH_CLI_USAGE error");
+}
+
+describe("determinism", () => {
+  it("the same seed gives a byte-identical file, another seed a different one", async () => {
+    const [a, b, c] = ["a", "b", "c"].map((name) => path.join(dir, `${name}.gguf`));
+    await writeSyntheticModel(a!, small({ quant: "q8_0", seed: 7 }));
+    await writeSyntheticModel(b!, small({ quant: "q8_0", seed: 7 }));
+    await writeSyntheticModel(c!, small({ quant: "q8_0", seed: 8 }));
+    expect(await sha256(a!)).toBe(await sha256(b!));
+    expect(await sha256(a!)).not.toBe(await sha256(c!));
+    // Same shape, so only tensor data differs.
+    expect((await fs.promises.stat(a!)).size).toBe((await fs.promises.stat(c!)).size);
+  });
+
+  it("the tiny preset is generated in well under a second", async () => {
+    const started = performance.now();
+    const result = await writeSyntheticModel(path.join(dir, "tiny.gguf"), { ...SYNTH_PRESETS.tiny, seed: 1 });
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(result.parameterCount).toBe(1_665_664);
+    expect(result.fileBytes).toBe((await fs.promises.stat(path.join(dir, "tiny.gguf"))).size);
+  });
+});
+
+describe("quant types", () => {
+  const expected: Record<SynthQuant, { fileType: number; matrixType: number; name: string }> = {
+    f32: { fileType: 0, matrixType: GgmlType.F32, name: "F32" },
+    f16: { fileType: 1, matrixType: GgmlType.F16, name: "F16" },
+    q4_0: { fileType: 2, matrixType: GgmlType.Q4_0, name: "Q4_0" },
+    q8_0: { fileType: 7, matrixType: GgmlType.Q8_0, name: "Q8_0" },
+  };
+  for (const [quant, want] of Object.entries(expected) as [SynthQuant, (typeof expected)[SynthQuant]][]) {
+    it(`${quant}: matrices are ${want.name}, norm vectors stay F32, general.file_type is ${want.fileType}`, async () => {
+      const file = path.join(dir, `types-${quant}.gguf`);
+      const result = await writeSyntheticModel(file, small({ quant }));
+      const header = await readGgufHeader(file);
+      expect(header.metadata.get("general.file_type")).toEqual({ type: GgufValueType.UINT32, value: want.fileType });
+      for (const tensor of header.tensors) {
+        expect([tensor.name, tensor.type]).toEqual([tensor.name, tensor.name.includes("norm") ? GgmlType.F32 : want.matrixType]);
+      }
+      const description = describeGguf(header);
+      expect(description.quantization).toBe(want.name);
+      expect(description.parameterCount).toBe(result.parameterCount);
+    });
+  }
+
+  it("stores the tool-calling ChatML template unless told otherwise", async () => {
+    const withTemplate = await readGgufHeader(path.join(dir, "types-f32.gguf"));
+    expect(withTemplate.metadata.get("tokenizer.chat_template")).toEqual({ type: GgufValueType.STRING, value: SYNTH_CHAT_TEMPLATE });
+    const file = path.join(dir, "no-template.gguf");
+    await writeSyntheticModel(file, small({ chatTemplate: null }));
+    expect((await readGgufHeader(file)).metadata.has("tokenizer.chat_template")).toBe(false);
+  });
+});
+
+describe("validation", () => {
+  const cases: [Partial<SynthOptions>, keyof SynthOptions][] = [
+    [{ layers: 0 }, "layers"],
+    [{ embd: -128 }, "embd"],
+    [{ ff: 1.5 }, "ff"],
+    [{ heads: Number.NaN }, "heads"],
+    [{ contextLength: 0 }, "contextLength"],
+    [{ seed: -1 }, "seed"],
+    [{ seed: 2 ** 32 }, "seed"],
+    [{ quant: "q5_k" as SynthQuant }, "quant"],
+    [{ embd: 130, heads: 4 }, "heads"], // not divisible
+    [{ heads: 4, kvHeads: 3 }, "kvHeads"],
+    [{ embd: 96, heads: 32 }, "heads"], // head dim 3 is odd
+    [{ embd: 144, heads: 4, quant: "q8_0" }, "embd"], // rows of 144 are not 32-blocks
+    [{ ff: 100, quant: "q4_0" }, "ff"],
+    [{ embd: 65536, ff: 65536, heads: 64, kvHeads: 64 }, "ff"],
+    [{ layers: 513 }, "layers"],
+  ];
+  for (const [overrides, param] of cases) {
+    it(`rejects ${JSON.stringify(overrides)} naming ${param}`, () => {
+      expect(usageParam(() => validateSynthOptions(small(overrides)))).toBe(param);
+    });
+  }
+
+  it("accepts f16 rows that are not 32-blocks, and every preset", () => {
+    expect(() => validateSynthOptions(small({ embd: 144, heads: 4, quant: "f16" }))).not.toThrow();
+    for (const preset of Object.values(SYNTH_PRESETS)) expect(() => validateSynthOptions({ ...preset, seed: 0 })).not.toThrow();
+  });
+
+  it("writeSyntheticModel validates before creating anything", async () => {
+    const file = path.join(dir, "never.gguf");
+    await expect(writeSyntheticModel(file, small({ kvHeads: 3 }))).rejects.toMatchObject({ code: "HEARTH_CLI_USAGE", param: "kvHeads" });
+    expect(fs.existsSync(file)).toBe(false);
+  });
+});
+
+describe("atomic writes", () => {
+  it("a failure mid-write leaves neither the target nor a temp file, and keeps an older file intact", async () => {
+    const sub = await fs.promises.mkdtemp(path.join(dir, "atomic-"));
+    const target = path.join(sub, "model.gguf");
+    await fs.promises.writeFile(target, "previous");
+    const tensors = [0, 1, 2].map((i) => ({ name: `t${i}`, dims: [8], type: GgmlType.F32, byteLength: 32 }));
+    await expect(
+      writeGgufFile(target, new Map(), tensors, (_tensor, index) => {
+        if (index === 2) throw new Error("generator failed");
+        return new Uint8Array(32);
+      }),
+    ).rejects.toThrow("generator failed");
+    expect(await fs.promises.readdir(sub)).toEqual(["model.gguf"]);
+    expect(await fs.promises.readFile(target, "utf8")).toBe("previous");
+  });
+
+  it("the file only appears under its name once complete", async () => {
+    const sub = await fs.promises.mkdtemp(path.join(dir, "appear-"));
+    const target = path.join(sub, "model.gguf");
+    const seenDuringWrite: string[][] = [];
+    const tensors = [0, 1].map((i) => ({ name: `t${i}`, dims: [8], type: GgmlType.F32, byteLength: 32 }));
+    await writeGgufFile(target, new Map(), tensors, () => {
+      seenDuringWrite.push(fs.readdirSync(sub));
+      return new Uint8Array(32);
+    });
+    for (const names of seenDuringWrite) {
+      expect(names).not.toContain("model.gguf");
+      expect(names.every((name) => name.endsWith(".partial"))).toBe(true);
+    }
+    expect(await fs.promises.readdir(sub)).toEqual(["model.gguf"]);
+  });
+});
+
+describe("hearth synth flags", () => {
+  it("explicit flags override the preset", () => {
+    const { preset, options } = synthOptionsFromFlags({ preset: "small", layers: "3", kvHeads: "8", ctx: "2048", quant: "Q4_0", seed: "0" });
+    expect(preset).toBe("small");
+    expect(options).toEqual({ ...SYNTH_PRESETS.small, layers: 3, kvHeads: 8, contextLength: 2048, quant: "q4_0", seed: 0 });
+  });
+
+  it("defaults to the tiny preset with seed 1", () => {
+    expect(synthOptionsFromFlags({ preset: "tiny" }).options).toEqual({ ...SYNTH_PRESETS.tiny, seed: 1 });
+  });
+
+  it("bad values are HEARTH_CLI_USAGE naming the flag", () => {
+    expect(usageParam(() => synthOptionsFromFlags({ preset: "huge" }))).toBe("preset");
+    expect(usageParam(() => synthOptionsFromFlags({ preset: "tiny", layers: "2x" }))).toBe("layers");
+    expect(usageParam(() => synthOptionsFromFlags({ preset: "tiny", quant: "q2_k" }))).toBe("quant");
+    let message = "";
+    try {
+      synthOptionsFromFlags({ preset: "tiny", kvHeads: "3" });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain("--kv-heads");
+  });
+});
