@@ -50,6 +50,10 @@ export interface SamplingOptions {
   seed?: number;
   /** Generation stops before any of these strings; they are not included in the output. */
   stop: string[];
+  /** OpenAI's frequency_penalty (-2..2); absent when 0. Engines that cannot apply it ignore it. */
+  frequencyPenalty?: number;
+  /** OpenAI's presence_penalty (-2..2); absent when 0. Engines that cannot apply it ignore it. */
+  presencePenalty?: number;
 }
 
 export interface ChatJob {

@@ -1,0 +1,180 @@
+/**
+ * The daemon's HTTP server: the OpenAI-compatible API, health, metrics and status.
+ *
+ * Owns the listening socket and the order every request goes through: Host check (DNS
+ * rebinding) → API key → route (404/405) → handler. Handlers throw; this file turns what
+ * they throw into a response, so a bad request can never take the daemon down. Every
+ * answered request is counted in the metrics by route and status.
+ */
+
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { HearthError } from "../../protocol/errors.js";
+import type { HearthConfig } from "../config/defaults.js";
+import type { InferenceEngine } from "../engine/types.js";
+import type { Metrics } from "../metrics/Metrics.js";
+import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
+import type { HttpServices, RequestContext } from "./context.js";
+import { sendError } from "./errorResponder.js";
+import { handleChatCompletions } from "./handlers/chatCompletions.js";
+import { handleCompletions } from "./handlers/completions.js";
+import { handleEmbeddings } from "./handlers/embeddings.js";
+import { handleHealth } from "./handlers/health.js";
+import { handleMetrics } from "./handlers/metrics.js";
+import { handleGetModel, handleListModels } from "./handlers/models.js";
+import { handleStatus } from "./handlers/status.js";
+import { HostGuard } from "./hostGuard.js";
+import { requestPath, Router } from "./router.js";
+
+export interface HttpApiOptions {
+  config: HearthConfig;
+  engine: InferenceEngine;
+  metrics: Metrics;
+  logger: Logger;
+  version?: string;
+}
+
+/** Metrics label for requests that matched no route (keeps label values bounded). */
+const UNMATCHED_ENDPOINT = "unmatched";
+
+/** Status recorded for a request whose client left before the response finished (nginx's convention). */
+const CLIENT_CLOSED_STATUS = 499;
+
+export function createRouter(): Router {
+  return new Router()
+    .add("GET", "/health", handleHealth)
+    .add("GET", "/metrics", handleMetrics)
+    .add("GET", "/v1/models", handleListModels)
+    .add("GET", "/v1/models/:id", handleGetModel)
+    .add("POST", "/v1/chat/completions", handleChatCompletions)
+    .add("POST", "/v1/completions", handleCompletions)
+    .add("POST", "/v1/embeddings", handleEmbeddings)
+    .add("GET", "/hearth/v1/status", handleStatus);
+}
+
+export class HttpApi {
+  private readonly config: HearthConfig;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly server: http.Server;
+  private readonly router = createRouter();
+  private readonly hostGuard: HostGuard;
+  private readonly services: HttpServices;
+  private ready = true;
+  private closing = false;
+  private bound: { host: string; port: number } | undefined;
+
+  constructor(options: HttpApiOptions) {
+    this.config = options.config;
+    this.metrics = options.metrics;
+    this.log = options.logger.child({ component: "http" });
+    this.hostGuard = new HostGuard({ boundHost: options.config.host, allowedHosts: options.config.allowedHosts });
+    this.services = {
+      config: options.config,
+      engine: options.engine,
+      metrics: options.metrics,
+      version: options.version ?? "unknown",
+      startedAtMs: Date.now(),
+      isReady: () => this.ready,
+      address: () => this.bound ?? { host: options.config.host, port: options.config.port },
+    };
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.server.on("clientError", (error, socket) => {
+      // Malformed HTTP never reaches a handler; answer it and drop the socket.
+      this.log.debug({ err: error }, "malformed HTTP request");
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      else socket.destroy();
+    });
+  }
+
+  /** /health answers 503 while not ready; the daemon flips this first on shutdown. */
+  setReady(ready: boolean): void {
+    this.ready = ready;
+  }
+
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.server.once("error", onError);
+      this.server.listen(this.config.port, this.config.host, () => {
+        this.server.off("error", onError);
+        const address = this.server.address() as AddressInfo;
+        this.bound = { host: this.config.host, port: address.port };
+        this.log.info({ host: this.config.host, port: address.port, auth: this.config.apiKey !== undefined }, "HTTP API listening");
+        resolve(this.bound);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections and ends idle keep-alive sockets. Requests in flight may
+   * finish (the engine's drain ends them); sockets still open after drainTimeoutMs are cut.
+   */
+  close(): Promise<void> {
+    if (!this.server.listening) return Promise.resolve();
+    this.closing = true;
+    return new Promise((resolve) => {
+      const force = setTimeout(() => this.server.closeAllConnections(), this.config.drainTimeoutMs);
+      force.unref();
+      this.server.close(() => {
+        clearTimeout(force);
+        this.log.info("HTTP API closed");
+        resolve();
+      });
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = Date.now();
+    const path = requestPath(req.url);
+    let endpoint = UNMATCHED_ENDPOINT;
+    const log = this.log.child({ method: req.method, path });
+    if (this.closing) res.setHeader("connection", "close");
+    res.once("close", () => {
+      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
+      this.metrics.recordHttpRequest(endpoint, status);
+      log.debug({ endpoint, status, ms: Date.now() - startedAt }, "request done");
+    });
+
+    const route = (): Promise<void> => {
+      const match = this.router.match(req.method ?? "", path);
+      if (match.kind !== "notFound") endpoint = match.name;
+      if (!this.hostGuard.isAllowed(req.headers.host)) {
+        throw new HearthError("HEARTH_FORBIDDEN_HOST", `The Host header ${JSON.stringify(req.headers.host ?? "")} does not name this node.`);
+      }
+      if (this.config.apiKey !== undefined && requiresApiKey(path) && !hasValidApiKey(req.headers.authorization, this.config.apiKey)) {
+        res.setHeader("www-authenticate", 'Bearer realm="hearth"');
+        throw new HearthError("HEARTH_UNAUTHORIZED", "A valid API key is required: send 'Authorization: Bearer <key>'.");
+      }
+      if (match.kind === "notFound") throw new HearthError("HEARTH_NOT_FOUND", `No endpoint at ${path}.`);
+      if (match.kind === "methodNotAllowed") {
+        res.setHeader("allow", match.allow.join(", "));
+        throw new HearthError("HEARTH_METHOD_NOT_ALLOWED", `${match.name} does not accept ${req.method ?? "this method"}; use ${match.allow.join(" or ")}.`);
+      }
+      if (!this.ready && match.method === "POST") {
+        // Work accepted now could not finish before the drain ends; send it elsewhere or later.
+        throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.", { retryAfterSeconds: this.config.limits.retryAfterSeconds });
+      }
+      const context: RequestContext = { req, res, params: match.params, log, services: this.services };
+      return match.handler(context);
+    };
+
+    // Synchronous throws (guards) and async rejections (handlers) end up in the same place.
+    new Promise<void>((resolve) => resolve(route()))
+      .catch((error: unknown) => {
+        if (isOversizedBody(error)) res.setHeader("connection", "close");
+        sendError(res, error, log);
+      })
+      .catch((error: unknown) => {
+        log.error({ err: error }, "failed to send an error response");
+        res.destroy();
+      });
+  }
+}
+
+/** After a 413 the unread rest of the body is still on the socket; the connection cannot be reused. */
+function isOversizedBody(error: unknown): boolean {
+  return error instanceof HearthError && error.code === "HEARTH_BODY_TOO_LARGE";
+}

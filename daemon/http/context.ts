@@ -1,0 +1,33 @@
+/**
+ * What a route handler receives: the request, the response, the path parameters, and the
+ * daemon services the HTTP API was built with.
+ */
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import type { HearthConfig } from "../config/defaults.js";
+import type { InferenceEngine } from "../engine/types.js";
+import type { Metrics } from "../metrics/Metrics.js";
+
+export interface HttpServices {
+  config: HearthConfig;
+  engine: InferenceEngine;
+  metrics: Metrics;
+  version: string;
+  /** Epoch ms at which the API was created (for uptime). */
+  startedAtMs: number;
+  isReady(): boolean;
+  /** The address actually bound (port 0 resolved). */
+  address(): { host: string; port: number };
+}
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Decoded path parameters, e.g. `id` of /v1/models/{id}. */
+  params: Readonly<Record<string, string>>;
+  log: Logger;
+  services: HttpServices;
+}
+
+export type Handler = (context: RequestContext) => Promise<void>;

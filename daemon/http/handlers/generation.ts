@@ -1,0 +1,69 @@
+/**
+ * Runs one generation (chat or text completion) for an HTTP request and delivers it either
+ * as one JSON body or as an SSE stream, cancelling it if the client disconnects, and
+ * recording its usage and speed in the metrics.
+ *
+ * The model is resolved before anything is queued so an unknown model is a plain 404 even
+ * for a streamed request.
+ */
+
+import { performance } from "node:perf_hooks";
+import type { GenerationJob, GenerationResult } from "../../../protocol/inference.js";
+import type { DeliveryOptions } from "../../../protocol/openai/common.js";
+import { newResponseId, unixSeconds, type ResponseIdPrefix } from "../../../protocol/openai/ids.js";
+import type { ChunkSequence, ResponseMeta } from "../../../protocol/openai/responseMeta.js";
+import { abortOnClientDisconnect } from "../clientDisconnect.js";
+import type { RequestContext } from "../context.js";
+import { errorResponse, logAndConvert } from "../errorResponder.js";
+import { sendJson } from "../responses.js";
+import { SseWriter } from "../SseWriter.js";
+
+export interface GenerationFormat {
+  idPrefix: ResponseIdPrefix;
+  buildBody(meta: ResponseMeta, result: GenerationResult): unknown;
+  createChunks(meta: ResponseMeta, includeUsage: boolean): ChunkSequence;
+}
+
+export async function serveGeneration(
+  context: RequestContext,
+  request: { job: GenerationJob; delivery: DeliveryOptions },
+  format: GenerationFormat,
+): Promise<void> {
+  const { res, services, log } = context;
+  const { job, delivery } = request;
+  const model = await services.engine.resolveModel(job.model);
+  const meta: ResponseMeta = { id: newResponseId(format.idPrefix), created: unixSeconds(), model: job.model };
+  const cancel = abortOnClientDisconnect(res);
+  const startedAt = performance.now();
+  const recordMetrics = (result: GenerationResult): void => {
+    services.metrics.recordGeneration({ model: model.id, result, wallMs: performance.now() - startedAt });
+  };
+
+  if (!delivery.stream) {
+    const result = await services.engine.generate(job, { signal: cancel.signal });
+    recordMetrics(result);
+    sendJson(res, 200, format.buildBody(meta, result));
+    return;
+  }
+
+  const sse = new SseWriter(res, services.config.limits.sseKeepAliveMs);
+  const chunks = format.createChunks(meta, delivery.includeUsage);
+  sse.startKeepAlive();
+  try {
+    const result = await services.engine.generate(job, {
+      signal: cancel.signal,
+      onDelta: (delta) => {
+        for (const chunk of chunks.delta(delta.text)) sse.send(chunk);
+      },
+    });
+    recordMetrics(result);
+    for (const chunk of chunks.finish(result)) sse.send(chunk);
+    sse.done();
+  } catch (error) {
+    // Before the first byte the caller still answers with a real status code.
+    if (!sse.started) throw error;
+    sse.fail(errorResponse(logAndConvert(error, log)).body);
+  } finally {
+    sse.dispose();
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * GET /hearth/v1/status: what this daemon is and what it has loaded, for `hearth status`.
+ */
+
+import type { RequestContext } from "../context.js";
+import { sendJson } from "../responses.js";
+
+export function handleStatus({ res, services }: RequestContext): Promise<void> {
+  sendJson(res, 200, {
+    version: services.version,
+    uptimeSeconds: Math.floor((Date.now() - services.startedAtMs) / 1000),
+    listen: services.address(),
+    models: services.engine.stats().loaded,
+  });
+  return Promise.resolve();
+}
