@@ -21,6 +21,8 @@ export interface LimitsConfig {
   maxEmbeddingInputs: number;
   /** Seconds suggested to clients in `retry-after` when the queue is full. */
   retryAfterSeconds: number;
+  /** Period of `: keepalive` SSE comments while a streamed request waits (queue, model load). */
+  sseKeepAliveMs: number;
 }
 
 export interface RunnerConfig {
@@ -78,6 +80,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   contextSize: 4096,
   maxEmbeddingInputs: 2048,
   retryAfterSeconds: 1,
+  sseKeepAliveMs: 15_000,
 };
 
 export const DEFAULT_RUNNER: RunnerConfig = {
@@ -89,6 +92,114 @@ export const DEFAULT_RUNNER: RunnerConfig = {
 };
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * Caps on what the GGUF header reader (daemon/gguf/reader.ts) accepts, so a corrupt or hostile
+ * file in the models dir cannot make the daemon allocate without bound. Real models stay far
+ * below them: a 256k-token vocabulary is ~4 MB of header and 256k array entries.
+ */
+export interface GgufLimitsConfig {
+  /** Most header bytes (metadata + tensor infos) read from one file. */
+  maxHeaderBytes: number;
+  /** Most metadata key/value pairs. */
+  maxMetadataEntries: number;
+  /** Most tensors. */
+  maxTensors: number;
+  /** Longest single string (key, value or tensor name), in bytes. */
+  maxStringBytes: number;
+  /** Most elements in one metadata array. */
+  maxArrayLength: number;
+}
+
+export const DEFAULT_GGUF_LIMITS: GgufLimitsConfig = {
+  maxHeaderBytes: 256 * 1024 * 1024,
+  maxMetadataEntries: 65_536,
+  maxTensors: 1_048_576,
+  maxStringBytes: 16 * 1024 * 1024,
+  maxArrayLength: 16 * 1024 * 1024,
+};
+
+/**
+ * Peer links (daemon/peers/): where the peer listener binds, the frame limits, the handshake
+ * and liveness timings, and the listener's abuse limits. docs/protocol.md explains each.
+ * A heartbeat every 2 s and a 9 s silence timeout find a frozen or cut-off peer within the
+ * 10 s / 15 s targets; a killed peer usually shows at once through the TCP reset.
+ */
+export interface PeerConfig {
+  /** Address the peer listener binds to; peers on the LAN must reach it. */
+  host: string;
+  port: number;
+  /** Largest frame accepted or sent, in bytes; also the WebSocket `maxPayload`. */
+  maxFrameBytes: number;
+  /** Largest `streamData` chunk accepted or sent, in bytes. */
+  maxStreamChunkBytes: number;
+  /** Deepest nesting of arrays and maps accepted in a frame. */
+  maxNestingDepth: number;
+  /** TLS + WebSocket upgrade + peer handshake must finish within this, or the link closes with 4408. */
+  handshakeTimeoutMs: number;
+  /** How often each side sends a heartbeat on an up link. */
+  heartbeatIntervalMs: number;
+  /** Silence (no frame at all) after which a link is declared dead and closed with 4408. */
+  heartbeatTimeoutMs: number;
+  /** How long a closing link waits for the peer's close frame before dropping the socket. */
+  closeGraceMs: number;
+  /** TCP connect + TLS + WebSocket upgrade when dialling. */
+  dialTimeoutMs: number;
+  /** First redial delay after a failed dial; doubles per failure up to `dialBackoffMaxMs`. */
+  dialBackoffInitialMs: number;
+  dialBackoffMaxMs: number;
+  /** Fraction (0-1) of each backoff delay that is randomised, so peers do not redial in lockstep. */
+  dialBackoffJitter: number;
+  /** Default time a peer request may take before it is cancelled with HEARTH_PEER_TIMEOUT. */
+  requestTimeoutMs: number;
+  /** Requests from one peer handled at once; more are answered with HEARTH_QUEUE_FULL. */
+  maxConcurrentRequests: number;
+  /** Streams open at once on one link (both directions); more are refused with HEARTH_QUEUE_FULL. */
+  maxOpenStreams: number;
+  /** Bytes a stream receiver lets its peer send ahead of what has been read (per stream, per direction). */
+  streamWindowBytes: number;
+  /** Messages for never-opened streams tolerated per link before it is closed with 4404. */
+  maxUnknownStreamMessages: number;
+  /** Handshakes in progress on the listener at once; more are refused with HTTP 503. */
+  maxPendingHandshakes: number;
+  /** Open connections on the peer listener (links and handshakes). */
+  maxConnections: number;
+  /** Failed handshakes from one address within `failedAttemptWindowMs` before it is refused with HTTP 429. */
+  maxFailedAttempts: number;
+  failedAttemptWindowMs: number;
+  /** Addresses the failed-attempt limiter remembers; the oldest is forgotten first. */
+  maxTrackedAddresses: number;
+}
+
+export const DEFAULT_PEER_PORT = 4328;
+
+export const DEFAULT_PEER: PeerConfig = {
+  host: "0.0.0.0",
+  port: DEFAULT_PEER_PORT,
+  maxFrameBytes: 1024 * 1024,
+  maxStreamChunkBytes: 256 * 1024,
+  maxNestingDepth: 32,
+  handshakeTimeoutMs: 10_000,
+  heartbeatIntervalMs: 2_000,
+  heartbeatTimeoutMs: 9_000,
+  closeGraceMs: 1_000,
+  dialTimeoutMs: 5_000,
+  dialBackoffInitialMs: 500,
+  dialBackoffMaxMs: 30_000,
+  dialBackoffJitter: 0.5,
+  requestTimeoutMs: 30_000,
+  maxConcurrentRequests: 256,
+  maxOpenStreams: 256,
+  streamWindowBytes: 1024 * 1024,
+  maxUnknownStreamMessages: 64,
+  maxPendingHandshakes: 16,
+  maxConnections: 64,
+  maxFailedAttempts: 10,
+  failedAttemptWindowMs: 60_000,
+  maxTrackedAddresses: 4096,
+};
+
+export const DEFAULT_LOG_LEVEL: LogConfig["level"] = "info";
 
 /** XDG base directories, resolved from the environment at call time. */
 export function xdgConfigHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -1,0 +1,197 @@
+/**
+ * The daemon's composition: model registry, engine, metrics and HTTP API, started and
+ * stopped in one place and in a fixed order.
+ *
+ * start() assumes a fully validated configuration (daemon/config/loadConfig.ts): it creates
+ * the data and models directories, builds the parts and listens. If any step fails, what was
+ * already built is stopped again before the error is rethrown, so a failed start leaves no
+ * socket open and no runner behind.
+ *
+ * stop() follows the shutdown order of the style guide; each step runs even if an earlier
+ * one failed, because skipping "stop runners" after a failed drain would leak processes.
+ * Flushing logs is the process lifecycle's job (daemon/lifecycle/processLifecycle.ts),
+ * after stop() returns.
+ */
+
+import fs from "node:fs";
+import net from "node:net";
+import type { Logger } from "pino";
+import { HearthError } from "../protocol/errors.js";
+import type { HearthConfig } from "./config/defaults.js";
+import { LocalEngine } from "./engine/LocalEngine.js";
+import { HttpApi } from "./http/HttpApi.js";
+import { Metrics } from "./metrics/Metrics.js";
+import { ModelRegistry } from "./models/ModelRegistry.js";
+
+export interface DaemonOptions {
+  config: HearthConfig;
+  logger: Logger;
+  version: string;
+}
+
+export interface DaemonAddress {
+  host: string;
+  port: number;
+  /** Base URL of the HTTP API, e.g. http://127.0.0.1:4327. */
+  url: string;
+}
+
+type DaemonState = "new" | "starting" | "running" | "stopping" | "stopped";
+
+interface ShutdownStep {
+  name: string;
+  run: () => Promise<void> | void;
+}
+
+export class Daemon {
+  private readonly config: HearthConfig;
+  private readonly logger: Logger;
+  /** Handed to the parts, which add their own `component` (a second one would duplicate the key). */
+  private readonly rootLogger: Logger;
+  private readonly version: string;
+  private state: DaemonState = "new";
+  private starting: Promise<DaemonAddress> | undefined;
+  /** Settles when startParts() does, whatever the outcome; stop() waits on it. */
+  private partsStarted: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private registry: ModelRegistry | undefined;
+  private engine: LocalEngine | undefined;
+  private http: HttpApi | undefined;
+  private boundAddress: DaemonAddress | undefined;
+
+  constructor(options: DaemonOptions) {
+    this.config = options.config;
+    this.rootLogger = options.logger;
+    this.logger = options.logger.child({ component: "daemon" });
+    this.version = options.version;
+  }
+
+  get address(): DaemonAddress | undefined {
+    return this.boundAddress;
+  }
+
+  start(): Promise<DaemonAddress> {
+    if (this.state !== "new") throw new HearthError("HEARTH_INTERNAL", `the daemon cannot start from state ${this.state}`);
+    this.state = "starting";
+    const parts = this.startParts();
+    this.partsStarted = parts.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.starting = parts.then(
+      (address) => {
+        // A stop() that arrived mid-start wins; it is waiting for this promise.
+        if (this.state === "starting") this.state = "running";
+        return address;
+      },
+      async (error: unknown) => {
+        this.logger.error({ err: error }, "start failed; stopping what was started");
+        await this.stop();
+        throw error;
+      },
+    );
+    return this.starting;
+  }
+
+  private async startParts(): Promise<DaemonAddress> {
+    const { config } = this;
+    await makeDirectory(config.dataDir, "data_dir", 0o700);
+    await makeDirectory(config.modelsDir, "models_dir", 0o755);
+
+    this.registry = new ModelRegistry({
+      modelsDir: config.modelsDir,
+      extraPaths: config.models.extraPaths,
+      aliases: config.models.aliases,
+      logger: this.rootLogger,
+    });
+    const engine = new LocalEngine({ catalog: this.registry, limits: config.limits, runner: config.runner, logger: this.rootLogger });
+    this.engine = engine;
+    const metrics = new Metrics({ stats: () => engine.stats() });
+    this.http = new HttpApi({ config, engine, metrics, logger: this.rootLogger, version: this.version });
+
+    let bound: { host: string; port: number };
+    try {
+      bound = await this.http.listen();
+    } catch (error) {
+      throw listenError(error, config.host, config.port);
+    }
+    this.http.setReady(true);
+    this.boundAddress = { host: bound.host, port: bound.port, url: `http://${formatHost(bound.host)}:${bound.port}` };
+
+    const models = await this.registry.list().catch((error: unknown) => {
+      this.logger.warn({ err: error }, "could not list models");
+      return [];
+    });
+    this.logger.info(
+      { url: this.boundAddress.url, version: this.version, modelsDir: config.modelsDir, models: models.map((model) => model.id), auth: config.apiKey !== undefined },
+      `hearth ${this.version} listening on ${this.boundAddress.url}`,
+    );
+    if (models.length === 0) this.logger.warn({ modelsDir: config.modelsDir }, "no models found; add one with: hearth pull hf:<user>/<repo>/<file>.gguf");
+    return this.boundAddress;
+  }
+
+  /** Graceful shutdown; safe to call at any time and more than once. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopParts();
+    return this.stopping;
+  }
+
+  private async stopParts(): Promise<void> {
+    const wasStarting = this.state === "starting";
+    this.state = "stopping";
+    // Let a start in progress finish (or fail) so every part it builds gets stopped below.
+    if (wasStarting) await this.partsStarted;
+
+    const steps: ShutdownStep[] = [
+      // 1. Load balancers and peers stop sending work; new API requests get 503.
+      { name: "readiness", run: () => this.http?.setReady(false) },
+      // 2. mDNS goodbye: added with discovery (daemon/discovery/).
+      // 3. Close peer links with code 1001: added with peer links (daemon/peers/).
+      // 4 + 5. Drain in-flight generations up to drain_timeout, abort the rest, stop runners.
+      { name: "engine", run: () => this.engine?.stop({ drainTimeoutMs: this.config.drainTimeoutMs }) },
+      // Only now close HTTP: closing earlier would cut off the streams being drained.
+      { name: "http", run: () => this.http?.close() },
+    ];
+    for (const step of steps) {
+      const started = Date.now();
+      try {
+        await step.run();
+        this.logger.debug({ step: step.name, ms: Date.now() - started }, "shutdown step done");
+      } catch (error) {
+        this.logger.error({ err: error, step: step.name }, "shutdown step failed; continuing");
+      }
+    }
+    this.state = "stopped";
+    this.logger.info("stopped");
+  }
+}
+
+async function makeDirectory(directory: string, key: string, mode: number): Promise<void> {
+  try {
+    await fs.promises.mkdir(directory, { recursive: true, mode });
+  } catch (error) {
+    throw new HearthError("HEARTH_CONFIG_INVALID", `${key}: cannot create ${directory}: ${(error as Error).message}`, { param: key, cause: error });
+  }
+}
+
+const LISTEN_REASONS: Record<string, string> = {
+  EADDRINUSE: "the address is already in use (is another hearth serve running? choose another --port)",
+  EACCES: "permission denied (ports below 1024 need privileges)",
+  EADDRNOTAVAIL: "this machine has no such address",
+  ENOTFOUND: "the host name does not resolve",
+  EAI_AGAIN: "the host name does not resolve",
+};
+
+function listenError(error: unknown, host: string, port: number): HearthError {
+  if (error instanceof HearthError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason = code !== undefined ? LISTEN_REASONS[code] : undefined;
+  if (reason !== undefined) {
+    return new HearthError("HEARTH_CONFIG_INVALID", `cannot listen on ${formatHost(host)}:${port}: ${reason}`, { param: "port", cause: error });
+  }
+  return HearthError.from(error);
+}
+
+function formatHost(host: string): string {
+  return net.isIPv6(host) ? `[${host}]` : host;
+}
