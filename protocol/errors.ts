@@ -70,6 +70,11 @@ export const ERROR_CATALOGUE = {
   HEARTH_PEER_DUPLICATE_LINK: { status: 409, type: "invalid_request_error", closeCode: 4409, description: "A link to this peer already exists; the duplicate is closed." },
   HEARTH_PEER_INCOMPATIBLE: { status: 426, type: "invalid_request_error", closeCode: 4426, description: "The peer speaks an incompatible protocol version." },
   HEARTH_JOIN_TOKEN_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, description: "The cluster join token is malformed or corrupted." },
+  HEARTH_PEER_UNAVAILABLE: { status: 503, type: "service_unavailable", closeCode: 4503, description: "No authenticated link to the peer is up, or it closed while a request or stream was in flight." },
+
+  // Node identity and cluster membership in the data dir
+  HEARTH_IDENTITY_INVALID: { status: 500, type: "server_error", closeCode: 1011, description: "The node identity or cluster membership file in the data dir is unreadable or corrupt." },
+  HEARTH_CLUSTER_CONFLICT: { status: 409, type: "invalid_request_error", closeCode: 4409, description: "This node already belongs to a different cluster; replacing the membership must be forced." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type HearthErrorCode = keyof typeof ERROR_CATALOGUE;
