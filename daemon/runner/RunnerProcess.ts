@@ -1,0 +1,415 @@
+/**
+ * The daemon's handle on one runner child process: fork, load, jobs, stop, and death.
+ *
+ * The runner holds one model (see shared design notes §1 for why it is a separate process:
+ * native code can abort() or run out of memory, and the daemon must survive both). Every
+ * message from it is validated before use. Each job is tracked by id until its one final
+ * message; when the process exits, every job still in flight is rejected with
+ * HEARTH_RUNNER_FAILED naming the exit code or signal, and `exited` resolves.
+ *
+ * A job's promise settles when the runner is done with the job, not earlier: after a cancel
+ * it rejects with HEARTH_CANCELLED once the runner confirms, so callers that count slots
+ * know the runner's sequence is really free again.
+ */
+
+import { fork, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "pino";
+import { HearthError } from "../../protocol/errors.js";
+import type {
+  EmbeddingJob,
+  EmbeddingResult,
+  GenerationDelta,
+  GenerationJob,
+  GenerationResult,
+} from "../../protocol/inference.js";
+import type { DaemonToRunner, RunnerLoadOptions, RunnerModelInfo, RunnerToDaemon } from "../../protocol/runnerIpc.js";
+import { isRunnerToDaemon } from "../../protocol/runnerIpc.js";
+
+export interface RunnerProcessOptions {
+  load: RunnerLoadOptions;
+  /** Kill the runner and fail the load when it is not ready by then. */
+  loadTimeoutMs: number;
+  /** After "shutdown", how long to wait before SIGKILL. */
+  stopTimeoutMs: number;
+  logger: Logger;
+  /** The runner's entry script; defaults to runnerMain.js next to this file. */
+  entryPath?: string;
+  /** Node flags for the child (e.g. --max-old-space-size); defaults to none. */
+  execArgv?: string[];
+}
+
+export interface RunnerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** True when the exit followed stop() (or a load failure), false for a crash. */
+  expected: boolean;
+}
+
+export type RunnerState = "new" | "loading" | "ready" | "stopping" | "exited";
+
+interface PendingJob {
+  kind: "generation" | "embedding";
+  resolve: (result: GenerationResult | EmbeddingResult) => void;
+  reject: (error: HearthError) => void;
+  onDelta: ((delta: GenerationDelta) => void) | undefined;
+  cancelSent: boolean;
+}
+
+export interface JobOptions {
+  /** Aborting sends "cancel"; the promise then rejects HEARTH_CANCELLED when the runner stops. */
+  signal?: AbortSignal;
+  onDelta?: (delta: GenerationDelta) => void;
+}
+
+const DEFAULT_ENTRY = fileURLToPath(new URL("./runnerMain.js", import.meta.url));
+/** After the runner exits, how long its IPC channel may take to deliver what it still holds. */
+const EXIT_MESSAGES_GRACE_MS = 1_000;
+
+export class RunnerProcess {
+  readonly modelId: string;
+  readonly exited: Promise<RunnerExit>;
+  readonly #options: RunnerProcessOptions;
+  readonly #logger: Logger;
+  readonly #jobs = new Map<string, PendingJob>();
+  #child: ChildProcess | undefined;
+  #state: RunnerState = "new";
+  #info: RunnerModelInfo | undefined;
+  #nextJobId = 1;
+  #expectingExit = false;
+  #resolveExited!: (exit: RunnerExit) => void;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: RunnerProcessOptions) {
+    this.#options = options;
+    this.modelId = options.load.modelId;
+    this.#logger = options.logger.child({ component: "runner", model: options.load.modelId });
+    this.exited = new Promise((resolve) => {
+      this.#resolveExited = resolve;
+    });
+  }
+
+  get state(): RunnerState {
+    return this.#state;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get info(): RunnerModelInfo | undefined {
+    return this.#info;
+  }
+
+  /** Jobs sent and not yet finished. */
+  get inFlight(): number {
+    return this.#jobs.size;
+  }
+
+  /**
+   * Forks the runner and loads the model. Rejects HEARTH_MODEL_LOAD_FAILED when the runner
+   * reports a failure, exits, or misses the load timeout; the child is gone by then.
+   */
+  start(): Promise<RunnerModelInfo> {
+    if (this.#state !== "new") return Promise.reject(new Error("a RunnerProcess starts once"));
+    this.#state = "loading";
+    const entry = this.#options.entryPath ?? DEFAULT_ENTRY;
+    let child: ChildProcess;
+    try {
+      child = fork(entry, [], {
+        serialization: "advanced",
+        // The runner talks over IPC only; anything native code prints is captured as logs.
+        stdio: ["ignore", "pipe", "pipe", "ipc"],
+        execArgv: this.#options.execArgv ?? [],
+      });
+    } catch (error) {
+      this.#state = "exited";
+      this.#resolveExited({ code: null, signal: null, expected: true });
+      return Promise.reject(loadFailed(this.modelId, `could not start the runner: ${String(error)}`, error));
+    }
+    this.#child = child;
+    this.#logger.debug({ runnerPid: child.pid, entry }, "runner started");
+    this.#pipeOutput(child);
+
+    return new Promise<RunnerModelInfo>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        settle(loadFailed(this.modelId, `the runner did not load the model within ${this.#options.loadTimeoutMs} ms`));
+      }, this.#options.loadTimeoutMs);
+      let settled = false;
+      const settle = (outcome: RunnerModelInfo | HearthError): void => {
+        if (settled) return;
+        settled = true;
+        this.#onLoadOutcome = undefined;
+        clearTimeout(timer);
+        if (outcome instanceof HearthError) {
+          // A runner that failed to load has nothing to offer; make sure it is gone.
+          this.#expectingExit = true;
+          this.#kill();
+          reject(outcome);
+        } else {
+          resolve(outcome);
+        }
+      };
+      this.#onLoadOutcome = settle;
+
+      child.on("message", (message: unknown) => this.#onMessage(message));
+      child.on("error", (error) => {
+        this.#logger.error({ err: error }, "runner process error");
+        settle(loadFailed(this.modelId, `the runner process failed: ${error.message}`, error));
+        // A process that never started emits no "exit"; without one, `exited` would never resolve.
+        if (child.pid === undefined) this.#onExit(null, null);
+      });
+      child.on("exit", (code, signal) => {
+        // "exit" can overtake the runner's last messages (its loadFailed reason, a final
+        // result); they are all read once the IPC channel reports its end.
+        if (!child.connected) return this.#onExit(code, signal);
+        const grace = setTimeout(() => this.#onExit(code, signal), EXIT_MESSAGES_GRACE_MS);
+        child.once("disconnect", () => {
+          clearTimeout(grace);
+          this.#onExit(code, signal);
+        });
+      });
+      this.#send({ type: "load", options: this.#options.load });
+    });
+  }
+
+  generate(job: GenerationJob, options: JobOptions = {}): Promise<GenerationResult> {
+    return this.#run("generation", job, options) as Promise<GenerationResult>;
+  }
+
+  embed(job: EmbeddingJob, options: JobOptions = {}): Promise<EmbeddingResult> {
+    return this.#run("embedding", job, options) as Promise<EmbeddingResult>;
+  }
+
+  /**
+   * Asks the runner to dispose its model and exit; SIGKILL after stopTimeoutMs. Jobs still in
+   * flight are rejected (the runner cancels them first). Safe to call repeatedly.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  /** Kills the runner at once (SIGKILL). */
+  kill(): void {
+    this.#expectingExit = true;
+    this.#kill();
+  }
+
+  // ---- internals ---------------------------------------------------------------------
+
+  #onLoadOutcome: ((outcome: RunnerModelInfo | HearthError) => void) | undefined;
+
+  async #stop(): Promise<void> {
+    if (this.#state === "exited") return;
+    if (!this.#child) {
+      this.#state = "exited";
+      this.#resolveExited({ code: null, signal: null, expected: true });
+      return;
+    }
+    this.#expectingExit = true;
+    this.#state = "stopping";
+    this.#send({ type: "shutdown" });
+    const timer = setTimeout(() => {
+      this.#logger.warn({ runnerPid: this.pid, timeoutMs: this.#options.stopTimeoutMs }, "runner did not stop in time; killing it");
+      this.#kill();
+    }, this.#options.stopTimeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  #run(kind: PendingJob["kind"], job: GenerationJob | EmbeddingJob, options: JobOptions): Promise<GenerationResult | EmbeddingResult> {
+    if (this.#state !== "ready") {
+      return Promise.reject(new HearthError("HEARTH_RUNNER_FAILED", `The runner for model "${this.modelId}" is not ready (${this.#state}).`));
+    }
+    const { signal, onDelta } = options;
+    if (signal?.aborted) return Promise.reject(new HearthError("HEARTH_CANCELLED", "The request was cancelled."));
+    const id = `j${this.#nextJobId++}`;
+    return new Promise<GenerationResult | EmbeddingResult>((resolve, reject) => {
+      const onAbort = (): void => this.#cancel(id);
+      const cleanup = (): void => signal?.removeEventListener("abort", onAbort);
+      this.#jobs.set(id, {
+        kind,
+        onDelta,
+        cancelSent: false,
+        resolve: (result) => {
+          cleanup();
+          resolve(result);
+        },
+        reject: (error) => {
+          cleanup();
+          reject(error);
+        },
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const message: DaemonToRunner =
+        job.kind === "embedding" ? { type: "embedding", id, job } : job.kind === "chat" ? { type: "chat", id, job } : { type: "completion", id, job };
+      this.#send(message);
+    });
+  }
+
+  #cancel(id: string): void {
+    const pending = this.#jobs.get(id);
+    if (!pending || pending.cancelSent) return;
+    pending.cancelSent = true;
+    this.#send({ type: "cancel", id });
+  }
+
+  #send(message: DaemonToRunner): void {
+    const child = this.#child;
+    if (!child?.connected) return;
+    // A failed send means the runner is dying; its "exit" rejects whatever is in flight.
+    child.send(message, (error) => {
+      if (error) this.#logger.debug({ err: error, type: message.type }, "could not send to runner");
+    });
+  }
+
+  #onMessage(raw: unknown): void {
+    if (!isRunnerToDaemon(raw)) {
+      this.#logger.warn({ runnerPid: this.pid }, "ignored a malformed message from the runner");
+      return;
+    }
+    const message: RunnerToDaemon = raw;
+    switch (message.type) {
+      case "log":
+        this.#forwardLog(message.level, message.message, message.fields);
+        return;
+      case "ready":
+        if (this.#state !== "loading" || !this.#onLoadOutcome || !isModelInfo(message.info)) return;
+        this.#state = "ready";
+        this.#info = message.info;
+        this.#logger.info({ runnerPid: this.pid, ...message.info }, "model loaded");
+        this.#onLoadOutcome?.(message.info);
+        return;
+      case "loadFailed":
+        this.#onLoadOutcome?.(loadFailedFromRunner(this.modelId, message.error));
+        return;
+      case "delta": {
+        const pending = this.#jobs.get(message.id);
+        if (pending?.onDelta && typeof message.delta?.text === "string") pending.onDelta({ text: message.delta.text });
+        return;
+      }
+      case "generationDone":
+      case "embeddingDone": {
+        const pending = this.#jobs.get(message.id);
+        if (!pending) return;
+        this.#jobs.delete(message.id);
+        const expected = pending.kind === "generation" ? "generationDone" : "embeddingDone";
+        if (message.type !== expected) {
+          pending.reject(new HearthError("HEARTH_INTERNAL", `The runner answered a ${pending.kind} job with ${message.type}.`));
+          return;
+        }
+        const valid = message.type === "generationDone" ? isGenerationResult(message.result) : isEmbeddingResult(message.result);
+        if (!valid) {
+          pending.reject(new HearthError("HEARTH_INTERNAL", `The runner sent a malformed ${pending.kind} result.`));
+          return;
+        }
+        pending.resolve(message.result);
+        return;
+      }
+      case "failed": {
+        const pending = this.#jobs.get(message.id);
+        if (!pending) return;
+        this.#jobs.delete(message.id);
+        const payload: unknown = message.error;
+        const valid = typeof payload === "object" && payload !== null && typeof (payload as { message?: unknown }).message === "string";
+        pending.reject(valid ? HearthError.fromPayload(message.error) : new HearthError("HEARTH_INTERNAL", "The runner reported a malformed error."));
+        return;
+      }
+    }
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#state === "exited") return;
+    const expected = this.#expectingExit;
+    this.#state = "exited";
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    if (expected) this.#logger.debug({ runnerPid: this.pid, code, signal }, "runner exited");
+    else this.#logger.error({ runnerPid: this.pid, code, signal, inFlight: this.#jobs.size }, `runner ${how}`);
+    this.#onLoadOutcome?.(loadFailed(this.modelId, `the runner ${how} while loading`));
+    const failure = new HearthError("HEARTH_RUNNER_FAILED", `The runner for model "${this.modelId}" ${how}.`);
+    for (const pending of this.#jobs.values()) pending.reject(failure);
+    this.#jobs.clear();
+    this.#resolveExited({ code, signal, expected });
+  }
+
+  #kill(): void {
+    const child = this.#child;
+    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+
+  #forwardLog(level: string, text: string, fields: Record<string, unknown> | undefined): void {
+    const bindings = { ...(fields ?? {}), runnerPid: this.pid };
+    switch (level) {
+      case "trace":
+      case "debug":
+      case "info":
+      case "warn":
+      case "error":
+      case "fatal":
+        this.#logger[level](bindings, String(text));
+        return;
+      default:
+        this.#logger.warn(bindings, String(text));
+    }
+  }
+
+  /** Native code may print to stdout/stderr (e.g. a ggml assertion before abort()); keep it as logs. */
+  #pipeOutput(child: ChildProcess): void {
+    for (const [stream, name] of [
+      [child.stdout, "stdout"],
+      [child.stderr, "stderr"],
+    ] as const) {
+      if (!stream) continue;
+      createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+        if (line.trim() !== "") this.#logger.warn({ runnerPid: child.pid, stream: name }, line);
+      });
+    }
+  }
+}
+
+// The IPC validator checks message types and ids; results are checked here, where their
+// shape is used, so a corrupted message fails one job instead of crashing the daemon later.
+function isModelInfo(value: unknown): value is RunnerModelInfo {
+  const info = value as Partial<RunnerModelInfo> | null;
+  return typeof info === "object" && info !== null && typeof info.contextSize === "number" && typeof info.parallelSlots === "number";
+}
+
+const FINISH_REASONS = new Set(["stop", "length", "tool_calls"]);
+
+function isGenerationResult(value: unknown): value is GenerationResult {
+  const result = value as Partial<GenerationResult> | null;
+  return (
+    typeof result === "object" &&
+    result !== null &&
+    typeof result.text === "string" &&
+    Array.isArray(result.toolCalls) &&
+    result.toolCalls.every((call) => typeof call?.id === "string" && typeof call.name === "string" && typeof call.arguments === "string") &&
+    typeof result.finishReason === "string" &&
+    FINISH_REASONS.has(result.finishReason) &&
+    typeof result.usage?.promptTokens === "number" &&
+    typeof result.usage.completionTokens === "number" &&
+    typeof result.cachedPromptTokens === "number"
+  );
+}
+
+function isEmbeddingResult(value: unknown): value is EmbeddingResult {
+  const result = value as Partial<EmbeddingResult> | null;
+  return (
+    typeof result === "object" &&
+    result !== null &&
+    typeof result.promptTokens === "number" &&
+    Array.isArray(result.vectors) &&
+    result.vectors.every((vector) => Array.isArray(vector) && vector.every((entry) => typeof entry === "number"))
+  );
+}
+
+function loadFailed(modelId: string, reason: string, cause?: unknown): HearthError {
+  return new HearthError("HEARTH_MODEL_LOAD_FAILED", `Model "${modelId}" could not be loaded: ${reason}.`, cause === undefined ? {} : { cause });
+}
+
+function loadFailedFromRunner(modelId: string, payload: { code: string; message: string }): HearthError {
+  // Keep the runner's reason; the code is always a load failure whatever the runner said.
+  return new HearthError("HEARTH_MODEL_LOAD_FAILED", String(payload.message || `Model "${modelId}" could not be loaded.`));
+}

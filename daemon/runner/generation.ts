@@ -1,0 +1,110 @@
+/**
+ * What chat and completion jobs share: the token budget, sampling options, finish reasons,
+ * and the measurement of what a job actually evaluated.
+ *
+ * The budget is checked before generation on purpose: node-llama-cpp would otherwise fit an
+ * over-long prompt by silently dropping its beginning (context shift) and keep generating
+ * past a full context the same way. Hearth answers HEARTH_CONTEXT_OVERFLOW instead, and caps
+ * generation so the sequence never fills up: node-llama-cpp shifts once the next token index
+ * reaches contextSize - 1, and after k generated tokens that index is prompt + k - 1.
+ */
+
+import type { LlamaContextSequence, TokenMeterState } from "node-llama-cpp";
+import { TokenMeter } from "node-llama-cpp";
+import { HearthError } from "../../protocol/errors.js";
+import type { FinishReason, SamplingOptions } from "../../protocol/inference.js";
+
+/** Recent tokens OpenAI-style frequency/presence penalties look back over. */
+export const PENALTY_WINDOW_TOKENS = 256;
+
+export interface JobContext {
+  signal: AbortSignal;
+  /** Date.now() when the runner received the job. */
+  startedAt: number;
+  onDelta(text: string): void;
+}
+
+export interface TokenBudget {
+  /** Tokens to generate at most: the client's max_tokens, capped by the room left. */
+  maxTokens: number;
+}
+
+/** Throws HEARTH_CONTEXT_OVERFLOW (with `param`) when no room is left to generate. */
+export function tokenBudget(promptTokens: number, contextSize: number, requestedMaxTokens: number | undefined, param: string): TokenBudget {
+  const room = contextSize - promptTokens - 1;
+  if (room < 1) {
+    throw new HearthError(
+      "HEARTH_CONTEXT_OVERFLOW",
+      `The prompt is ${promptTokens} tokens, but each request gets a context of ${contextSize} tokens, which must also hold at least one generated token.`,
+      { param },
+    );
+  }
+  if (requestedMaxTokens === undefined || requestedMaxTokens > room) return { maxTokens: room };
+  return { maxTokens: Math.max(1, requestedMaxTokens) };
+}
+
+export interface SamplingSettings {
+  temperature: number;
+  topP?: number;
+  seed?: number;
+  repeatPenalty: false | { lastTokens: number; penalty: number; frequencyPenalty?: number; presencePenalty?: number; penalizeNewLine: boolean };
+  customStopTriggers?: string[];
+}
+
+/**
+ * node-llama-cpp options for `sampling`. Its own defaults differ from OpenAI's (it applies a
+ * 1.1 repeat penalty unless told otherwise), so every knob is set explicitly: no penalty
+ * unless the client asked for frequency/presence penalties.
+ */
+export function samplingSettings(sampling: SamplingOptions): SamplingSettings {
+  const settings: SamplingSettings = { temperature: sampling.temperature, repeatPenalty: false };
+  if (sampling.topP !== undefined) settings.topP = sampling.topP;
+  if (sampling.seed !== undefined) settings.seed = sampling.seed;
+  const stops = sampling.stop.filter((stop) => stop !== "");
+  if (stops.length > 0) settings.customStopTriggers = stops;
+  const frequency = sampling.frequencyPenalty ?? 0;
+  const presence = sampling.presencePenalty ?? 0;
+  if (frequency !== 0 || presence !== 0) {
+    settings.repeatPenalty = { lastTokens: PENALTY_WINDOW_TOKENS, penalty: 1, penalizeNewLine: true };
+    if (frequency !== 0) settings.repeatPenalty.frequencyPenalty = frequency;
+    if (presence !== 0) settings.repeatPenalty.presencePenalty = presence;
+  }
+  return settings;
+}
+
+export function finishReason(stopReason: string, hasToolCalls: boolean): FinishReason {
+  if (hasToolCalls) return "tool_calls";
+  return stopReason === "maxTokens" ? "length" : "stop";
+}
+
+/**
+ * Token counts of one job on one sequence, from node-llama-cpp's own meter: `decoded` is
+ * every token that went through the model (prompt tokens that were not cached, plus each
+ * generated token fed back), `sampled` is how many tokens the model produced.
+ */
+export class EvaluationMeter {
+  readonly #sequence: LlamaContextSequence;
+  readonly #before: TokenMeterState;
+
+  constructor(sequence: LlamaContextSequence) {
+    this.#sequence = sequence;
+    this.#before = sequence.tokenMeter.getState();
+  }
+
+  read(): { decoded: number; sampled: number } {
+    const diff = TokenMeter.diff(this.#sequence.tokenMeter, this.#before);
+    return { decoded: diff.usedInputTokens + diff.usedOutputTokens, sampled: diff.usedOutputTokens };
+  }
+}
+
+/**
+ * Makes `sequence` hold the longest cached prefix of `promptTokens` and nothing after it, the
+ * same alignment LlamaChat and LlamaCompletion perform before evaluating (they keep the last
+ * prompt token to evaluate, since its logits produce the first new token). Returns how many
+ * prompt tokens stay cached: node-llama-cpp then finds them in place and evaluates only the rest.
+ */
+export async function alignToPrompt(sequence: LlamaContextSequence, promptTokens: readonly number[]): Promise<number> {
+  const keep = promptTokens.slice(0, -1) as Parameters<LlamaContextSequence["adaptStateToTokens"]>[0];
+  await sequence.adaptStateToTokens(keep, false);
+  return sequence.nextTokenIndex;
+}
