@@ -122,6 +122,10 @@ export class RunnerProcess {
         // The runner talks over IPC only; anything native code prints is captured as logs.
         stdio: ["ignore", "pipe", "pipe", "ipc"],
         execArgv: this.#options.execArgv ?? [],
+        // Its own process group: Ctrl-C at a terminal signals the whole foreground group, and
+        // the daemon, not the terminal, decides when a runner stops (it drains first). A runner
+        // still exits by itself when the IPC channel closes, so a dead daemon leaves no orphan.
+        detached: true,
       });
     } catch (error) {
       this.#state = "exited";

@@ -1,23 +1,18 @@
 /**
  * How a runner translates job inputs for node-llama-cpp: JSON schemas it can enforce (checked
  * against node-llama-cpp's real grammar compiler), OpenAI messages folded into its chat
- * history, and tool_choice mapped onto its functions. Pure functions from the built runner,
+ * history, and tool_choice mapped onto its functions. Pure functions of the runner,
  * no runner process needed.
  */
 
-import path from "node:path";
 import type { Llama } from "node-llama-cpp";
 import { getLlama } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type * as ChatHistoryModule from "../../daemon/runner/chatHistory.js";
-import type * as SchemaModule from "../../daemon/runner/jsonSchemaSupport.js";
-import type * as ToolsModule from "../../daemon/runner/toolFunctions.js";
+import { toChatHistory } from "../../daemon/runner/chatHistory.js";
+import { MAX_SCHEMA_DEPTH, normalizeGrammarSchema } from "../../daemon/runner/jsonSchemaSupport.js";
+import { planTools } from "../../daemon/runner/toolFunctions.js";
 import type { ChatMessage } from "../../protocol/inference.js";
 
-const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { normalizeGrammarSchema, MAX_SCHEMA_DEPTH } = (await import(path.join(DIST, "daemon/runner/jsonSchemaSupport.js"))) as typeof SchemaModule;
-const { toChatHistory } = (await import(path.join(DIST, "daemon/runner/chatHistory.js"))) as typeof ChatHistoryModule;
-const { planTools } = (await import(path.join(DIST, "daemon/runner/toolFunctions.js"))) as typeof ToolsModule;
 
 function hearthError(run: () => unknown): Record<string, unknown> {
   try {
