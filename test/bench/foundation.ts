@@ -1,0 +1,202 @@
+/**
+ * Single-machine benchmark: the daemon's HTTP API against node-llama-cpp called directly,
+ * measured side by side in one run on the same model with the same threads and context
+ * shape, plus concurrency scaling and prefix reuse. Figures are printed as ratios; nothing
+ * here asserts a speed, because a noisy machine must not fail a build.
+ */
+
+import { getLlama, LlamaCompletion } from "node-llama-cpp";
+import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
+import { readSse } from "../helpers/sse.js";
+
+export interface FoundationBenchOptions {
+  modelPath: string;
+  threads: number;
+  parallelSlots: number;
+  contextSize: number;
+  promptChars: number;
+  genTokens: number;
+  repeats: number;
+}
+
+interface Timing {
+  promptTokens: number;
+  completionTokens: number;
+  /** Seconds from sending the request to the first token. */
+  ttft: number;
+  /** Seconds from the first token to the last. */
+  genSeconds: number;
+}
+
+const BASE_TEXT = "The quick brown fox jumps over the lazy dog while the hearth keeps the house warm. ";
+
+function promptFor(tag: string, chars: number): string {
+  return `${tag} ${BASE_TEXT.repeat(Math.ceil(chars / BASE_TEXT.length))}`.slice(0, chars);
+}
+
+const ppRate = (t: Timing): number => t.promptTokens / t.ttft;
+const tgRate = (t: Timing): number => (t.completionTokens - 1) / t.genSeconds;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+async function streamCompletion(daemon: RunningDaemon, prompt: string, maxTokens: number): Promise<Timing> {
+  const started = performance.now();
+  const response = await fetch(`${daemon.url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "bench", prompt, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+  });
+  if (!response.ok) throw new Error(`completion failed: ${response.status} ${await response.text()}`);
+  let first = 0;
+  let last = 0;
+  let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+  for await (const event of readSse(response)) {
+    if (event.data === "[DONE]") break;
+    const chunk = event.data as { choices: { text: string }[]; usage?: typeof usage };
+    if (chunk.choices.length > 0 && chunk.choices[0]!.text !== "") {
+      if (first === 0) first = event.at;
+      last = event.at;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  if (!usage) throw new Error("no usage chunk in the stream");
+  return { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, ttft: (first - started) / 1000, genSeconds: (last - first) / 1000 };
+}
+
+async function streamChat(daemon: RunningDaemon, messages: { role: string; content: string }[], maxTokens: number): Promise<{ timing: Timing; text: string; cached: number }> {
+  const started = performance.now();
+  const response = await fetch(`${daemon.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "bench", messages, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } }),
+  });
+  if (!response.ok) throw new Error(`chat failed: ${response.status} ${await response.text()}`);
+  let first = 0;
+  let last = 0;
+  let text = "";
+  let usage: { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } | undefined;
+  for await (const event of readSse(response)) {
+    if (event.data === "[DONE]") break;
+    const chunk = event.data as { choices: { delta: { content?: string } }[]; usage?: typeof usage };
+    const piece = chunk.choices[0]?.delta.content ?? "";
+    if (piece !== "") {
+      if (first === 0) first = event.at;
+      last = event.at;
+      text += piece;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  if (!usage) throw new Error("no usage chunk in the stream");
+  return {
+    timing: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, ttft: (first - started) / 1000, genSeconds: (last - first) / 1000 },
+    text,
+    cached: usage.prompt_tokens_details?.cached_tokens ?? 0,
+  };
+}
+
+export async function benchFoundation(options: FoundationBenchOptions): Promise<Record<string, number>> {
+  const log = (line: string): void => { process.stderr.write(`[foundation] ${line}\n`); };
+  const daemon = await startDaemon({
+    models: { bench: options.modelPath },
+    args: ["--log-level", "warn"],
+    configToml: [
+      "[runner]", `threads = ${options.threads}`,
+      "[limits]", `parallel_slots = ${options.parallelSlots}`, `context_size = ${options.contextSize}`,
+    ].join("\n"),
+    readyTimeoutMs: 60_000,
+  });
+  // node-llama-cpp in this process, shaped like the runner's context (same sequences and size).
+  const llama = await getLlama({ build: "never" });
+  const model = await llama.loadModel({ modelPath: options.modelPath });
+  const context = await model.createContext({
+    // node-llama-cpp 3.22 gives each sequence contextSize cells, as the runner does.
+    contextSize: options.contextSize,
+    sequences: options.parallelSlots,
+    threads: options.threads,
+  });
+  try {
+    log("warming up (loads the model in the daemon's runner)");
+    await streamCompletion(daemon, promptFor("warmup", 32), 4);
+
+    const viaDaemon: Timing[] = [];
+    const direct: Timing[] = [];
+    for (let run = 0; run < options.repeats; run++) {
+      // A fresh tag per run defeats prefix reuse, so both sides evaluate the whole prompt.
+      const daemonTiming = await streamCompletion(daemon, promptFor(`d${run}`, options.promptChars), options.genTokens);
+      viaDaemon.push(daemonTiming);
+
+      const sequence = context.getSequence();
+      const completion = new LlamaCompletion({ contextSequence: sequence });
+      const prompt = promptFor(`n${run}`, options.promptChars);
+      let first = 0;
+      let last = 0;
+      const started = performance.now();
+      const { metadata, response } = await completion.generateCompletionWithMeta(prompt, {
+        maxTokens: options.genTokens,
+        temperature: 0,
+        onTextChunk: () => {
+          const now = performance.now();
+          if (first === 0) first = now;
+          last = now;
+        },
+      });
+      const completionTokens = model.tokenize(response).length;
+      void metadata;
+      direct.push({ promptTokens: model.tokenize(prompt).length + 1, completionTokens, ttft: (first - started) / 1000, genSeconds: (last - first) / 1000 });
+      completion.dispose();
+      sequence.dispose();
+      log(`run ${run}: daemon pp ${ppRate(daemonTiming).toFixed(1)} tg ${tgRate(daemonTiming).toFixed(2)} | direct pp ${ppRate(direct.at(-1)!).toFixed(1)} tg ${tgRate(direct.at(-1)!).toFixed(2)} tok/s`);
+    }
+
+    log("concurrency: 1 client, then 4 clients at once");
+    const aggregate = async (clients: number): Promise<number> => {
+      const started = performance.now();
+      const timings = await Promise.all(Array.from({ length: clients }, (_, i) => streamCompletion(daemon, promptFor(`c${clients}-${i}`, 24), options.genTokens)));
+      const seconds = (performance.now() - started) / 1000;
+      return timings.reduce((sum, t) => sum + t.completionTokens, 0) / seconds;
+    };
+    const oneClient = await aggregate(1);
+    const fourClients = await aggregate(4);
+
+    log("prefix reuse: a long conversation, then a follow-up turn");
+    const conversation = [
+      { role: "system", content: promptFor("sys", 200) },
+      { role: "user", content: promptFor("u1", 400) },
+      { role: "assistant", content: promptFor("a1", 300) },
+      { role: "user", content: promptFor("u2", 400) },
+    ];
+    const turn1 = await streamChat(daemon, conversation, 8);
+    const turn2 = await streamChat(daemon, [...conversation, { role: "assistant", content: turn1.text }, { role: "user", content: "And then?" }], 8);
+
+    const daemonPp = median(viaDaemon.map(ppRate));
+    const directPp = median(direct.map(ppRate));
+    const daemonTg = median(viaDaemon.map(tgRate));
+    const directTg = median(direct.map(tgRate));
+    return {
+      "daemon.pp_tok_s": daemonPp,
+      "direct.pp_tok_s": directPp,
+      "ratio.pp_daemon_over_direct": daemonPp / directPp,
+      "daemon.tg_tok_s": daemonTg,
+      "direct.tg_tok_s": directTg,
+      "ratio.tg_daemon_over_direct": daemonTg / directTg,
+      "concurrency.1_client_tok_s": oneClient,
+      "concurrency.4_clients_tok_s": fourClients,
+      "ratio.4_clients_over_1": fourClients / oneClient,
+      "prefix.turn1_prompt_tokens": turn1.timing.promptTokens,
+      "prefix.turn1_ttft_s": turn1.timing.ttft,
+      "prefix.turn2_prompt_tokens": turn2.timing.promptTokens,
+      "prefix.turn2_cached_tokens": turn2.cached,
+      "prefix.turn2_ttft_s": turn2.timing.ttft,
+      "ratio.ttft_turn2_over_turn1": turn2.timing.ttft / turn1.timing.ttft,
+    };
+  } finally {
+    await context.dispose();
+    await model.dispose();
+    await llama.dispose();
+    await daemon.stop();
+  }
+}

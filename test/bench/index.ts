@@ -1,0 +1,70 @@
+/**
+ * `npm run bench`: every Hearth benchmark, printed as figures and side-by-side ratios.
+ *
+ * Usage: npm run bench -- [--preset 1b|small|tiny] [--threads N] [--repeats N] [--json]
+ * Benchmark models are generated once and cached in the OS temp dir.
+ */
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { SYNTH_PRESETS, writeSyntheticModel, type SynthPreset } from "../../daemon/gguf/synth.js";
+import { benchFoundation } from "./foundation.js";
+
+async function ensureBenchModel(preset: SynthPreset): Promise<string> {
+  const dir = path.join(os.tmpdir(), "hearth-bench-models");
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${preset}-seed1.gguf`);
+  if (!fs.existsSync(file)) {
+    process.stderr.write(`generating the ${preset} synthetic model at ${file} ...\n`);
+    const started = performance.now();
+    await writeSyntheticModel(file, { ...SYNTH_PRESETS[preset], seed: 1 });
+    process.stderr.write(`generated in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  }
+  return file;
+}
+
+function formatValue(key: string, value: number): string {
+  if (key.startsWith("ratio.")) return `${value.toFixed(3)}x`;
+  if (Number.isInteger(value)) return String(value);
+  return value.toFixed(2);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      preset: { type: "string", default: "1b" },
+      threads: { type: "string", default: String(Math.min(os.availableParallelism(), 4)) },
+      repeats: { type: "string", default: "3" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  if (!Object.hasOwn(SYNTH_PRESETS, values.preset)) throw new Error(`unknown preset ${values.preset}; use one of ${Object.keys(SYNTH_PRESETS).join(", ")}`);
+  const preset = values.preset as SynthPreset;
+  const modelPath = await ensureBenchModel(preset);
+  const results: Record<string, Record<string, number>> = {};
+  results["foundation"] = await benchFoundation({
+    modelPath,
+    threads: Number(values.threads),
+    parallelSlots: 4,
+    contextSize: 2048,
+    promptChars: 256,
+    genTokens: 48,
+    repeats: Number(values.repeats),
+  });
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ preset, threads: Number(values.threads), results }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`Hearth benchmarks — model ${preset}, ${values.threads} threads\n`);
+  for (const [suite, figures] of Object.entries(results)) {
+    process.stdout.write(`\n${suite}\n`);
+    for (const [key, value] of Object.entries(figures)) process.stdout.write(`  ${key.padEnd(34)} ${formatValue(key, value)}\n`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+  process.exit(1);
+});
