@@ -37,6 +37,7 @@ interface SynthCommandOptions {
   ctx?: string;
   quant?: string;
   seed?: string;
+  textOnly?: boolean;
   json?: boolean;
 }
 
@@ -68,6 +69,7 @@ export function registerSynthCommand(program: Command): void {
     .option("--ctx <n>", "training context length written to the metadata")
     .option("--quant <type>", `weight type: ${SYNTH_QUANTS.join(", ")}`)
     .option("--seed <n>", `random seed (same seed, same file; default ${DEFAULT_SEED})`)
+    .option("--text-only", "greedy output is printable text only (zeroes other tokens' output rows)")
     .option("--json", "print one JSON object for scripts")
     .action(runSynth);
 }
@@ -95,6 +97,7 @@ export function synthOptionsFromFlags(flags: SynthCommandOptions): { preset: Syn
     if (!isSynthQuant(quant)) throw new HearthError("HEARTH_CLI_USAGE", `--quant must be one of ${SYNTH_QUANTS.join(", ")} (got ${JSON.stringify(flags.quant)})`, { param: "quant" });
     options.quant = quant;
   }
+  if (flags.textOnly === true) options.textOnlyOutput = true;
   validateSynthOptions(options, (key) => FLAG_OF[key] ?? key);
   return { preset: flags.preset, options };
 }

@@ -33,6 +33,13 @@ export interface SynthOptions extends SynthShape {
   name?: string;
   /** Jinja chat template stored as tokenizer.chat_template; null leaves it out. Default: SYNTH_CHAT_TEMPLATE. */
   chatTemplate?: string | null;
+  /**
+   * Zero the output rows of every token that is not plain text, so greedy decoding emits
+   * printable ASCII only. Random weights otherwise favour byte and control tokens, whose text
+   * re-tokenizes differently (defeating prefix reuse of an answer) and may stream nothing.
+   * Benchmarks use it so every generated token is one visible streamed chunk.
+   */
+  textOnlyOutput?: boolean;
 }
 
 /**
@@ -324,6 +331,13 @@ function buildMetadata(options: SynthOptions, vocab: ReturnType<typeof buildByte
   return metadata;
 }
 
+/** output.weight is [vocab rows x embd]; a zero row gives that token a logit of exactly 0. */
+function zeroNonTextRows(outputWeight: Float32Array, tokenTypes: readonly number[], embd: number): void {
+  tokenTypes.forEach((type, token) => {
+    if (type !== TOKEN_TYPE_NORMAL) outputWeight.fill(0, token * embd, (token + 1) * embd);
+  });
+}
+
 export interface SynthResult {
   parameterCount: number;
   tensorCount: number;
@@ -361,6 +375,7 @@ export async function writeSyntheticModel(filePath: string, options: SynthOption
       const plan = plans[index]!;
       const view = values.subarray(0, plan.elements);
       fillNormal(view, stream, plan.mean, plan.std);
+      if (options.textOnlyOutput === true && plan.name === "output.weight") zeroNonTextRows(view, vocab.types, options.embd);
       parameterCount += plan.elements;
       if (plan.type === GgmlType.F32) return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
       return encodeTensor(plan.type, view, encoded.subarray(0, plan.byteLength));

@@ -135,7 +135,7 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
       let first = 0;
       let last = 0;
       const started = performance.now();
-      const { metadata, response } = await completion.generateCompletionWithMeta(prompt, {
+      const { response } = await completion.generateCompletionWithMeta(prompt, {
         maxTokens: options.genTokens,
         temperature: 0,
         onTextChunk: () => {
@@ -145,10 +145,9 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
         },
       });
       const completionTokens = model.tokenize(response).length;
-      void metadata;
       direct.push({ promptTokens: model.tokenize(prompt).length + 1, completionTokens, ttft: (first - started) / 1000, genSeconds: (last - first) / 1000 });
       completion.dispose();
-      sequence.dispose();
+      await sequence.dispose();
       log(`run ${run}: daemon pp ${ppRate(daemonTiming).toFixed(1)} tg ${tgRate(daemonTiming).toFixed(2)} | direct pp ${ppRate(direct.at(-1)!).toFixed(1)} tg ${tgRate(direct.at(-1)!).toFixed(2)} tok/s`);
     }
 

@@ -15,11 +15,13 @@ import { benchFoundation } from "./foundation.js";
 async function ensureBenchModel(preset: SynthPreset): Promise<string> {
   const dir = path.join(os.tmpdir(), "hearth-bench-models");
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${preset}-seed1.gguf`);
+  const file = path.join(dir, `${preset}-seed1-text.gguf`);
   if (!fs.existsSync(file)) {
     process.stderr.write(`generating the ${preset} synthetic model at ${file} ...\n`);
     const started = performance.now();
-    await writeSyntheticModel(file, { ...SYNTH_PRESETS[preset], seed: 1 });
+    // Text-only output: every generated token is one visible streamed chunk, so both sides
+    // time the same events, and a random model cannot stop early on a control token.
+    await writeSyntheticModel(file, { ...SYNTH_PRESETS[preset], seed: 1, textOnlyOutput: true });
     process.stderr.write(`generated in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   }
   return file;

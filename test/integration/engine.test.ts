@@ -6,7 +6,7 @@
  * crashes, keep-alive and shutdown must all leave greedy output unchanged.
  *
  * Most tests use a "text-only" variant of the tiny model whose output layer can only pick
- * printable text tokens (see writeTextOnlyModel). Random weights otherwise favour byte tokens,
+ * printable text tokens (the synth option textOnlyOutput). Random weights otherwise favour byte tokens,
  * whose text re-tokenizes differently, and no server can reuse a cached answer whose tokens
  * differ from the re-rendered conversation; real models emit canonical tokens almost always.
  */
@@ -17,7 +17,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ChatHistoryItem, ChatModelFunctions, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
-import { GgmlType, LlamaChat, LlamaCompletion, getLlama, readGgufFileInfo, resolveChatWrapper } from "node-llama-cpp";
+import { LlamaChat, LlamaCompletion, getLlama, resolveChatWrapper } from "node-llama-cpp";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as DefaultsModule from "../../daemon/config/defaults.js";
@@ -25,7 +25,7 @@ import type { LimitsConfig, RunnerConfig } from "../../daemon/config/defaults.js
 import type * as LocalEngineModule from "../../daemon/engine/LocalEngine.js";
 import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js";
 import type { ChatJob, ChatMessage, CompletionJob, GenerationResult, SamplingOptions } from "../../protocol/inference.js";
-import { ensureTinyModel } from "../helpers/models.js";
+import { ensureModel, ensureTinyModel } from "../helpers/models.js";
 
 // Runners are forked from dist/, so the engine must be the built one; types come from the
 // sources because importing dist/*.d.ts makes them compiler inputs (TS5055).
@@ -63,30 +63,6 @@ const logger = pino(
 let workDir: string;
 let modelsDir: string;
 const engines: LocalEngine[] = [];
-
-/**
- * A copy of `source` whose output rows for every non-text token (control and byte tokens)
- * are zero. Their logits are then 0 while some text token's is almost surely positive, so
- * greedy output is printable ASCII that re-tokenizes to exactly the generated tokens.
- */
-async function writeTextOnlyModel(source: string, target: string): Promise<void> {
-  await fs.copyFile(source, target);
-  const info = await readGgufFileInfo(target, { readTensorInfo: true });
-  const output = info.fullTensorInfo?.find((tensor) => tensor.name === "output.weight");
-  const tokenTypes = (info.metadata as { tokenizer?: { ggml?: { token_type?: number[] } } }).tokenizer?.ggml?.token_type;
-  if (!output || output.ggmlType !== GgmlType.F32 || !tokenTypes) throw new Error("expected an F32 output.weight and token types");
-  const rowBytes = Number(output.dimensions[0]) * 4;
-  const file = await fs.open(target, "r+");
-  try {
-    const zeros = Buffer.alloc(rowBytes);
-    for (let token = 0; token < tokenTypes.length; token++) {
-      // Token type 1 is NORMAL (text); everything else must never win.
-      if (tokenTypes[token] !== 1) await file.write(zeros, 0, rowBytes, Number(output.fileOffset) + token * rowBytes);
-    }
-  } finally {
-    await file.close();
-  }
-}
 
 /** A copy of `source` that claims one more block than it has: valid GGUF, but llama.cpp refuses it. */
 async function writeUnloadableModel(source: string, target: string): Promise<void> {
@@ -221,7 +197,7 @@ beforeAll(async () => {
   await fs.mkdir(modelsDir);
   const tiny = await ensureTinyModel();
   await fs.copyFile(tiny, path.join(modelsDir, "tiny.gguf"));
-  await writeTextOnlyModel(tiny, path.join(modelsDir, "text.gguf"));
+  await fs.copyFile(await ensureModel({ preset: "tiny", textOnlyOutput: true }, "tiny-text"), path.join(modelsDir, "text.gguf"));
   await writeUnloadableModel(tiny, path.join(modelsDir, "broken.gguf"));
   llama = await getLlama({ build: "never", progressLogs: false });
 });
