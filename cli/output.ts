@@ -15,7 +15,8 @@ export const EXIT_UNREACHABLE = 3;
 /** 128 + SIGINT, as shells report a command stopped with Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 
-const USAGE_CODES: ReadonlySet<HearthErrorCode> = new Set(["HEARTH_CLI_USAGE", "HEARTH_CONFIG_INVALID"]);
+/** Errors the user fixes by changing what they typed: a bad token, or a membership that needs --force. */
+const USAGE_CODES: ReadonlySet<HearthErrorCode> = new Set(["HEARTH_CLI_USAGE", "HEARTH_CONFIG_INVALID", "HEARTH_JOIN_TOKEN_INVALID", "HEARTH_CLUSTER_CONFLICT"]);
 
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof HearthError)) return EXIT_FAILURE;

@@ -8,7 +8,10 @@
 
 import { Command, CommanderError } from "commander";
 import { hearthVersion } from "../daemon/lifecycle/version.js";
+import { registerClusterCommand } from "./commands/cluster.js";
+import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerModelsCommand } from "./commands/models.js";
+import { registerPeersCommand } from "./commands/peers.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerRunCommand } from "./commands/run.js";
 import { registerServeCommand } from "./commands/serve.js";
@@ -27,7 +30,7 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (text, write) => write(text.replace(/^error: /, "error [HEARTH_CLI_USAGE]: ")),
     });
-  program.addHelpText("after", "\nExit codes: 0 ok, 1 failure, 2 usage or config error, 3 daemon unreachable, 130 interrupted.");
+  program.addHelpText("after", "\nExit codes: 0 ok, 1 failure, 2 usage, config or join-token error, 3 daemon unreachable, 130 interrupted.");
 
   registerServeCommand(program);
   registerRunCommand(program);
@@ -35,6 +38,9 @@ export function buildProgram(): Command {
   registerPullCommand(program);
   registerStatusCommand(program);
   registerSynthCommand(program);
+  registerClusterCommand(program);
+  registerPeersCommand(program);
+  registerDoctorCommand(program);
   return program;
 }
 

@@ -1,9 +1,12 @@
 /**
- * The daemon's composition: model registry, engine, metrics and HTTP API, started and
- * stopped in one place and in a fixed order.
+ * The daemon's composition: node identity, model registry, engine, metrics, HTTP API and the
+ * cluster service (peer links, discovery, peer table, published state), started and stopped
+ * in one place and in a fixed order.
  *
  * start() assumes a fully validated configuration (daemon/config/loadConfig.ts): it creates
- * the data and models directories, builds the parts and listens. If any step fails, what was
+ * the data and models directories, loads (or creates) the node identity, builds the parts and
+ * listens. A node with a cluster membership (`hearth cluster init|join`) also listens for
+ * peers and runs discovery; without one it runs standalone. If any step fails, what was
  * already built is stopped again before the error is rethrown, so a failed start leaves no
  * socket open and no runner behind.
  *
@@ -17,9 +20,13 @@ import fs from "node:fs";
 import net from "node:net";
 import type { Logger } from "pino";
 import { HearthError } from "../protocol/errors.js";
+import { announcedProtocolVersion } from "./cluster/announcedProtocol.js";
+import { ClusterService } from "./cluster/ClusterService.js";
 import type { HearthConfig } from "./config/defaults.js";
-import { LocalEngine } from "./engine/LocalEngine.js";
+import { LocalEngine, type EngineHooks } from "./engine/LocalEngine.js";
 import { HttpApi } from "./http/HttpApi.js";
+import { ClusterMembership } from "./identity/ClusterMembership.js";
+import { NodeIdentity } from "./identity/NodeIdentity.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { ModelRegistry } from "./models/ModelRegistry.js";
 
@@ -27,6 +34,8 @@ export interface DaemonOptions {
   config: HearthConfig;
   logger: Logger;
   version: string;
+  /** Read for the test-only HEARTH_TEST_PROTOCOL_MAJOR knob. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface DaemonAddress {
@@ -49,6 +58,7 @@ export class Daemon {
   /** Handed to the parts, which add their own `component` (a second one would duplicate the key). */
   private readonly rootLogger: Logger;
   private readonly version: string;
+  private readonly env: NodeJS.ProcessEnv;
   private state: DaemonState = "new";
   private starting: Promise<DaemonAddress> | undefined;
   /** Settles when startParts() does, whatever the outcome; stop() waits on it. */
@@ -57,6 +67,7 @@ export class Daemon {
   private registry: ModelRegistry | undefined;
   private engine: LocalEngine | undefined;
   private http: HttpApi | undefined;
+  private cluster: ClusterService | undefined;
   private boundAddress: DaemonAddress | undefined;
 
   constructor(options: DaemonOptions) {
@@ -64,6 +75,7 @@ export class Daemon {
     this.rootLogger = options.logger;
     this.logger = options.logger.child({ component: "daemon" });
     this.version = options.version;
+    this.env = options.env ?? process.env;
   }
 
   get address(): DaemonAddress | undefined {
@@ -97,17 +109,38 @@ export class Daemon {
     const { config } = this;
     await makeDirectory(config.dataDir, "data_dir", 0o700);
     await makeDirectory(config.modelsDir, "models_dir", 0o755);
+    const protocolVersion = announcedProtocolVersion(this.env);
+    // Every node has an identity, member or not, so `hearth cluster show` and the cluster view name it.
+    const identity = await NodeIdentity.loadOrCreate(config.dataDir, { logger: this.logger });
+    const membership = await ClusterMembership.load(config.dataDir, { logger: this.logger });
 
-    this.registry = new ModelRegistry({
+    const registry = new ModelRegistry({
       modelsDir: config.modelsDir,
       extraPaths: config.models.extraPaths,
       aliases: config.models.aliases,
       logger: this.rootLogger,
     });
-    const engine = new LocalEngine({ catalog: this.registry, limits: config.limits, runner: config.runner, logger: this.rootLogger });
+    this.registry = registry;
+    // The cluster service is built after the engine it measures; the hooks reach it late.
+    const hooks: EngineHooks = {
+      onModelLoaded: () => this.cluster?.onModelsChanged(),
+      onModelUnloaded: () => this.cluster?.onModelsChanged(),
+    };
+    const engine = new LocalEngine({ catalog: registry, limits: config.limits, runner: config.runner, logger: this.rootLogger, hooks });
     this.engine = engine;
+    const cluster = new ClusterService({
+      config,
+      identity,
+      membership,
+      catalog: registry,
+      engine,
+      logger: this.rootLogger,
+      softwareVersion: this.version,
+      protocolVersion,
+    });
+    this.cluster = cluster;
     const metrics = new Metrics({ stats: () => engine.stats() });
-    this.http = new HttpApi({ config, engine, metrics, logger: this.rootLogger, version: this.version });
+    this.http = new HttpApi({ config, engine, metrics, logger: this.rootLogger, version: this.version, cluster });
 
     let bound: { host: string; port: number };
     try {
@@ -115,6 +148,7 @@ export class Daemon {
     } catch (error) {
       throw listenError(error, config.host, config.port);
     }
+    await cluster.start();
     this.http.setReady(true);
     this.boundAddress = { host: bound.host, port: bound.port, url: `http://${formatHost(bound.host)}:${bound.port}` };
 
@@ -123,7 +157,15 @@ export class Daemon {
       return [];
     });
     this.logger.info(
-      { url: this.boundAddress.url, version: this.version, modelsDir: config.modelsDir, models: models.map((model) => model.id), auth: config.apiKey !== undefined },
+      {
+        url: this.boundAddress.url,
+        version: this.version,
+        modelsDir: config.modelsDir,
+        models: models.map((model) => model.id),
+        auth: config.apiKey !== undefined,
+        nodeId: identity.nodeId,
+        cluster: membership?.clusterId ?? null,
+      },
       `hearth ${this.version} listening on ${this.boundAddress.url}`,
     );
     if (models.length === 0) this.logger.warn({ modelsDir: config.modelsDir }, "no models found; add one with: hearth pull hf:<user>/<repo>/<file>.gguf");
@@ -145,8 +187,12 @@ export class Daemon {
     const steps: ShutdownStep[] = [
       // 1. Load balancers and peers stop sending work; new API requests get 503.
       { name: "readiness", run: () => this.http?.setReady(false) },
-      // 2. mDNS goodbye: added with discovery (daemon/discovery/).
-      // 3. Close peer links with code 1001: added with peer links (daemon/peers/).
+      // 2. mDNS goodbye, so peers stop dialling this node.
+      { name: "discovery", run: () => this.cluster?.stopDiscovery() },
+      // 3. Close peer links with code 1001 (HEARTH_SHUTTING_DOWN), then the peer listener.
+      { name: "peer links", run: () => this.cluster?.stopLinks() },
+      // Background work (state publishing, hashing, a speed measurement in flight, the GPU probe).
+      { name: "cluster", run: () => this.cluster?.stop() },
       // 4 + 5. Drain in-flight generations up to drain_timeout, abort the rest, stop runners.
       { name: "engine", run: () => this.engine?.stop({ drainTimeoutMs: this.config.drainTimeoutMs }) },
       // Only now close HTTP: closing earlier would cut off the streams being drained.

@@ -32,11 +32,21 @@ export function registerServeCommand(program: Command): void {
     .option("--log-level <level>", "trace, debug, info, warn, error, fatal or silent (default: info)")
     .option("--parallel <n>", "requests one model serves at once (default: 4)")
     .option("--keep-alive <duration>", 'idle time before a model is unloaded, e.g. "5m" (default: 5m)')
+    .option("--peer <host:port>", "a peer to dial besides those mDNS finds (repeatable; for networks that drop multicast)", collect, [] as string[])
+    .option("--peer-port <port>", "port of the peer listener (default: 4328; 0 picks a free one)")
+    .option("--peer-bind <address>", "address the peer listener binds to (default: 0.0.0.0)")
+    .option("--no-mdns", "neither advertise nor browse _hearth._tcp on the LAN")
     .action(serve);
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 async function serve(options: ServeOptions): Promise<void> {
-  const { config: configFile, ...flags } = options;
+  const { config: configFile, peer, mdns, ...rest } = options;
+  // commander defaults --no-mdns's value to true; only an explicit --no-mdns may override the file.
+  const flags: ConfigFlags = { ...rest, ...(peer !== undefined && peer.length > 0 ? { peer } : {}), ...(mdns === false ? { mdns: false } : {}) };
   const loaded = await loadConfig({ flags, ...(configFile === undefined ? {} : { configFile }) });
   const { config } = loaded;
   assertSafeToServe(config);

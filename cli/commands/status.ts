@@ -1,7 +1,8 @@
 /**
  * `hearth status`: is the daemon up, which version, where, and what it has loaded.
  *
- * Asks /health, then /hearth/v1/status. A daemon that does not answer is "down" and the
+ * Asks /health, then /hearth/v1/status (which includes a cluster summary: node id, cluster,
+ * peers up). A daemon that does not answer is "down" and the
  * command exits 3; --json prints an object in both cases so scripts can parse either.
  */
 
@@ -61,6 +62,8 @@ async function status(options: ClientCommandOptions): Promise<void> {
   const uptime = (detail as { uptimeSeconds?: unknown } | null)?.uptimeSeconds;
   const uptimeText = typeof uptime === "number" ? `, up ${formatDuration(uptime * 1000)}` : "";
   process.stdout.write(`up: hearth ${version} at ${client.baseUrl} (${state}${uptimeText})\n`);
+  const cluster = clusterLine(detail);
+  if (cluster !== undefined) process.stdout.write(`${cluster}\n`);
   const loaded = loadedModels(detail);
   if (loaded.length === 0) {
     process.stdout.write("no models loaded\n");
@@ -72,6 +75,17 @@ async function status(options: ClientCommandOptions): Promise<void> {
       loaded.map((model) => [model.modelId, model.state ?? "?", String(model.running ?? 0), String(model.queued ?? 0), model.pid === undefined ? "-" : String(model.pid)]),
     ),
   );
+}
+
+/** The status's cluster summary (GET /hearth/v1/status `cluster`), as one line. */
+function clusterLine(detail: unknown): string | undefined {
+  const cluster = (detail as { cluster?: unknown } | null)?.cluster as { clusterId?: unknown; nodeId?: unknown; peers?: { total?: unknown; up?: unknown } } | undefined | null;
+  if (cluster === undefined || cluster === null) return undefined;
+  const node = typeof cluster.nodeId === "string" ? cluster.nodeId : "?";
+  if (typeof cluster.clusterId !== "string") return `node ${node}: standalone (no cluster)`;
+  const up = typeof cluster.peers?.up === "number" ? cluster.peers.up : 0;
+  const total = typeof cluster.peers?.total === "number" ? cluster.peers.total : 0;
+  return `node ${node} in cluster ${cluster.clusterId}: ${up} of ${total} peers up (hearth peers for details)`;
 }
 
 function stringField(value: unknown, key: string): string | undefined {

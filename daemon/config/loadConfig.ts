@@ -14,17 +14,22 @@ import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import { HearthError } from "../../protocol/errors.js";
 import { validateModelAliases } from "../models/aliases.js";
+import { MAX_STATIC_PEERS, parseStaticPeer } from "../discovery/staticPeerEntry.js";
+import { PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
 import { readApiKeyFile, checkKeyCharacters } from "./apiKey.js";
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_LIMITS,
   DEFAULT_LOG_LEVEL,
+  DEFAULT_PEER,
+  DEFAULT_PEER_PORT,
   DEFAULT_PORT,
   DEFAULT_RUNNER,
   defaultConfigPath,
   defaultDataDir,
   type HearthConfig,
+  type PeerConfig,
 } from "./defaults.js";
 import { formatKeyPath, validateConfigObject, type ConfigIssue, type ConfigValues } from "./schema.js";
 
@@ -38,6 +43,12 @@ export interface ConfigFlags {
   logLevel?: string;
   parallel?: string | number;
   keepAlive?: string;
+  /** `--peer host:port`, repeatable: appended to the file's `peer.static_peers`. */
+  peer?: string[];
+  peerPort?: string | number;
+  peerBind?: string;
+  /** `--no-mdns` sets this to false; commander's default `true` must not be passed on. */
+  mdns?: boolean;
 }
 
 export interface LoadConfigOptions {
@@ -70,9 +81,17 @@ const FLAG_KEYS: Record<keyof ConfigFlags, readonly string[]> = {
   logLevel: ["log", "level"],
   parallel: ["limits", "parallel_slots"],
   keepAlive: ["limits", "keep_alive"],
+  peer: ["peer", "static_peers"],
+  peerPort: ["peer", "port"],
+  peerBind: ["peer", "bind"],
+  mdns: ["peer", "mdns"],
 };
 
+/** Flags whose text must become a number before validation. */
+const NUMERIC_FLAGS: ReadonlySet<keyof ConfigFlags> = new Set<keyof ConfigFlags>(["port", "parallel", "peerPort"]);
+
 function flagName(property: string): string {
+  if (property === "mdns") return "--no-mdns";
   return `--${property.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
 }
 
@@ -86,20 +105,25 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const fileText = await readConfigText(candidatePath, explicitPath !== undefined);
   const configPath = fileText === undefined ? undefined : candidatePath;
 
-  let fileValues: ConfigValues = { models: {}, limits: {}, runner: {}, log: {} };
+  let fileValues: ConfigValues = { models: {}, limits: {}, runner: {}, log: {}, peer: {} };
   if (fileText !== undefined) {
     const raw = parseTomlText(fileText, candidatePath);
     const result = validateConfigObject(raw);
     if (!result.ok) throw configError(result.issues, (issue) => formatKeyPath(issue.path), `in ${candidatePath}`);
     fileValues = resolveValuePaths(result.values, path.dirname(candidatePath), home);
+    checkStaticPeers(fileValues.peer.staticPeers ?? [], (index) => `peer.static_peers[${index}]`, `in ${candidatePath}`);
   }
 
   const flagValues = validateFlags(options.flags ?? {});
+  checkStaticPeers(flagValues.peer.staticPeers ?? [], () => "--peer", "on the command line");
   const flagsResolved = resolveValuePaths(flagValues, cwd, home);
 
   const merged = mergeValues(fileValues, flagsResolved);
   const config = buildConfig(merged, env);
-  checkAliases(config, configPath ? `in ${configPath}` : "in the configuration");
+  const where = configPath ? `in ${configPath}` : "in the configuration";
+  checkAliases(config, where);
+  checkPeerTimings(config.peer, where);
+  checkStaticPeers(config.peer.staticPeers, () => "peer.static_peers", where, { total: true });
 
   const warnings: string[] = [];
   let apiKeySource: ApiKeySource | undefined;
@@ -161,7 +185,7 @@ function validateFlags(flags: ConfigFlags): ConfigValues {
     for (const key of keyPath.slice(0, -1)) table = (table[key] ??= {}) as Record<string, unknown>;
     // Flags arrive as text; numeric keys need numbers, and anything else is left for the
     // schema to reject with the same message the file would get.
-    const numeric = typeof value === "string" && /^-?\d+$/.test(value.trim()) && (property === "port" || property === "parallel");
+    const numeric = typeof value === "string" && /^-?\d+$/.test(value.trim()) && NUMERIC_FLAGS.has(property);
     table[keyPath.at(-1)!] = numeric ? Number(value) : value;
     flagPaths.set(keyPath.join("."), flagName(property));
   }
@@ -204,6 +228,8 @@ function mergeValues(lower: ConfigValues, higher: ConfigValues): ConfigValues {
     limits: { ...lower.limits, ...higher.limits },
     runner: { ...lower.runner, ...higher.runner },
     log: { ...lower.log, ...higher.log },
+    // Static peers add up: `--peer` extends the file's list rather than replacing it.
+    peer: { ...lower.peer, ...higher.peer, staticPeers: [...(lower.peer.staticPeers ?? []), ...(higher.peer.staticPeers ?? [])] },
   };
 }
 
@@ -221,6 +247,7 @@ function buildConfig(values: ConfigValues, env: NodeJS.ProcessEnv): HearthConfig
     runner: { ...DEFAULT_RUNNER, ...values.runner },
     log: { level: values.log.level ?? DEFAULT_LOG_LEVEL },
     drainTimeoutMs: values.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    peer: { ...DEFAULT_PEER, ...values.peer, staticPeers: values.peer.staticPeers ?? [...DEFAULT_PEER.staticPeers] },
   };
   if (values.log.pretty !== undefined) config.log.pretty = values.log.pretty;
   return config;
@@ -234,4 +261,51 @@ function checkAliases(config: HearthConfig, where: string): void {
     if (!(error instanceof HearthError)) throw error;
     throw new HearthError("HEARTH_CONFIG_INVALID", `${error.param ?? "models.aliases"}: ${error.message} (${where})`, { param: error.param });
   }
+}
+
+/**
+ * Each static peer must be a usable `host:port` (daemon/discovery/staticPeerEntry.ts decides),
+ * named by its key and index in the file or by `--peer` on the command line. With `total`, only
+ * the combined count is checked (file and flags together).
+ */
+function checkStaticPeers(entries: readonly string[], name: (index: number) => string, where: string, options: { total?: boolean } = {}): void {
+  if (options.total === true) {
+    if (entries.length > MAX_STATIC_PEERS) {
+      throw new HearthError("HEARTH_CONFIG_INVALID", `${name(0)}: at most ${MAX_STATIC_PEERS} static peers may be listed, got ${entries.length} (${where})`, {
+        param: name(0),
+      });
+    }
+    return;
+  }
+  for (const [index, entry] of entries.entries()) {
+    try {
+      parseStaticPeer(entry, DEFAULT_PEER_PORT, name(index));
+    } catch (error) {
+      if (!(error instanceof HearthError)) throw error;
+      throw new HearthError("HEARTH_CONFIG_INVALID", `${name(index)}: ${error.message} (${where})`, { param: name(index), cause: error });
+    }
+  }
+}
+
+/** Limits that only make sense together; each message names the keys involved. */
+function checkPeerTimings(peer: PeerConfig, where: string): void {
+  const problems: [key: string, message: string][] = [];
+  if (peer.heartbeatTimeoutMs <= peer.heartbeatIntervalMs) {
+    problems.push(["peer.heartbeat_timeout", `must be longer than peer.heartbeat_interval (${peer.heartbeatIntervalMs} ms), got ${peer.heartbeatTimeoutMs} ms`]);
+  }
+  if (peer.dialBackoffMaxMs < peer.dialBackoffInitialMs) {
+    problems.push(["peer.dial_backoff_max", `must be at least peer.dial_backoff_initial (${peer.dialBackoffInitialMs} ms), got ${peer.dialBackoffMaxMs} ms`]);
+  }
+  if (peer.maxStreamChunkBytes > PEER_WIRE_LIMITS.maxChunkBytes) {
+    problems.push(["peer.max_stream_chunk_bytes", `must be at most ${PEER_WIRE_LIMITS.maxChunkBytes} (the protocol's cap), got ${peer.maxStreamChunkBytes}`]);
+  }
+  if (peer.maxStreamChunkBytes >= peer.maxFrameBytes) {
+    problems.push(["peer.max_stream_chunk_bytes", `must be smaller than peer.max_frame_bytes (${peer.maxFrameBytes}), got ${peer.maxStreamChunkBytes}`]);
+  }
+  if (problems.length === 0) return;
+  throw configError(
+    problems.map(([key, message]) => ({ path: key.split("."), message })),
+    (issue) => issue.path.join("."),
+    where,
+  );
 }

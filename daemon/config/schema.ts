@@ -11,7 +11,7 @@
  */
 
 import { z } from "zod";
-import type { LimitsConfig, LogConfig, ModelsConfig, RunnerConfig } from "./defaults.js";
+import type { LimitsConfig, LogConfig, ModelsConfig, PeerConfig, RunnerConfig } from "./defaults.js";
 import { parseDuration } from "./duration.js";
 
 // ---- value validators ------------------------------------------------------------------
@@ -45,6 +45,11 @@ function duration(): z.ZodType<number, unknown> {
   });
 }
 
+function positiveDuration(): z.ZodType<number, unknown> {
+  const expected = 'expected a duration above zero, like "500ms" or "2s"';
+  return duration().refine((ms) => ms > 0, { error: expected });
+}
+
 function nonEmptyString(what = "a non-empty string"): z.ZodType<string> {
   const expected = `expected ${what}`;
   return z.string({ error: expected }).refine((text) => text.trim() !== "", { error: expected });
@@ -53,6 +58,15 @@ function nonEmptyString(what = "a non-empty string"): z.ZodType<string> {
 function host(): z.ZodType<string> {
   const expected = 'expected a host name or IP address, like "127.0.0.1" or "0.0.0.0"';
   return z.string({ error: expected }).regex(/^(?:\[[0-9A-Fa-f:.%\w]+\]|[\w.:%-]+)$/, { error: expected });
+}
+
+function fraction(): z.ZodType<number> {
+  const expected = "expected a number from 0 to 1";
+  return z.number({ error: expected }).min(0, { error: expected }).max(1, { error: expected });
+}
+
+function boolean(): z.ZodType<boolean> {
+  return z.boolean({ error: "expected true or false" });
 }
 
 function gpuLayers(): z.ZodType<number | "auto"> {
@@ -99,6 +113,42 @@ export const LOG_FIELDS = {
   pretty: ["pretty", z.boolean({ error: "expected true or false" })],
 } as const satisfies SectionFields<LogConfig>;
 
+/**
+ * `[peer]`: the peer listener, discovery, and the link timings of docs/protocol.md. Static peer
+ * entries are only checked to be strings here; loadConfig parses each `host:port` (it needs the
+ * entry's index for the message) with daemon/discovery/staticPeerEntry.ts.
+ */
+export const PEER_FIELDS = {
+  host: ["bind", host()],
+  port: ["port", port()],
+  staticPeers: ["static_peers", z.array(z.string({ error: 'expected a "host:port" string' }), { error: 'expected an array of "host:port" strings' })],
+  mdns: ["mdns", boolean()],
+  maxFrameBytes: ["max_frame_bytes", positiveInt()],
+  maxStreamChunkBytes: ["max_stream_chunk_bytes", positiveInt()],
+  maxNestingDepth: ["max_nesting_depth", positiveInt()],
+  handshakeTimeoutMs: ["handshake_timeout", positiveDuration()],
+  heartbeatIntervalMs: ["heartbeat_interval", positiveDuration()],
+  heartbeatTimeoutMs: ["heartbeat_timeout", positiveDuration()],
+  closeGraceMs: ["close_grace", positiveDuration()],
+  dialTimeoutMs: ["dial_timeout", positiveDuration()],
+  dialBackoffInitialMs: ["dial_backoff_initial", positiveDuration()],
+  dialBackoffMaxMs: ["dial_backoff_max", positiveDuration()],
+  dialBackoffJitter: ["dial_backoff_jitter", fraction()],
+  requestTimeoutMs: ["request_timeout", positiveDuration()],
+  maxConcurrentRequests: ["max_concurrent_requests", positiveInt()],
+  maxOpenStreams: ["max_open_streams", positiveInt()],
+  streamWindowBytes: ["stream_window_bytes", positiveInt()],
+  maxUnknownStreamMessages: ["max_unknown_stream_messages", positiveInt()],
+  maxPendingHandshakes: ["max_pending_handshakes", positiveInt()],
+  maxConnections: ["max_connections", positiveInt()],
+  maxFailedAttempts: ["max_failed_attempts", positiveInt()],
+  failedAttemptWindowMs: ["failed_attempt_window", positiveDuration()],
+  maxTrackedAddresses: ["max_tracked_addresses", positiveInt()],
+  statePublishIntervalMs: ["state_publish_interval", positiveDuration()],
+  speedProbeTokens: ["speed_probe_tokens", positiveInt()],
+  hardwareProbeTimeoutMs: ["hardware_probe_timeout", positiveDuration()],
+} as const satisfies SectionFields<PeerConfig>;
+
 /** Top-level keys (not tables). Paths are left as written; the loader resolves them. */
 export const TOP_FIELDS = {
   host: ["host", host()],
@@ -125,6 +175,7 @@ const SECTIONS = {
   limits: LIMITS_FIELDS,
   runner: RUNNER_FIELDS,
   log: LOG_FIELDS,
+  peer: PEER_FIELDS,
 } as const;
 
 type SectionName = keyof typeof SECTIONS;
@@ -153,6 +204,7 @@ export interface ConfigValues extends Partial<TopLevelValues> {
   limits: Partial<LimitsConfig>;
   runner: Partial<RunnerConfig>;
   log: Partial<LogConfig>;
+  peer: Partial<PeerConfig>;
 }
 
 export type ValidationResult = { ok: true; values: ConfigValues } | { ok: false; issues: ConfigIssue[] };
@@ -189,6 +241,7 @@ export function validateConfigObject(raw: unknown): ValidationResult {
       limits: pick(LIMITS_FIELDS, section("limits")),
       runner: pick(RUNNER_FIELDS, section("runner")),
       log: pick(LOG_FIELDS, section("log")),
+      peer: pick(PEER_FIELDS, section("peer")),
     },
   };
 }

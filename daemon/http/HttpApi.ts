@@ -15,9 +15,10 @@ import type { HearthConfig } from "../config/defaults.js";
 import type { InferenceEngine } from "../engine/types.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
-import type { HttpServices, RequestContext } from "./context.js";
+import type { ClusterSource, HttpServices, RequestContext } from "./context.js";
 import { sendError } from "./errorResponder.js";
 import { handleChatCompletions } from "./handlers/chatCompletions.js";
+import { handleCluster, handleClusterDiagnostics } from "./handlers/cluster.js";
 import { handleCompletions } from "./handlers/completions.js";
 import { handleEmbeddings } from "./handlers/embeddings.js";
 import { handleHealth } from "./handlers/health.js";
@@ -33,6 +34,7 @@ export interface HttpApiOptions {
   metrics: Metrics;
   logger: Logger;
   version?: string;
+  cluster?: ClusterSource;
 }
 
 /** Metrics label for requests that matched no route (keeps label values bounded). */
@@ -50,7 +52,9 @@ export function createRouter(): Router {
     .add("POST", "/v1/chat/completions", handleChatCompletions)
     .add("POST", "/v1/completions", handleCompletions)
     .add("POST", "/v1/embeddings", handleEmbeddings)
-    .add("GET", "/hearth/v1/status", handleStatus);
+    .add("GET", "/hearth/v1/status", handleStatus)
+    .add("GET", "/hearth/v1/cluster", handleCluster)
+    .add("GET", "/hearth/v1/cluster/diagnostics", handleClusterDiagnostics);
 }
 
 export class HttpApi {
@@ -78,6 +82,7 @@ export class HttpApi {
       startedAtMs: Date.now(),
       isReady: () => this.ready,
       address: () => this.bound ?? { host: options.config.host, port: options.config.port },
+      ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
     };
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on("clientError", (error, socket) => {

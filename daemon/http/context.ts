@@ -8,6 +8,15 @@ import type { Logger } from "pino";
 import type { HearthConfig } from "../config/defaults.js";
 import type { InferenceEngine } from "../engine/types.js";
 import type { Metrics } from "../metrics/Metrics.js";
+import type { ClusterDiagnostics, ClusterSummary } from "../cluster/ClusterService.js";
+import type { ClusterView } from "../cluster/views.js";
+
+/** The cluster as the API shows it (daemon/cluster/ClusterService.ts). */
+export interface ClusterSource {
+  view(): Promise<ClusterView>;
+  diagnostics(): ClusterDiagnostics;
+  summary(): ClusterSummary;
+}
 
 export interface HttpServices {
   config: HearthConfig;
@@ -19,6 +28,8 @@ export interface HttpServices {
   isReady(): boolean;
   /** The address actually bound (port 0 resolved). */
   address(): { host: string; port: number };
+  /** Absent when the API runs without a daemon around it (tests). */
+  cluster?: ClusterSource;
 }
 
 export interface RequestContext {

@@ -25,6 +25,7 @@ import type { PeerFrameLimits } from "../../protocol/peer/codec.js";
 import { createInitiator, createResponder } from "../../protocol/peer/handshake.js";
 import type { Handshake, HandshakeDone, HandshakeParams, HandshakeRole, HandshakeStep } from "../../protocol/peer/handshake.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
+import type { ProtocolVersion } from "../../protocol/peer/version.js";
 import type { HeartbeatAckMessage, PeerMessage, PeerStateMessage } from "../../protocol/peer/messages.js";
 import { LinkRequests } from "./linkRequests.js";
 import type { RequestHandler, RequestOptions } from "./linkRequests.js";
@@ -72,6 +73,8 @@ export interface PeerLinkInit {
   capabilities: readonly string[];
   /** When dialling a known node: refuse any other. */
   expectedPeerNodeId?: string | undefined;
+  /** The version this node announces. Default: PROTOCOL_VERSION. */
+  protocolVersion?: ProtocolVersion | undefined;
   config: PeerLinkConfig;
   handlers: PeerLinkHandlers;
   logger: Logger;
@@ -191,6 +194,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       capabilities: init.capabilities,
     };
     if (init.expectedPeerNodeId !== undefined) params.expectedPeerNodeId = init.expectedPeerNodeId;
+    if (init.protocolVersion !== undefined) params.protocolVersion = init.protocolVersion;
     let handshake: Handshake | undefined;
     try {
       handshake = init.role === "initiator" ? createInitiator(params) : createResponder(params);

@@ -24,6 +24,7 @@ import type { HearthErrorCode } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import type { ClusterCredentials } from "../../protocol/peer/joinToken.js";
+import type { ProtocolVersion } from "../../protocol/peer/version.js";
 import { hearthVersion } from "../lifecycle/version.js";
 import { backoffDelay } from "./backoff.js";
 import { dialPeer } from "./dialPeer.js";
@@ -54,6 +55,8 @@ export interface PeerLinkManagerInit {
   /** Defaults to this package's version. */
   softwareVersion?: string;
   capabilities?: readonly string[];
+  /** The version announced in every hello. Default: PROTOCOL_VERSION (tests announce others). */
+  protocolVersion?: ProtocolVersion;
   /** Injected randomness for backoff jitter (tests). */
   random?: () => number;
 }
@@ -368,6 +371,7 @@ export class PeerLinkManager extends EventEmitter<PeerLinkManagerEvents> {
       softwareVersion: this.#softwareVersion,
       capabilities: this.#init.capabilities ?? [],
       expectedPeerNodeId,
+      ...(this.#init.protocolVersion === undefined ? {} : { protocolVersion: this.#init.protocolVersion }),
       config: this.#config,
       handlers: this.#handlers,
       logger: this.#logger,

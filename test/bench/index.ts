@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { SYNTH_PRESETS, writeSyntheticModel, type SynthPreset } from "../../daemon/gguf/synth.js";
+import { benchCluster } from "./cluster.js";
 import { benchFoundation } from "./foundation.js";
 
 async function ensureBenchModel(preset: SynthPreset): Promise<string> {
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
     genTokens: 48,
     repeats: Number(values.repeats),
   });
+  // Real daemons in network namespaces (needs root); reports why and adds nothing without them.
+  results["cluster"] = await benchCluster();
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ preset, threads: Number(values.threads), results }, null, 2)}\n`);
     return;

@@ -26,6 +26,14 @@ export interface StartDaemonOptions {
   /** Prefix the command, e.g. ["taskset", "-c", "1"]. */
   wrapper?: string[];
   readyTimeoutMs?: number;
+  /**
+   * Use this directory as the daemon's home (created if missing) instead of a fresh temp dir.
+   * The caller owns it: stop() leaves it in place, so a restarted daemon keeps its data dir
+   * (node identity, cluster membership). Models are linked only where not already present.
+   */
+  home?: string;
+  /** HTTP port; default a free one. */
+  port?: number;
 }
 
 export interface RunningDaemon {
@@ -58,15 +66,20 @@ export function waitForExit(child: ChildProcess): Promise<number | string> {
 }
 
 export async function startDaemon(options: StartDaemonOptions = {}): Promise<RunningDaemon> {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), "hearth-daemon-"));
+  const ownsHome = options.home === undefined;
+  const home = options.home ?? fs.mkdtempSync(path.join(os.tmpdir(), "hearth-daemon-"));
+  const removeHome = (): void => {
+    if (ownsHome) fs.rmSync(home, { recursive: true, force: true });
+  };
   const modelsDir = path.join(home, "models");
   fs.mkdirSync(modelsDir, { recursive: true });
   for (const [id, file] of Object.entries(options.models ?? {})) {
-    fs.symlinkSync(path.resolve(file), path.join(modelsDir, `${id}.gguf`));
+    const link = path.join(modelsDir, `${id}.gguf`);
+    if (!fs.existsSync(link)) fs.symlinkSync(path.resolve(file), link);
   }
   const configPath = path.join(home, "config.toml");
   fs.writeFileSync(configPath, `${options.configToml ?? ""}\n`);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const args = [
     CLI_PATH, "serve",
     "--port", String(port),
@@ -101,14 +114,14 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Run
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const result = await waitForExit(child);
-      fs.rmSync(home, { recursive: true, force: true });
+      removeHome();
       return result;
     },
   };
   const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      fs.rmSync(home, { recursive: true, force: true });
+      removeHome();
       throw new Error(`hearth serve exited early (${child.exitCode ?? child.signalCode}):\n${output}`);
     }
     try {

@@ -21,7 +21,7 @@ import { ensureTinyModel } from "../helpers/models.js";
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_LIMITS, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const { DEFAULT_LIMITS, DEFAULT_PEER, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { Daemon } = (await import(path.join(DIST, "daemon/Daemon.js"))) as typeof DaemonModule;
 const { HearthError } = (await import(path.join(DIST, "protocol/errors.js"))) as typeof ErrorsModule;
 type Daemon = DaemonModule.Daemon;
@@ -53,6 +53,7 @@ function makeConfig(overrides: Partial<HearthConfig> = {}): HearthConfig {
     runner: { ...DEFAULT_RUNNER, threads: 2 },
     log: { level: "silent" },
     drainTimeoutMs: 30_000,
+    peer: { ...DEFAULT_PEER },
     ...overrides,
   };
 }

@@ -25,7 +25,7 @@ import { readSse } from "../helpers/sse.js";
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_LIMITS, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const { DEFAULT_LIMITS, DEFAULT_PEER, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { LocalEngine } = (await import(path.join(DIST, "daemon/engine/LocalEngine.js"))) as typeof LocalEngineModule;
 const { HttpApi } = (await import(path.join(DIST, "daemon/http/HttpApi.js"))) as typeof HttpApiModule;
 const { Metrics } = (await import(path.join(DIST, "daemon/metrics/Metrics.js"))) as typeof MetricsModule;
@@ -69,6 +69,7 @@ function makeConfig(overrides: { limits?: Partial<LimitsConfig>; apiKey?: string
     runner: { ...DEFAULT_RUNNER, threads: 2 },
     log: { level: "silent" },
     drainTimeoutMs: 2_000,
+    peer: { ...DEFAULT_PEER },
   };
   if (overrides.apiKey !== undefined) config.apiKey = overrides.apiKey;
   return config;

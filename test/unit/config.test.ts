@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HearthError } from "../../protocol/errors.js";
-import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_LIMITS, DEFAULT_PORT, DEFAULT_RUNNER } from "../../daemon/config/defaults.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_LIMITS, DEFAULT_PEER, DEFAULT_PORT, DEFAULT_RUNNER } from "../../daemon/config/defaults.js";
 import { loadConfig, type LoadConfigOptions } from "../../daemon/config/loadConfig.js";
 import { assertSafeToServe, isLoopbackHost } from "../../daemon/config/security.js";
 import { formatDuration, parseDuration } from "../../daemon/config/duration.js";
@@ -69,6 +69,7 @@ describe("defaults", () => {
       runner: DEFAULT_RUNNER,
       log: { level: "info" },
       drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
+      peer: DEFAULT_PEER,
     });
   });
 

@@ -1,5 +1,7 @@
 /**
- * GET /hearth/v1/status: what this daemon is and what it has loaded, for `hearth status`.
+ * GET /hearth/v1/status: what this daemon is and what it has loaded, for `hearth status`,
+ * with a short cluster summary (`cluster`: node id, cluster id or null, peers seen and up) when
+ * the API runs inside a daemon.
  */
 
 import type { RequestContext } from "../context.js";
@@ -11,6 +13,7 @@ export function handleStatus({ res, services }: RequestContext): Promise<void> {
     uptimeSeconds: Math.floor((Date.now() - services.startedAtMs) / 1000),
     listen: services.address(),
     models: services.engine.stats().loaded,
+    ...(services.cluster === undefined ? {} : { cluster: services.cluster.summary() }),
   });
   return Promise.resolve();
 }

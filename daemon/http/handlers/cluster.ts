@@ -1,0 +1,27 @@
+/**
+ * GET /hearth/v1/cluster: this node and every peer it has seen this run, as the ClusterView
+ * of daemon/cluster/views.ts (`hearth peers` prints its `peers`).
+ * GET /hearth/v1/cluster/diagnostics: what `hearth doctor` adds to it: the listener, mDNS
+ * status, dial targets with their last failure, inbound handshake failures, probe state.
+ *
+ * Both sit behind the API key like /v1: peer addresses and resources are nobody else's business.
+ */
+
+import { HearthError } from "../../../protocol/errors.js";
+import type { ClusterSource, RequestContext } from "../context.js";
+import { sendJson } from "../responses.js";
+
+function clusterOf(context: RequestContext): ClusterSource {
+  const cluster = context.services.cluster;
+  if (cluster === undefined) throw new HearthError("HEARTH_NOT_FOUND", "This API runs without a cluster service.");
+  return cluster;
+}
+
+export async function handleCluster(context: RequestContext): Promise<void> {
+  sendJson(context.res, 200, await clusterOf(context).view());
+}
+
+export function handleClusterDiagnostics(context: RequestContext): Promise<void> {
+  sendJson(context.res, 200, clusterOf(context).diagnostics());
+  return Promise.resolve();
+}
