@@ -1,12 +1,12 @@
 /**
  * One peer link: a TLS WebSocket to another daemon, from the first frame to the close.
  *
- *   handshaking -> (responder only: confirming) -> up -> closed
+ *   handshaking -> up -> closed
  *
  * It runs the pure handshake (protocol/peer/handshake.ts) under a deadline, with the peer's
  * certificate fingerprint as the TLS layer observed it. A responder counts as up only once the
- * initiator has accepted its proof (the initiator's first post-handshake frame says so), so
- * neither side announces a link the other refused. Once up, it answers and measures
+ * initiator's authConfirm arrives, which says the initiator accepted its proof, so neither
+ * side announces a link the other refused. Once up, it answers and measures
  * heartbeats, declares the peer dead after `heartbeatTimeoutMs` of silence, carries peer
  * state snapshots, requests and streams, and turns every bad frame into a close with the
  * documented code. No handler here ever throws: a misbehaving peer costs its own link only.
@@ -34,7 +34,7 @@ import type { OpenStreamOptions, StreamHandler } from "./linkStreams.js";
 import type { PeerStream } from "./PeerStream.js";
 import { closeCodeFor, errorCodeForClose, frameLimitsOf } from "./wire.js";
 
-export type PeerLinkState = "handshaking" | "confirming" | "up" | "closed";
+export type PeerLinkState = "handshaking" | "up" | "closed";
 
 /** The link's timings and limits: PeerConfig's link-level part. */
 export type PeerLinkConfig = Pick<
@@ -334,16 +334,6 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         case "handshaking":
           this.#applyHandshakeStep(this.#handshake!.step(message));
           return;
-        case "confirming":
-          if (message.type === "handshakeReject") {
-            this.#closeWith(message.error.code === "HEARTH_PEER_INCOMPATIBLE" ? "HEARTH_PEER_INCOMPATIBLE" : "HEARTH_PEER_AUTH_FAILED", "the peer refused this node's proof");
-            return;
-          }
-          // Anything else from the initiator means it accepted our proof.
-          this.#becomeUp();
-          // An "up" listener may have closed the link already (a duplicate).
-          if (this.state === "up") this.#dispatch(message);
-          return;
         case "up":
           this.#dispatch(message);
           return;
@@ -370,8 +360,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (step.done !== undefined) {
       this.#done = step.done;
       this.#logger = this.#logger.child({ peer: shortNodeId(step.done.peerNodeId) });
-      if (this.role === "initiator") this.#becomeUp();
-      else this.#state = "confirming";
+      this.#becomeUp();
     }
   }
 
@@ -401,7 +390,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       defaultTimeoutMs: this.#config.requestTimeoutMs,
       logger: this.#logger,
     });
-    // The first heartbeat goes out at once: it is also what tells a responder we accepted it.
+    // The first heartbeat goes out at once, so the peer measures an RTT without waiting an interval.
     this.#sendHeartbeat();
     this.#heartbeatTimer = setInterval(() => this.#sendHeartbeat(), this.#config.heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
@@ -421,10 +410,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     switch (message.type) {
       case "hello":
       case "authProof":
+      case "authConfirm":
         violation = new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", `${message.type} after the handshake`);
         break;
       case "handshakeReject":
-        // The initiator refused our proof after we counted the handshake as done (docs/protocol.md).
+        // The responder refused our authConfirm after we counted the handshake as done (docs/protocol.md).
         this.#closeWith("HEARTH_PEER_AUTH_FAILED", "the peer refused the handshake after it completed");
         return;
       case "heartbeat": {

@@ -3,29 +3,43 @@
  * channel, as a pure state machine (no sockets, no timers; the I/O layer feeds it decoded
  * messages and sends what it returns).
  *
- *   initiator (dialler)                               responder (listener)
- *     hello  {nodeId, version, caps, fp_I, nonce_I}  ->
- *                                                   <-  hello {nodeId, version, caps, fp_R, nonce_R}
- *     authProof {HMAC(K, "initiator" | T)}           ->
- *                                                   <-  authProof {HMAC(K, "responder" | T)}
+ *   initiator (dialler)                          responder (listener)
+ *     hello  {nodeId, version, fp_I, nonce_I}   ->
+ *                                              <-  hello {nodeId, version, fp_R, nonce_R}
+ *     authProof {P_I}                           ->
+ *                        (responder verifies P_I; only now says anything about itself)
+ *                                              <-  authProof {P_R, info_R}
+ *                        (initiator verifies P_R; only now says anything about itself)
+ *     authConfirm {C_I, info_I}                 ->
  *
- *   K = HKDF-SHA256(cluster secret, info "hearth peer auth v1")
- *   T = SHA-256 of both hellos' fields in a fixed, length-prefixed order, with the
- *       certificate fingerprints each side OBSERVED in TLS (not the ones claimed)
+ *   K   = HKDF-SHA256(cluster secret, info "hearth peer auth v1")
+ *   T   = SHA-256 of both hellos' fields in a fixed, length-prefixed order, with the
+ *         certificate fingerprints each side OBSERVED in TLS (not the ones claimed)
+ *   P_I = HMAC(K, "proof initiator" | T)
+ *   P_R = HMAC(K, "proof responder" | T | info_R)
+ *   C_I = HMAC(K, "confirm initiator" | T | info_R | info_I)
+ *   info = {software version, capabilities}
  *
  * Why it holds:
  *   - each proof covers a fresh nonce chosen by the other side, so a recorded handshake
  *     replayed to anyone fails;
- *   - the role label differs, so a proof reflected back to its sender fails;
+ *   - the labels differ, so a proof reflected back to its sender, or offered as another
+ *     message, fails;
  *   - T binds both TLS certificates, so a man in the middle (who must present its own
  *     certificate on each leg) makes the two sides compute different transcripts;
- *   - T binds both versions and capability lists, so neither can be downgraded in flight;
+ *   - T binds both protocol versions, P_R binds info_R and C_I binds both infos, so neither
+ *     a version nor a capability list can be altered in flight;
  *   - a node id must be the one derived from the certificate presented in TLS.
- * The responder proves nothing until the initiator has; a prober learns no proof. And a
- * responder that finds anything wrong with the initiator's identity still answers its hello
- * and refuses only at the proof, with the same generic message as for a wrong secret: a
- * non-member cannot tell which check failed. The local `reason` says exactly what failed,
- * for logs and `hearth doctor`, and never contains the secret.
+ * Who learns what: the initiator proves first, to a responder that has proven nothing, so
+ * its proof carries nothing about it; its software info waits for authConfirm, after it has
+ * verified the responder. The responder proves nothing, and says nothing about its software,
+ * until it has verified the initiator; at that point the initiator is a proven member, so
+ * the responder's info can ride in its proof. A non-member, on either side, sees hellos
+ * (public facts) and a refusal, never a proof of the other side nor its software or
+ * capabilities. A responder that finds anything wrong with the initiator's identity still
+ * answers its hello and refuses only at the proof, with the same generic message as for a
+ * wrong secret: a non-member cannot tell which check failed. The local `reason` says exactly
+ * what failed, for logs and `hearth doctor`, and never contains the secret.
  *
  * Pure: hashing only; randomness is injected.
  */
@@ -33,7 +47,7 @@
 import { createHash, createHmac, hkdfSync, randomBytes as nodeRandomBytes, timingSafeEqual } from "node:crypto";
 import { ERROR_CATALOGUE, HearthError } from "../errors.js";
 import { fingerprintToHex, FINGERPRINT_BYTES, nodeIdFromFingerprint } from "./identity.js";
-import type { AuthProofMessage, HandshakeRejectMessage, HelloMessage, PeerMessage } from "./messages.js";
+import type { AuthConfirmMessage, AuthProofMessage, HandshakeRejectMessage, HelloMessage, PeerMessage, SoftwareInfo } from "./messages.js";
 import { PEER_WIRE_LIMITS } from "./messages.js";
 import { negotiate, PROTOCOL_VERSION } from "./version.js";
 import type { ProtocolVersion } from "./version.js";
@@ -45,7 +59,7 @@ export const MIN_CLUSTER_SECRET_BYTES = 16;
 
 export type HandshakeRole = "initiator" | "responder";
 
-export type HandshakeState = "start" | "awaitingHello" | "awaitingProof" | "done" | "failed";
+export type HandshakeState = "start" | "awaitingHello" | "awaitingProof" | "awaitingConfirm" | "done" | "failed";
 
 export interface HandshakeParams {
   clusterSecret: Uint8Array;
@@ -53,6 +67,7 @@ export interface HandshakeParams {
   localFingerprint: Uint8Array;
   /** SHA-256 of the certificate the peer presented in TLS, as the TLS layer observed it. */
   remoteFingerprint: Uint8Array;
+  /** Sent only to a peer that has proven membership (the responder's authProof, the initiator's authConfirm). */
   softwareVersion: string;
   capabilities?: readonly string[];
   /** Defaults to PROTOCOL_VERSION; tests pass others. */
@@ -69,6 +84,7 @@ export interface HandshakeDone {
   peerFingerprintHex: string;
   /** The negotiated version: same major, lower minor. */
   protocol: ProtocolVersion;
+  /** From the peer's authProof or authConfirm, covered by its MAC. */
   peerSoftwareVersion: string;
   peerCapabilities: string[];
 }
@@ -122,30 +138,42 @@ interface TranscriptSide {
   fingerprint: Uint8Array;
 }
 
-function transcriptHash(initiator: TranscriptSide, responder: TranscriptSide): Buffer {
-  const hash = createHash("sha256");
-  // Length prefixes make the encoding injective: no two different hellos hash alike.
-  const put = (part: string | Uint8Array): void => {
+/** Length prefixes make every encoding here injective: no two different inputs hash alike. */
+function lengthPrefixed(update: (bytes: Uint8Array) => void): (part: string | Uint8Array) => void {
+  return (part) => {
     const bytes = typeof part === "string" ? Buffer.from(part, "utf8") : part;
     const length = Buffer.alloc(4);
     length.writeUInt32BE(bytes.byteLength);
-    hash.update(length).update(bytes);
+    update(length);
+    update(bytes);
   };
+}
+
+function transcriptHash(initiator: TranscriptSide, responder: TranscriptSide): Buffer {
+  const hash = createHash("sha256");
+  const put = lengthPrefixed((bytes) => hash.update(bytes));
   put(`${PEER_AUTH_CONTEXT} transcript`);
   for (const side of [initiator, responder]) {
     put(side.hello.nodeId);
     put(`${side.hello.protocol.major}.${side.hello.protocol.minor}`);
-    put(side.hello.software);
-    put(String(side.hello.capabilities.length));
-    for (const capability of side.hello.capabilities) put(capability);
     put(side.fingerprint);
     put(side.hello.nonce);
   }
   return hash.digest();
 }
 
-function computeProof(key: Uint8Array, role: HandshakeRole, transcript: Buffer): Buffer {
-  return createHmac("sha256", key).update(`${PEER_AUTH_CONTEXT} proof ${role}\0`).update(transcript).digest();
+/** What each MAC proves; distinct labels keep one from standing in for another. */
+type ProofLabel = "proof initiator" | "proof responder" | "confirm initiator";
+
+function computeProof(key: Uint8Array, label: ProofLabel, transcript: Buffer, infos: readonly SoftwareInfo[] = []): Buffer {
+  const hmac = createHmac("sha256", key).update(`${PEER_AUTH_CONTEXT} ${label}\0`).update(transcript);
+  const put = lengthPrefixed((bytes) => hmac.update(bytes));
+  for (const info of infos) {
+    put(info.software);
+    put(String(info.capabilities.length));
+    for (const capability of info.capabilities) put(capability);
+  }
+  return hmac.digest();
 }
 
 function proofMatches(expected: Buffer, received: Uint8Array): boolean {
@@ -173,7 +201,10 @@ class HandshakeMachine implements Handshake {
   readonly #params: HandshakeParams;
   readonly #version: ProtocolVersion;
   readonly #localHello: HelloMessage;
+  /** Sent only to a peer that has proven membership (see the header). */
+  readonly #localInfo: SoftwareInfo;
   #peerHello: HelloMessage | undefined;
+  #peerInfo: SoftwareInfo | undefined;
   #negotiated: ProtocolVersion | undefined;
   /** Set by the responder when the initiator's identity is wrong; refused at the proof step. */
   #doomReason: string | undefined;
@@ -192,11 +223,10 @@ class HandshakeMachine implements Handshake {
       type: "hello",
       nodeId: this.localNodeId,
       protocol: { major: this.#version.major, minor: this.#version.minor },
-      software: params.softwareVersion,
-      capabilities: [...(params.capabilities ?? [])],
       certFingerprint: fingerprintToHex(params.localFingerprint),
       nonce: new Uint8Array(random(PEER_WIRE_LIMITS.nonceBytes)),
     };
+    this.#localInfo = { software: params.softwareVersion, capabilities: [...(params.capabilities ?? [])] };
     this.#state = role === "initiator" ? "start" : "awaitingHello";
   }
 
@@ -231,12 +261,15 @@ class HandshakeMachine implements Handshake {
         break;
     }
     if (message.type === "handshakeReject") return this.#onReject(message);
-    if (this.#state === "awaitingHello") {
-      if (message.type !== "hello") return this.#unexpected(message, "hello");
-      return this.#onHello(message);
+    switch (this.#state) {
+      case "awaitingHello":
+        return message.type === "hello" ? this.#onHello(message) : this.#unexpected(message, "hello");
+      case "awaitingProof":
+        if (message.type !== "authProof") return this.#unexpected(message, "authProof");
+        return this.role === "responder" ? this.#onInitiatorProof(message) : this.#onResponderProof(message);
+      default:
+        return message.type === "authConfirm" ? this.#onConfirm(message) : this.#unexpected(message, "authConfirm");
     }
-    if (message.type !== "authProof") return this.#unexpected(message, "authProof");
-    return this.#onProof(message);
   }
 
   #onReject(message: HandshakeRejectMessage): HandshakeStep {
@@ -288,26 +321,60 @@ class HandshakeMachine implements Handshake {
     // The initiator never hands a proof to a peer it already doubts.
     if (problem !== undefined) return this.#fail(failure("HEARTH_PEER_AUTH_FAILED", problem), GENERIC_REFUSAL);
     this.#state = "awaitingProof";
-    const proof: AuthProofMessage = { type: "authProof", proof: new Uint8Array(computeProof(this.#key, "initiator", this.#transcript())) };
+    // No info here: the responder has proven nothing yet.
+    const proof: AuthProofMessage = { type: "authProof", proof: new Uint8Array(computeProof(this.#key, "proof initiator", this.#transcript())) };
     return { send: proof };
   }
 
-  #onProof(message: AuthProofMessage): HandshakeStep {
+  /** Responder: the initiator's proof. Only once it verifies does this node say anything about itself. */
+  #onInitiatorProof(message: AuthProofMessage): HandshakeStep {
     const transcript = this.#transcript();
-    const peerRole: HandshakeRole = this.role === "initiator" ? "responder" : "initiator";
     // Verify even when doomed, so a refusal costs the same either way.
-    const verified = proofMatches(computeProof(this.#key, peerRole, transcript), message.proof);
+    const verified = proofMatches(computeProof(this.#key, "proof initiator", transcript), message.proof);
     if (!verified || this.#doomReason !== undefined) {
       const reason =
         this.#doomReason ?? "the peer's proof does not verify: it does not hold this cluster's secret (another cluster, or a rotated secret), or the handshake was tampered with";
       return this.#fail(failure("HEARTH_PEER_AUTH_FAILED", reason), GENERIC_REFUSAL);
     }
-    this.#state = "done";
-    const done = this.#doneResult();
-    if (this.role === "responder") {
-      return { send: { type: "authProof", proof: new Uint8Array(computeProof(this.#key, "responder", transcript)) }, done };
+    if (message.info !== undefined) {
+      // A proven member, so it may hear why; it sent its info before this node had proven anything.
+      return this.#unexpected(message, "authProof without info");
     }
-    return { done };
+    this.#state = "awaitingConfirm";
+    const proof = computeProof(this.#key, "proof responder", transcript, [this.#localInfo]);
+    return { send: { type: "authProof", proof: new Uint8Array(proof), info: this.#localInfo } };
+  }
+
+  /** Initiator: the responder's proof, covering its info. Only once it verifies does this node send its own. */
+  #onResponderProof(message: AuthProofMessage): HandshakeStep {
+    const peerInfo = message.info;
+    const transcript = this.#transcript();
+    // Without info it cannot be a responder's proof (a reflected initiator proof looks like this).
+    if (peerInfo === undefined || !proofMatches(computeProof(this.#key, "proof responder", transcript, [peerInfo]), message.proof)) {
+      return this.#fail(
+        failure("HEARTH_PEER_AUTH_FAILED", "the peer's proof does not verify: it does not hold this cluster's secret, or the handshake was tampered with"),
+        GENERIC_REFUSAL,
+      );
+    }
+    this.#peerInfo = peerInfo;
+    this.#state = "done";
+    const confirm: AuthConfirmMessage = {
+      type: "authConfirm",
+      proof: new Uint8Array(computeProof(this.#key, "confirm initiator", transcript, [peerInfo, this.#localInfo])),
+      info: this.#localInfo,
+    };
+    return { send: confirm, done: this.#doneResult() };
+  }
+
+  /** Responder: the initiator's info, from a proven member; the MAC catches tampering. */
+  #onConfirm(message: AuthConfirmMessage): HandshakeStep {
+    const expected = computeProof(this.#key, "confirm initiator", this.#transcript(), [this.#localInfo, message.info]);
+    if (!proofMatches(expected, message.proof)) {
+      return this.#fail(failure("HEARTH_PEER_AUTH_FAILED", "the peer's confirmation does not verify: the handshake was tampered with"), GENERIC_REFUSAL);
+    }
+    this.#peerInfo = message.info;
+    this.#state = "done";
+    return { done: this.#doneResult() };
   }
 
   #transcript(): Buffer {
@@ -319,13 +386,14 @@ class HandshakeMachine implements Handshake {
 
   #doneResult(): HandshakeDone {
     const hello = this.#peerHello!;
+    const info = this.#peerInfo!;
     return {
       peerNodeId: hello.nodeId,
       peerFingerprint: new Uint8Array(this.#params.remoteFingerprint),
       peerFingerprintHex: fingerprintToHex(this.#params.remoteFingerprint),
       protocol: this.#negotiated!,
-      peerSoftwareVersion: hello.software,
-      peerCapabilities: [...hello.capabilities],
+      peerSoftwareVersion: info.software,
+      peerCapabilities: [...info.capabilities],
     };
   }
 

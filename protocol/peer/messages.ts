@@ -118,21 +118,46 @@ export const errorPayloadSchema = z
 
 // ---- handshake (docs/protocol.md, "Handshake") -------------------------------------------
 
+/**
+ * Public facts only: a hello goes to whoever opens a TLS connection, member or not. Node id
+ * and fingerprint are in mDNS TXT anyway, and the version is needed to refuse an incompatible
+ * major with a clear reason. Software version and capabilities wait for a proof (below).
+ */
 export const helloSchema = z.object({
   type: z.literal("hello"),
   nodeId: nodeIdSchema,
   protocol: protocolVersionSchema,
-  software: label(PEER_WIRE_LIMITS.maxSoftwareVersionLength).min(1).regex(SOFTWARE_VERSION_PATTERN),
-  capabilities: z
-    .array(z.string().min(1).max(PEER_WIRE_LIMITS.maxCapabilityLength).regex(CAPABILITY_PATTERN))
-    .max(PEER_WIRE_LIMITS.maxCapabilities),
   certFingerprint: fingerprintHexSchema,
   nonce: bytes(PEER_WIRE_LIMITS.nonceBytes, PEER_WIRE_LIMITS.nonceBytes),
 });
 
+/** What a node says about its build, only to a peer that has proven membership. */
+export const softwareInfoSchema = z.object({
+  software: label(PEER_WIRE_LIMITS.maxSoftwareVersionLength).min(1).regex(SOFTWARE_VERSION_PATTERN),
+  capabilities: z
+    .array(z.string().min(1).max(PEER_WIRE_LIMITS.maxCapabilityLength).regex(CAPABILITY_PATTERN))
+    .max(PEER_WIRE_LIMITS.maxCapabilities),
+});
+
+/**
+ * The initiator proves first, to a responder that has proven nothing, so its proof carries no
+ * `info`; the responder proves only after verifying it, so its proof carries its `info`
+ * (and covers it). The handshake refuses an `info` where it does not belong and a missing one.
+ */
 export const authProofSchema = z.object({
   type: z.literal("authProof"),
   proof: bytes(PEER_WIRE_LIMITS.proofBytes, PEER_WIRE_LIMITS.proofBytes),
+  info: softwareInfoSchema.optional(),
+});
+
+/**
+ * The initiator's last handshake message, sent only after it has verified the responder's
+ * proof: its own software info, with a proof covering both sides' info.
+ */
+export const authConfirmSchema = z.object({
+  type: z.literal("authConfirm"),
+  proof: bytes(PEER_WIRE_LIMITS.proofBytes, PEER_WIRE_LIMITS.proofBytes),
+  info: softwareInfoSchema,
 });
 
 export const handshakeRejectSchema = z.object({
@@ -282,6 +307,7 @@ export const streamResetSchema = z.object({
 export const peerMessageSchema = z.discriminatedUnion("type", [
   helloSchema,
   authProofSchema,
+  authConfirmSchema,
   handshakeRejectSchema,
   heartbeatSchema,
   heartbeatAckSchema,
@@ -303,6 +329,8 @@ export type PeerMessageOf<T extends PeerMessageType> = Extract<PeerMessage, { ty
 
 export type HelloMessage = PeerMessageOf<"hello">;
 export type AuthProofMessage = PeerMessageOf<"authProof">;
+export type AuthConfirmMessage = PeerMessageOf<"authConfirm">;
+export type SoftwareInfo = z.output<typeof softwareInfoSchema>;
 export type HandshakeRejectMessage = PeerMessageOf<"handshakeReject">;
 export type HeartbeatMessage = PeerMessageOf<"heartbeat">;
 export type HeartbeatAckMessage = PeerMessageOf<"heartbeatAck">;
@@ -320,6 +348,7 @@ export type StreamResetMessage = PeerMessageOf<"streamReset">;
 export const PEER_MESSAGE_TYPES: readonly PeerMessageType[] = [
   "hello",
   "authProof",
+  "authConfirm",
   "handshakeReject",
   "heartbeat",
   "heartbeatAck",
@@ -336,8 +365,8 @@ export const PEER_MESSAGE_TYPES: readonly PeerMessageType[] = [
 ];
 
 /** The only messages allowed before the handshake completes (and only then). */
-export const HANDSHAKE_MESSAGE_TYPES: ReadonlySet<PeerMessageType> = new Set<PeerMessageType>(["hello", "authProof", "handshakeReject"]);
+export const HANDSHAKE_MESSAGE_TYPES: ReadonlySet<PeerMessageType> = new Set<PeerMessageType>(["hello", "authProof", "authConfirm", "handshakeReject"]);
 
-export function isHandshakeMessage(message: PeerMessage): message is HelloMessage | AuthProofMessage | HandshakeRejectMessage {
+export function isHandshakeMessage(message: PeerMessage): message is HelloMessage | AuthProofMessage | AuthConfirmMessage | HandshakeRejectMessage {
   return HANDSHAKE_MESSAGE_TYPES.has(message.type);
 }

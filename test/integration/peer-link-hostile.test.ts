@@ -56,6 +56,10 @@ const CONFIG: PeerConfig = {
 /** Close codes an attack may legitimately end with (docs/protocol.md, "Close codes"). */
 const REFUSAL_CODES = new Set([1002, 1007, 1009, 4401, 4408, 4426]);
 
+/** Distinctive, so their absence from what a non-member receives means something. */
+const SERVER_SOFTWARE = "5.5.5-membersonly";
+const SERVER_CAPABILITY = "members-only-capability";
+
 let dir: string;
 let server: PeerLinkManager;
 let serverIdentity: NodeIdentity;
@@ -68,7 +72,14 @@ beforeAll(async () => {
   serverIdentity = await NodeIdentity.loadOrCreate(path.join(dir, "server"));
   membership = (await ClusterMembership.init(path.join(dir, "server"))).membership;
   attacker = await NodeIdentity.loadOrCreate(path.join(dir, "attacker"));
-  server = new PeerLinkManager({ identity: serverIdentity, membership, config: CONFIG, logger: pino({ level: "silent" }) });
+  server = new PeerLinkManager({
+    identity: serverIdentity,
+    membership,
+    config: CONFIG,
+    logger: pino({ level: "silent" }),
+    softwareVersion: SERVER_SOFTWARE,
+    capabilities: ["streams", SERVER_CAPABILITY],
+  });
   server.on("handshakeFailed", (event) => failures.push(event));
   await server.start();
 });
@@ -93,6 +104,8 @@ interface RawOutcome {
   /** Set when the WebSocket opened and was then closed. */
   closeCode?: number;
   received: PeerMessage[];
+  /** Every frame the server sent, as bytes, decodable or not. */
+  rawFrames: Buffer[];
 }
 
 interface RawClientOptions {
@@ -108,6 +121,7 @@ interface RawClientOptions {
 function rawClient(options: RawClientOptions = {}): Promise<RawOutcome> {
   return new Promise<RawOutcome>((resolve, reject) => {
     const received: PeerMessage[] = [];
+    const rawFrames: Buffer[] = [];
     const socket = new WebSocket(`wss://127.0.0.1:${port()}${options.path ?? PEER_LINK_PATH}`, options.protocols ?? [PEER_SUBPROTOCOL], {
       ...(options.withCertificate === false ? {} : attacker.tlsCredentials()),
       rejectUnauthorized: false,
@@ -121,17 +135,18 @@ function rawClient(options: RawClientOptions = {}): Promise<RawOutcome> {
     }, 5_000);
     socket.on("unexpected-response", (_request, response) => {
       clearTimeout(timer);
-      resolve({ status: response.statusCode ?? 0, received });
+      resolve({ status: response.statusCode ?? 0, received, rawFrames });
       socket.terminate();
     });
     socket.on("error", () => undefined);
     socket.on("message", (data: Buffer) => {
+      rawFrames.push(Buffer.from(data));
       const decoded = decodeFrame(new Uint8Array(data), { maxFrameBytes: 16 * 1024 * 1024, maxStreamChunkBytes: 1024 * 1024, maxNestingDepth: 32 });
       if (decoded.ok) received.push(decoded.message);
     });
     socket.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ closeCode: code, received });
+      resolve({ closeCode: code, received, rawFrames });
     });
     socket.on("open", () => {
       void Promise.resolve(options.script?.(socket, received)).catch(() => undefined);
@@ -153,8 +168,6 @@ function attackerHello(overrides: Partial<HelloMessage> = {}): HelloMessage {
     type: "hello",
     nodeId: attacker.nodeId,
     protocol: { major: 1, minor: 0 },
-    software: "0.1.0",
-    capabilities: [],
     certFingerprint: attacker.fingerprintHex,
     nonce: new Uint8Array(randomBytes(32)),
     ...overrides,
@@ -348,6 +361,35 @@ describe("frames on the WebSocket endpoint", () => {
     });
     expect(outcome.closeCode).toBe(4401);
     expect(outcome.received[1]).toEqual({ type: "handshakeReject", error: { code: "HEARTH_PEER_AUTH_FAILED", message: "handshake refused" } });
+  });
+
+  it("a non-member learns neither the server's software version nor its capabilities, whatever proof it sends", async () => {
+    const info = { software: "1.0.0", capabilities: ["streams"] };
+    const attempts: PeerMessage[] = [
+      { type: "authProof", proof: new Uint8Array(randomBytes(32)) },
+      // Volunteering its own info does not buy any in return.
+      { type: "authProof", proof: new Uint8Array(randomBytes(32)), info },
+      { type: "authConfirm", proof: new Uint8Array(randomBytes(32)), info },
+    ];
+    for (const attempt of attempts) {
+      const outcome = await rawClient({
+        script: async (socket, received) => {
+          socket.send(encodeFrame(attackerHello()));
+          while (received.length === 0) await sleep(5);
+          socket.send(encodeFrame(attempt));
+        },
+      });
+      expect(outcome.closeCode === 4401 || outcome.closeCode === 1002).toBe(true);
+      expect(outcome.rawFrames.length).toBeGreaterThan(0);
+      for (const frame of outcome.rawFrames) {
+        expect(frame.includes(SERVER_SOFTWARE)).toBe(false);
+        expect(frame.includes(SERVER_CAPABILITY)).toBe(false);
+      }
+      for (const message of outcome.received) {
+        expect(["hello", "handshakeReject"]).toContain(message.type);
+        expect(Object.keys(message).sort()).toEqual(message.type === "hello" ? ["certFingerprint", "nodeId", "nonce", "protocol", "type"] : ["error", "type"]);
+      }
+    }
   });
 
   it("a recorded handshake replayed with a stale proof fails: the proof is bound to the server's fresh nonce", async () => {

@@ -9,7 +9,7 @@ import { decodeFrame, encodeFrame } from "../../protocol/peer/codec.js";
 import { createInitiator, createResponder, derivePeerAuthKey } from "../../protocol/peer/handshake.js";
 import type { Handshake, HandshakeParams, HandshakeStep } from "../../protocol/peer/handshake.js";
 import { fingerprintToHex, nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
-import type { HelloMessage, PeerMessage } from "../../protocol/peer/messages.js";
+import type { HelloMessage, PeerMessage, SoftwareInfo } from "../../protocol/peer/messages.js";
 
 interface Node {
   fingerprint: Uint8Array;
@@ -101,6 +101,7 @@ describe("honest members", () => {
       "responder:hello",
       "initiator:authProof",
       "responder:authProof",
+      "initiator:authConfirm",
     ]);
   });
 
@@ -111,9 +112,9 @@ describe("honest members", () => {
     for (let i = 0; i < 5; i++) {
       const outcome = run(createInitiator(params(a, b)), createResponder(params(b, a)));
       expect(outcome.initiator.done).toBeDefined();
-      for (const { message } of outcome.transcript) if (message.type === "authProof") proofs.add(Buffer.from(message.proof).toString("hex"));
+      for (const { message } of outcome.transcript) if (message.type === "authProof" || message.type === "authConfirm") proofs.add(Buffer.from(message.proof).toString("hex"));
     }
-    expect(proofs.size).toBe(10);
+    expect(proofs.size).toBe(15);
   });
 });
 
@@ -157,6 +158,108 @@ describe("non-members", () => {
     // The refused side sees the same message types at the same step, and the same bytes.
     expect(wrongCertificate.transcript.map((e) => e.message.type)).toEqual(wrongSecret.transcript.map((e) => e.message.type));
     expect(lastFrameFromResponder(wrongCertificate)).toBe(lastFrameFromResponder(wrongSecret));
+  });
+});
+
+describe("what a non-member learns", () => {
+  // Distinctive values, so their absence from every frame a non-member receives means something.
+  const SECRET_SOFTWARE = "7.7.7-membersonly";
+  const SECRET_CAPABILITY = "members-only-capability";
+  const memberParams = (local: Node, remote: Node, overrides: Partial<HandshakeParams> = {}) =>
+    params(local, remote, { softwareVersion: SECRET_SOFTWARE, capabilities: ["streams", SECRET_CAPABILITY], ...overrides });
+
+  /** Every frame `side` was sent, as bytes on the wire. */
+  const framesReceivedBy = (outcome: Outcome, side: "initiator" | "responder") =>
+    outcome.transcript.filter((entry) => entry.from !== side).map((entry) => ({ message: entry.message, bytes: Buffer.from(encodeFrame(entry.message)) }));
+
+  function expectNothingRevealed(frames: Array<{ message: PeerMessage; bytes: Buffer }>): void {
+    expect(frames.length).toBeGreaterThan(0);
+    for (const { message, bytes } of frames) {
+      expect(bytes.includes(SECRET_SOFTWARE)).toBe(false);
+      expect(bytes.includes(SECRET_CAPABILITY)).toBe(false);
+      expect(message.type).not.toBe("authConfirm");
+      expect("info" in message && message.info !== undefined).toBe(false);
+      expect("software" in message || "capabilities" in message).toBe(false);
+    }
+  }
+
+  it("a member receives the other member's software version and capabilities (control: the check below can fail)", () => {
+    const a = makeNode();
+    const b = makeNode();
+    const outcome = run(createInitiator(memberParams(a, b)), createResponder(memberParams(b, a)));
+    for (const side of ["initiator", "responder"] as const) {
+      const received = Buffer.concat(framesReceivedBy(outcome, side).map((frame) => frame.bytes));
+      expect(received.includes(SECRET_SOFTWARE)).toBe(true);
+      expect(received.includes(SECRET_CAPABILITY)).toBe(true);
+    }
+    expect(outcome.responder.done).toMatchObject({ peerSoftwareVersion: SECRET_SOFTWARE, peerCapabilities: ["streams", SECRET_CAPABILITY] });
+    expect(outcome.initiator.done).toMatchObject({ peerSoftwareVersion: SECRET_SOFTWARE, peerCapabilities: ["streams", SECRET_CAPABILITY] });
+  });
+
+  it("a non-member initiator never receives the member responder's software version or capabilities", () => {
+    const member = makeNode();
+    const stranger = makeNode();
+    const impostor = makeNode();
+    const wrongSecret = run(createInitiator(params(stranger, member, { clusterSecret: otherSecret })), createResponder(memberParams(member, stranger)));
+    expect(wrongSecret.responder.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
+    expectNothingRevealed(framesReceivedBy(wrongSecret, "initiator"));
+    // Holding the secret but not the certificate it claims is no better.
+    const wrongCertificate = run(createInitiator(params(impostor, member)), createResponder(memberParams(member, stranger)));
+    expect(wrongCertificate.responder.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
+    expectNothingRevealed(framesReceivedBy(wrongCertificate, "initiator"));
+  });
+
+  it("a non-member responder never receives the member initiator's software version or capabilities", () => {
+    const member = makeNode();
+    const stranger = makeNode();
+    const outcome = run(createInitiator(memberParams(member, stranger)), createResponder(params(stranger, member, { clusterSecret: otherSecret })));
+    expect(outcome.initiator.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
+    expect(outcome.transcript.map((entry) => `${entry.from}:${entry.message.type}`)).toEqual([
+      "initiator:hello",
+      "responder:hello",
+      "initiator:authProof",
+      "responder:handshakeReject",
+    ]);
+    expectNothingRevealed(framesReceivedBy(outcome, "responder"));
+  });
+
+  it("a non-member responder that answers with a forged proof carrying info still learns nothing", () => {
+    const member = makeNode();
+    const stranger = makeNode();
+    // The stranger runs a responder with the wrong secret, so its proof (with its info) is well formed but wrong.
+    const outcome = run(createInitiator(memberParams(member, stranger)), createResponder(params(stranger, member, { clusterSecret: otherSecret })), (from, message) =>
+      from === "responder" && message.type === "handshakeReject" ? { type: "authProof", proof: new Uint8Array(randomBytes(32)), info: { software: "1.0.0", capabilities: [] } } : message,
+    );
+    expect(outcome.initiator.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
+    expect(outcome.initiator.done).toBeUndefined();
+    expectNothingRevealed(framesReceivedBy(outcome, "responder"));
+  });
+
+  it("a stranger sending any handshake messages to a member, in either role, never receives its software version or capabilities", () => {
+    const member = makeNode();
+    const stranger = makeNode();
+    const strangerHello = createInitiator(params(stranger, member)).start().send as HelloMessage;
+    const info = { software: "1.0.0", capabilities: [] };
+    const message = fc.oneof(
+      fc.constant<PeerMessage>(strangerHello),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((proof): PeerMessage => ({ type: "authProof", proof })),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((proof): PeerMessage => ({ type: "authProof", proof, info })),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((proof): PeerMessage => ({ type: "authConfirm", proof, info })),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom("initiator", "responder"), fc.array(message, { minLength: 1, maxLength: 5 }), (role, messages) => {
+        const machine = role === "initiator" ? createInitiator(memberParams(member, stranger)) : createResponder(memberParams(member, stranger));
+        const sent: PeerMessage[] = [];
+        const first = machine.start();
+        if (first.send) sent.push(first.send);
+        for (const m of messages) {
+          const step = machine.step(wire(m));
+          if (step.send) sent.push(step.send);
+        }
+        if (sent.length > 0) expectNothingRevealed(sent.map((m) => ({ message: m, bytes: Buffer.from(encodeFrame(m)) })));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 
@@ -305,9 +408,7 @@ describe("tampering", () => {
   });
 
   it.each([
-    ["capabilities", (hello: HelloMessage): HelloMessage => ({ ...hello, capabilities: [] })],
     ["protocol minor version", (hello: HelloMessage): HelloMessage => ({ ...hello, protocol: { major: 1, minor: 7 } })],
-    ["software version", (hello: HelloMessage): HelloMessage => ({ ...hello, software: "9.9.9" })],
     ["nonce", (hello: HelloMessage): HelloMessage => ({ ...hello, nonce: new Uint8Array(32).fill(1) })],
   ])("refuses a handshake whose %s was altered in flight", (_field, alter) => {
     const a = makeNode();
@@ -320,6 +421,36 @@ describe("tampering", () => {
     expect(outcome.initiator.done).toBeUndefined();
   });
 
+  it.each([
+    ["capabilities", (info: SoftwareInfo): SoftwareInfo => ({ ...info, capabilities: [] })],
+    ["software version", (info: SoftwareInfo): SoftwareInfo => ({ ...info, software: "9.9.9" })],
+  ])("refuses the responder's %s altered in flight, and neither side comes up", (_field, alter) => {
+    const a = makeNode();
+    const b = makeNode();
+    const outcome = run(createInitiator(params(a, b)), createResponder(params(b, a)), (from, message) =>
+      from === "responder" && message.type === "authProof" && message.info !== undefined ? { ...message, info: alter(message.info) } : message,
+    );
+    expect(outcome.initiator.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
+    expect(outcome.initiator.done).toBeUndefined();
+    expect(outcome.responderSteps.some((step) => step.done !== undefined)).toBe(false);
+    // The initiator refused before sending anything about itself.
+    expect(outcome.transcript.some((entry) => entry.message.type === "authConfirm")).toBe(false);
+  });
+
+  it.each([
+    ["capabilities", (info: SoftwareInfo): SoftwareInfo => ({ ...info, capabilities: [] })],
+    ["software version", (info: SoftwareInfo): SoftwareInfo => ({ ...info, software: "9.9.9" })],
+  ])("refuses the initiator's %s altered in flight", (_field, alter) => {
+    const a = makeNode();
+    const b = makeNode();
+    const outcome = run(createInitiator(params(a, b)), createResponder(params(b, a)), (from, message) =>
+      from === "initiator" && message.type === "authConfirm" ? { ...message, info: alter(message.info) } : message,
+    );
+    expect(outcome.responderSteps.at(-1)?.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
+    expect(outcome.responderSteps.some((step) => step.done !== undefined)).toBe(false);
+    expect(outcome.transcript.at(-1)).toMatchObject({ from: "responder", message: { type: "handshakeReject" } });
+  });
+
   it("refuses a flipped bit in a proof", () => {
     const a = makeNode();
     const b = makeNode();
@@ -329,8 +460,9 @@ describe("tampering", () => {
       proof[31] = proof[31]! ^ 1;
       return { ...message, proof };
     });
-    // The responder finished first (it had verified the initiator), then learns of the refusal.
-    expect(outcome.responderSteps.some((step) => step.done !== undefined)).toBe(true);
+    // The responder waits for the initiator's authConfirm, so it never counts a refused link as done.
+    expect(outcome.responderSteps.some((step) => step.done !== undefined)).toBe(false);
+    expect(outcome.responder.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
     expect(outcome.initiator.fail?.code).toBe("HEARTH_PEER_AUTH_FAILED");
     expect(outcome.initiator.done).toBeUndefined();
     expect(outcome.transcript.at(-1)).toMatchObject({ from: "initiator", message: { type: "handshakeReject" } });
@@ -385,6 +517,8 @@ describe("versions and protocol order", () => {
       fc.constant<PeerMessage>(strangerHello),
       fc.uint8Array({ minLength: 32, maxLength: 32 }).map((nonce): PeerMessage => ({ ...strangerHello, nonce })),
       fc.uint8Array({ minLength: 32, maxLength: 32 }).map((proof): PeerMessage => ({ type: "authProof", proof })),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((proof): PeerMessage => ({ type: "authProof", proof, info: { software: "6.6.6", capabilities: [] } })),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((proof): PeerMessage => ({ type: "authConfirm", proof, info: { software: "6.6.6", capabilities: [] } })),
       fc.constant<PeerMessage>({ type: "handshakeReject", error: { code: "HEARTH_PEER_INCOMPATIBLE", message: "no" } }),
       fc.constant<PeerMessage>({ type: "heartbeat", seq: 0, sentAt: 0 }),
     );
@@ -398,8 +532,10 @@ describe("versions and protocol order", () => {
             step = machine.step(m);
           }).not.toThrow();
           expect(step.done).toBeUndefined();
-          // A member never hands a stranger a responder proof.
+          // A member never hands a stranger a responder proof, nor anything about its software.
           if (role === "responder") expect(step.send?.type).not.toBe("authProof");
+          expect(step.send?.type).not.toBe("authConfirm");
+          if (step.send?.type === "authProof") expect(step.send.info).toBeUndefined();
         }
       }),
       { numRuns: 500 },
