@@ -13,7 +13,7 @@ import { LlamaChat } from "node-llama-cpp";
 import { HearthError } from "../../protocol/errors.js";
 import type { ChatJob, GenerationResult } from "../../protocol/inference.js";
 import { toChatHistory } from "./chatHistory.js";
-import { EvaluationMeter, alignToPrompt, finishReason, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
+import { EvaluationMeter, alignToPrompt, generationResult, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
 import type { RunnerModel } from "./RunnerModel.js";
 import { planTools, toToolCalls, withForcedFunctionCall } from "./toolFunctions.js";
 
@@ -58,24 +58,17 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
         ? await chat.generateResponse(history, { ...common, functions: tools.functions, onFunctionCallParamsChunk: markFirstToken })
         : await chat.generateResponse(history, grammar ? { ...common, grammar } : common);
       const toolCalls = toToolCalls("functionCalls" in response ? response.functionCalls : undefined);
-      const counts = meter.read();
-      runner.log("debug", "chat job done", {
-        slot: slot.index,
+      return generationResult(runner, {
+        kind: "chat",
+        slotIndex: slot.index,
         promptTokens: promptTokens.length,
         cachedPromptTokens,
-        decodedTokens: counts.decoded,
-        sampledTokens: counts.sampled,
+        meter,
         stopReason: response.metadata.stopReason,
-      });
-      const result: GenerationResult = {
         text: response.response,
         toolCalls,
-        finishReason: finishReason(response.metadata.stopReason, toolCalls.length > 0),
-        usage: { promptTokens: promptTokens.length, completionTokens: counts.sampled },
-        cachedPromptTokens,
-      };
-      if (firstTokenAt !== undefined) result.timeToFirstTokenMs = firstTokenAt - context.startedAt;
-      return result;
+        firstTokenAt,
+      }, context);
     } finally {
       chat.dispose({ disposeSequence: false });
     }

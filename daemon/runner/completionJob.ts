@@ -10,7 +10,7 @@ import type { LlamaModel, Token } from "node-llama-cpp";
 import { LlamaCompletion, LlamaVocabularyType } from "node-llama-cpp";
 import { HearthError } from "../../protocol/errors.js";
 import type { CompletionJob, GenerationResult } from "../../protocol/inference.js";
-import { EvaluationMeter, alignToPrompt, finishReason, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
+import { EvaluationMeter, alignToPrompt, generationResult, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
 import type { RunnerModel } from "./RunnerModel.js";
 
 export async function runCompletionJob(runner: RunnerModel, job: CompletionJob, context: JobContext): Promise<GenerationResult> {
@@ -45,24 +45,17 @@ export async function runCompletionJob(runner: RunnerModel, job: CompletionJob, 
           if (text !== "") context.onDelta(text);
         },
       });
-      const counts = meter.read();
-      runner.log("debug", "completion job done", {
-        slot: slot.index,
+      return generationResult(runner, {
+        kind: "completion",
+        slotIndex: slot.index,
         promptTokens: promptTokens.length,
         cachedPromptTokens,
-        decodedTokens: counts.decoded,
-        sampledTokens: counts.sampled,
+        meter,
         stopReason: response.metadata.stopReason,
-      });
-      const result: GenerationResult = {
         text: job.echo ? job.prompt + response.response : response.response,
         toolCalls: [],
-        finishReason: finishReason(response.metadata.stopReason, false),
-        usage: { promptTokens: promptTokens.length, completionTokens: counts.sampled },
-        cachedPromptTokens,
-      };
-      if (firstTokenAt !== undefined) result.timeToFirstTokenMs = firstTokenAt - context.startedAt;
-      return result;
+        firstTokenAt,
+      }, context);
     } finally {
       completion.dispose({ disposeSequence: false });
     }

@@ -12,7 +12,8 @@
 import type { LlamaContextSequence, TokenMeterState } from "node-llama-cpp";
 import { TokenMeter } from "node-llama-cpp";
 import { HearthError } from "../../protocol/errors.js";
-import type { FinishReason, SamplingOptions } from "../../protocol/inference.js";
+import type { FinishReason, GenerationResult, SamplingOptions, ToolCall } from "../../protocol/inference.js";
+import type { RunnerModel } from "./RunnerModel.js";
 
 /** Recent tokens OpenAI-style frequency/presence penalties look back over. */
 export const PENALTY_WINDOW_TOKENS = 256;
@@ -107,4 +108,40 @@ export async function alignToPrompt(sequence: LlamaContextSequence, promptTokens
   const keep = promptTokens.slice(0, -1) as Parameters<LlamaContextSequence["adaptStateToTokens"]>[0];
   await sequence.adaptStateToTokens(keep, false);
   return sequence.nextTokenIndex;
+}
+
+/** What a finished chat or completion job knows about itself. */
+export interface FinishedGeneration {
+  kind: "chat" | "completion";
+  slotIndex: number;
+  promptTokens: number;
+  cachedPromptTokens: number;
+  meter: EvaluationMeter;
+  stopReason: string;
+  text: string;
+  toolCalls: ToolCall[];
+  /** Date.now() when the first token was sampled; undefined when none was. */
+  firstTokenAt: number | undefined;
+}
+
+/** Logs a job's token accounting and turns it into the result the daemon receives. */
+export function generationResult(runner: RunnerModel, finished: FinishedGeneration, context: JobContext): GenerationResult {
+  const counts = finished.meter.read();
+  runner.log("debug", `${finished.kind} job done`, {
+    slot: finished.slotIndex,
+    promptTokens: finished.promptTokens,
+    cachedPromptTokens: finished.cachedPromptTokens,
+    decodedTokens: counts.decoded,
+    sampledTokens: counts.sampled,
+    stopReason: finished.stopReason,
+  });
+  const result: GenerationResult = {
+    text: finished.text,
+    toolCalls: finished.toolCalls,
+    finishReason: finishReason(finished.stopReason, finished.toolCalls.length > 0),
+    usage: { promptTokens: finished.promptTokens, completionTokens: counts.sampled },
+    cachedPromptTokens: finished.cachedPromptTokens,
+  };
+  if (finished.firstTokenAt !== undefined) result.timeToFirstTokenMs = finished.firstTokenAt - context.startedAt;
+  return result;
 }
