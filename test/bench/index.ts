@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every Hearth benchmark, printed as figures and side-by-side ratios.
  *
- * Usage: npm run bench -- [--preset 1b|small|tiny] [--threads N] [--repeats N] [--json]
+ * Usage: npm run bench -- [--preset 1b|small|tiny] [--threads N] [--repeats N] [--only foundation|cluster] [--json]
  * Benchmark models are generated once and cached in the OS temp dir.
  */
 
@@ -40,15 +40,18 @@ async function main(): Promise<void> {
       preset: { type: "string", default: "1b" },
       threads: { type: "string", default: String(Math.min(os.availableParallelism(), 4)) },
       repeats: { type: "string", default: "3" },
+      only: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
   if (!Object.hasOwn(SYNTH_PRESETS, values.preset)) throw new Error(`unknown preset ${values.preset}; use one of ${Object.keys(SYNTH_PRESETS).join(", ")}`);
+  const suites = ["foundation", "cluster"];
+  if (values.only !== undefined && !suites.includes(values.only)) throw new Error(`unknown suite ${values.only}; use one of ${suites.join(", ")}`);
+  const wanted = (suite: string): boolean => values.only === undefined || values.only === suite;
   const preset = values.preset as SynthPreset;
-  const modelPath = await ensureBenchModel(preset);
   const results: Record<string, Record<string, number>> = {};
-  results["foundation"] = await benchFoundation({
-    modelPath,
+  if (wanted("foundation")) results["foundation"] = await benchFoundation({
+    modelPath: await ensureBenchModel(preset),
     threads: Number(values.threads),
     parallelSlots: 4,
     contextSize: 2048,
@@ -57,7 +60,7 @@ async function main(): Promise<void> {
     repeats: Number(values.repeats),
   });
   // Real daemons in network namespaces (needs root); reports why and adds nothing without them.
-  results["cluster"] = await benchCluster();
+  if (wanted("cluster")) results["cluster"] = await benchCluster();
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ preset, threads: Number(values.threads), results }, null, 2)}\n`);
     return;
