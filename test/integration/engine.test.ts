@@ -14,17 +14,16 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ChatHistoryItem, ChatModelFunctions, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LlamaChat, LlamaCompletion, getLlama, resolveChatWrapper } from "node-llama-cpp";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as DefaultsModule from "../../daemon/config/defaults.js";
 import type { LimitsConfig, RunnerConfig } from "../../daemon/config/defaults.js";
 import type * as LocalEngineModule from "../../daemon/engine/LocalEngine.js";
 import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js";
 import type { ChatJob, ChatMessage, CompletionJob, GenerationResult, SamplingOptions } from "../../protocol/inference.js";
+import { captureLogs } from "../helpers/logs.js";
 import { ensureModel, ensureTinyModel } from "../helpers/models.js";
 
 // Runners are forked from dist/, so the engine must be the built one; types come from the
@@ -42,21 +41,7 @@ const LIMITS: LimitsConfig = { ...DEFAULT_LIMITS, contextSize: CONTEXT_SIZE, par
 
 // ---- logs: the runner reports per-job token counts at debug level -----------------------
 
-interface LogEntry {
-  msg?: string;
-  component?: string;
-  [key: string]: unknown;
-}
-const logEntries: LogEntry[] = [];
-const logger = pino(
-  { level: "debug" },
-  new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString("utf8").split("\n")) if (line.trim() !== "") logEntries.push(JSON.parse(line) as LogEntry);
-      callback();
-    },
-  }),
-);
+const { logger, entries: logEntries } = captureLogs("debug");
 
 // ---- models ------------------------------------------------------------------------------
 

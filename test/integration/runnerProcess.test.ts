@@ -12,14 +12,13 @@ import { createRequire } from "node:module";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as RunnerProcessModule from "../../daemon/runner/RunnerProcess.js";
 import type { CompletionJob } from "../../protocol/inference.js";
 import type { RunnerLoadOptions } from "../../protocol/runnerIpc.js";
+import { captureLogs } from "../helpers/logs.js";
 import { ensureTinyModel } from "../helpers/models.js";
 
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
@@ -27,23 +26,7 @@ const RUNNER_MAIN = path.join(DIST, "daemon/runner/runnerMain.js");
 const { RunnerProcess } = (await import(path.join(DIST, "daemon/runner/RunnerProcess.js"))) as typeof RunnerProcessModule;
 type RunnerProcess = RunnerProcessModule.RunnerProcess;
 
-interface LogEntry {
-  level: number;
-  msg?: string;
-  component?: string;
-  model?: string;
-  [key: string]: unknown;
-}
-const logEntries: LogEntry[] = [];
-const logger = pino(
-  { level: "debug" },
-  new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString("utf8").split("\n")) if (line.trim() !== "") logEntries.push(JSON.parse(line) as LogEntry);
-      callback();
-    },
-  }),
-);
+const { logger, entries: logEntries } = captureLogs("debug");
 
 let workDir: string;
 let modelPath: string;
