@@ -15,6 +15,8 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTinyModel } from "../helpers/models.js";
+import { freePort } from "../helpers/daemon.js";
+import { isListening, processAlive, waitFor } from "../helpers/wait.js";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const CLI = path.join(ROOT, "dist", "cli", "main.js");
@@ -74,42 +76,6 @@ function hearth(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Pro
       resolve({ code, signal, stdout, stderr, stdoutChunks });
     });
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function isListening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 async function installTinyModel(modelsDir: string, name = "tiny"): Promise<string> {
@@ -298,7 +264,7 @@ describe("pull", () => {
     let stderr = "";
     pull.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
     const exited = new Promise<number | null>((resolve) => pull.on("close", (code) => resolve(code)));
-    await waitFor(() => requests.some((request) => request === "GET /someone/tiny-GGUF/resolve/main/slow.gguf"), 15_000, "the transfer to start");
+    await waitFor(() => requests.some((request) => request === "GET /someone/tiny-GGUF/resolve/main/slow.gguf"), 15_000, "the transfer to start", 50);
     await sleep(300);
     pull.kill("SIGINT");
     expect(await exited).toBe(130);
@@ -367,6 +333,7 @@ async function waitUntilServing(serve: ServeProcess): Promise<void> {
     },
     30_000,
     "hearth serve to answer /health",
+    50,
   );
 }
 
@@ -454,7 +421,7 @@ describe("serve with the tiny model", () => {
 
   it("logs where it listens, as JSON lines when stdout is not a terminal", async () => {
     // /health can answer a moment before the line (logs are written asynchronously).
-    await waitFor(() => serve.stdout().includes("listening on"), 5_000, "the listening log line");
+    await waitFor(() => serve.stdout().includes("listening on"), 5_000, "the listening log line", 50);
     const lines = logLines(serve.stdout());
     const listening = lines.find((line) => typeof line["msg"] === "string" && line["msg"].includes("listening on"));
     expect(listening).toMatchObject({ component: "daemon", url: `http://127.0.0.1:${port}`, models: ["tiny"], auth: true });
@@ -510,12 +477,12 @@ describe("serve with the tiny model", () => {
   it("SIGTERM shuts down gracefully: exit 0, the runner child gone, the port closed", async () => {
     const status = JSON.parse((await hearth(["status", "--json"], home.env)).stdout) as { status: { models: { pid: number }[] } };
     const runnerPid = status.status.models[0]!.pid;
-    expect(isAlive(runnerPid)).toBe(true);
+    expect(processAlive(runnerPid)).toBe(true);
 
     serve.child.kill("SIGTERM");
     const { code, signal } = await exitWithin(serve, 30_000);
     expect({ code, signal }).toEqual({ code: 0, signal: null });
-    await waitFor(() => !isAlive(runnerPid), 5_000, "the runner to exit");
+    await waitFor(() => !processAlive(runnerPid), 5_000, "the runner to exit", 50);
     expect(await isListening(port)).toBe(false);
     const messages = logLines(serve.stdout()).map((line) => line["msg"]);
     expect(messages).toContain("stopped");
@@ -542,7 +509,7 @@ describe("serve under a second signal", () => {
     generation.stdout.on("data", (chunk: Buffer) => (generated += chunk.toString("utf8")));
     const generationExited = new Promise((resolve) => generation.on("close", resolve));
     try {
-      await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens");
+      await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens", 50);
       const status = JSON.parse((await hearth(["status", "--json"], home.env)).stdout) as { status: { models: { pid: number }[] } };
       const runnerPid = status.status.models[0]!.pid;
 
@@ -558,7 +525,7 @@ describe("serve under a second signal", () => {
       expect(Date.now() - forcedAt).toBeLessThan(3_000);
       expect(logLines(serve.stdout()).some((line) => line["msg"] === "second signal: forcing exit without waiting for the shutdown")).toBe(true);
       // The runner sees its IPC channel close and exits too: no orphan keeps the model loaded.
-      await waitFor(() => !isAlive(runnerPid), 10_000, "the orphaned runner to exit");
+      await waitFor(() => !processAlive(runnerPid), 10_000, "the orphaned runner to exit", 50);
     } finally {
       generation.kill("SIGKILL");
       await generationExited;
@@ -585,7 +552,7 @@ describe("interrupting", () => {
     run.stdout.on("data", (chunk: Buffer) => (generated += chunk.toString("utf8")));
     run.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
     const runExit = new Promise<number | null>((resolve) => run.on("close", (code) => resolve(code)));
-    await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens");
+    await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens", 50);
     run.kill("SIGINT");
     expect(await runExit).toBe(130);
     expect(stderr).toBe("");
@@ -598,6 +565,7 @@ describe("interrupting", () => {
       },
       10_000,
       "the generation to be cancelled",
+      50,
     );
     serve.child.kill("SIGTERM");
     expect((await exitWithin(serve, 30_000)).code).toBe(0);
@@ -615,7 +583,7 @@ describe("interrupting", () => {
     run.stdout.on("data", (chunk: Buffer) => (generated += chunk.toString("utf8")));
     run.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
     const runExit = new Promise<number | null>((resolve) => run.on("close", (code) => resolve(code)));
-    await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens");
+    await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens", 50);
 
     // A terminal's Ctrl-C reaches every process of the foreground group, runners included.
     process.kill(-serve.child.pid!, "SIGINT");

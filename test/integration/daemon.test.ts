@@ -17,6 +17,7 @@ import type { HearthConfig } from "../../daemon/config/defaults.js";
 import type * as DaemonModule from "../../daemon/Daemon.js";
 import type * as ErrorsModule from "../../protocol/errors.js";
 import { ensureTinyModel } from "../helpers/models.js";
+import { isListening } from "../helpers/wait.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
@@ -61,17 +62,6 @@ function makeConfig(overrides: Partial<HearthConfig> = {}): HearthConfig {
 function track(daemon: Daemon): Daemon {
   daemons.push(daemon);
   return daemon;
-}
-
-async function isListening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<HearthError> {

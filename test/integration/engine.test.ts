@@ -14,7 +14,6 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { ChatHistoryItem, ChatModelFunctions, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LlamaChat, LlamaCompletion, getLlama, resolveChatWrapper } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +24,7 @@ import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js"
 import type { ChatJob, ChatMessage, CompletionJob, GenerationResult, SamplingOptions } from "../../protocol/inference.js";
 import { captureLogs } from "../helpers/logs.js";
 import { ensureModel, ensureTinyModel } from "../helpers/models.js";
+import { processAlive, waitFor } from "../helpers/wait.js";
 
 // Runners are forked from dist/, so the engine must be the built one; types come from the
 // sources because importing dist/*.d.ts makes them compiler inputs (TS5055).
@@ -133,23 +133,6 @@ async function expectHearthError(promise: Promise<unknown>, code: string, extra:
   )) as Record<string, unknown>;
   expect(error).toMatchObject({ name: "HearthError", code, ...extra });
   return error;
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runner processes forked by this test process (Linux /proc). */

@@ -12,7 +12,6 @@ import { createRequire } from "node:module";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as RunnerProcessModule from "../../daemon/runner/RunnerProcess.js";
@@ -20,6 +19,7 @@ import type { CompletionJob } from "../../protocol/inference.js";
 import type { RunnerLoadOptions } from "../../protocol/runnerIpc.js";
 import { captureLogs } from "../helpers/logs.js";
 import { ensureTinyModel } from "../helpers/models.js";
+import { processAlive, waitFor } from "../helpers/wait.js";
 
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
 const RUNNER_MAIN = path.join(DIST, "daemon/runner/runnerMain.js");
@@ -68,23 +68,6 @@ async function expectHearthError(promise: Promise<unknown>, code: string): Promi
   )) as Record<string, unknown>;
   expect(error).toMatchObject({ name: "HearthError", code });
   return error;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 beforeAll(async () => {
