@@ -100,6 +100,8 @@ export interface GenerationResult {
   cachedPromptTokens: number;
   /** Milliseconds from job start to the first generated token (absent when none was produced). */
   timeToFirstTokenMs?: number;
+  /** The node that ran the job; set by the cluster router (daemon/routing/). */
+  nodeId?: string;
 }
 
 /** One streamed piece of a generation, in order. */
@@ -111,4 +113,6 @@ export interface EmbeddingResult {
   /** One vector per input, in input order. */
   vectors: number[][];
   promptTokens: number;
+  /** The node that ran the job; set by the cluster router (daemon/routing/). */
+  nodeId?: string;
 }

@@ -34,6 +34,8 @@ import type { InferenceEngine, ModelCatalog } from "../engine/types.js";
 import { ResourceProbe, type GpuProbeState } from "../hardware/ResourceProbe.js";
 import type { ClusterMembership } from "../identity/ClusterMembership.js";
 import type { NodeIdentity } from "../identity/NodeIdentity.js";
+import type { RequestHandler } from "../peers/linkRequests.js";
+import type { StreamHandler } from "../peers/linkStreams.js";
 import type { HandshakeFailedEvent, PeerDownEvent } from "../peers/PeerLinkManager.js";
 import { PeerLinkManager } from "../peers/PeerLinkManager.js";
 import type { PeerLink } from "../peers/PeerLink.js";
@@ -110,6 +112,9 @@ export class ClusterService {
   #publishing = false;
   #publishAgain = false;
   #stopped = false;
+  /** Peer request and stream handlers registered before the manager exists (it is built in start()). */
+  readonly #requestHandlers = new Map<string, RequestHandler>();
+  readonly #streamHandlers = new Map<string, StreamHandler>();
 
   constructor(init: ClusterServiceInit) {
     this.#init = init;
@@ -165,6 +170,21 @@ export class ClusterService {
   }
 
   /**
+   * Serves a peer request method on every link, now and after start(). The parts that answer
+   * peers (routing, model sharing, jobs) register here, whether or not the node is a member yet.
+   */
+  handlePeerRequest(method: string, handler: RequestHandler): void {
+    this.#requestHandlers.set(method, handler);
+    this.#manager?.handleRequest(method, handler);
+  }
+
+  /** Accepts peer streams of one purpose on every link, now and after start(). */
+  handlePeerStream(purpose: string, handler: StreamHandler): void {
+    this.#streamHandlers.set(purpose, handler);
+    this.#manager?.handleStream(purpose, handler);
+  }
+
+  /**
    * Starts the background work and, for a member, the peer listener and discovery. Rejects
    * (HEARTH_CONFIG_INVALID naming peer.port / peer.bind) when the listener cannot bind.
    */
@@ -182,6 +202,8 @@ export class ClusterService {
         protocolVersion: this.#init.protocolVersion,
       });
       this.#manager = manager;
+      for (const [method, handler] of this.#requestHandlers) manager.handleRequest(method, handler);
+      for (const [purpose, handler] of this.#streamHandlers) manager.handleStream(purpose, handler);
       this.#wireManager(manager);
       let bound: { host: string; port: number };
       try {
