@@ -48,6 +48,9 @@ export const ERROR_CATALOGUE = {
   HEARTH_QUEUE_FULL: { status: 429, type: "rate_limit_error", closeCode: 4429, description: "The model's request queue is full." },
   HEARTH_RUNNER_FAILED: { status: 503, type: "service_unavailable", closeCode: 4503, description: "The model runner process failed while serving the request." },
   HEARTH_MODEL_LOAD_FAILED: { status: 503, type: "service_unavailable", closeCode: 4503, description: "The model could not be loaded." },
+  // 507 Insufficient Storage: the request is valid, the cluster lacks the memory to hold the model
+  // (a server-side capacity state that changes when nodes join or free memory), unlike a 4xx.
+  HEARTH_PLAN_DOES_NOT_FIT: { status: 507, type: "server_error", closeCode: 4507, description: "The model does not fit in the memory budgets of the available nodes, whole or split." },
   HEARTH_SHUTTING_DOWN: { status: 503, type: "service_unavailable", closeCode: 1001, description: "The daemon is shutting down." },
   HEARTH_CANCELLED: { status: 499, type: "invalid_request_error", closeCode: 4499, description: "The request was cancelled by the client." },
   HEARTH_INTERNAL: { status: 500, type: "server_error", closeCode: 1011, description: "An unexpected internal error." },
@@ -57,6 +60,12 @@ export const ERROR_CATALOGUE = {
   HEARTH_CLI_USAGE: { status: 400, type: "invalid_request_error", closeCode: 4400, description: "The command line arguments are invalid." },
   HEARTH_DAEMON_UNREACHABLE: { status: 503, type: "service_unavailable", closeCode: 1011, description: "No Hearth daemon answers at the configured address." },
   HEARTH_DOWNLOAD_FAILED: { status: 502, type: "server_error", closeCode: 1011, description: "Downloading a model failed." },
+
+  // Model sharing between peers (daemon/sharing/)
+  HEARTH_MODEL_NOT_SHARED: { status: 404, type: "not_found_error", closeCode: 4404, description: "This node does not offer a model file with that sha256 to peers." },
+  HEARTH_MODEL_FETCH_REFUSED: { status: 403, type: "permission_error", closeCode: 4403, description: "The share policy does not allow fetching this model from a peer." },
+  HEARTH_MODEL_TRANSFER_FAILED: { status: 502, type: "server_error", closeCode: 1011, description: "A model transfer from a peer failed: the file did not verify or no peer could complete it." },
+  HEARTH_INSUFFICIENT_DISK: { status: 507, type: "server_error", closeCode: 1011, description: "Not enough free disk space in the models dir for the model and the configured reserve." },
   HEARTH_GGUF_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, description: "The file is not a valid GGUF model." },
 
   // Peer links (docs/protocol.md lists the close codes). Standard WebSocket codes where one fits.
@@ -75,6 +84,11 @@ export const ERROR_CATALOGUE = {
   // Node identity and cluster membership in the data dir
   HEARTH_IDENTITY_INVALID: { status: 500, type: "server_error", closeCode: 1011, description: "The node identity or cluster membership file in the data dir is unreadable or corrupt." },
   HEARTH_CLUSTER_CONFLICT: { status: 409, type: "invalid_request_error", closeCode: 4409, description: "This node already belongs to a different cluster; replacing the membership must be forced." },
+
+  // Batch jobs (daemon/jobs/, protocol/batch/)
+  HEARTH_BATCH_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, description: "The batch input has invalid lines, no lines, or too many." },
+  HEARTH_JOB_NOT_FOUND: { status: 404, type: "not_found_error", closeCode: 4404, description: "No batch job with this id." },
+  HEARTH_JOB_NOT_FINISHED: { status: 409, type: "invalid_request_error", closeCode: 4409, description: "The batch job has not finished; its output is not complete yet." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type HearthErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -347,6 +347,8 @@ export interface GgufDescription {
   feedForwardLength: number | undefined;
   headCount: number | undefined;
   headCountKv: number | undefined;
+  /** n_vocab: rows of `token_embd`, else the tokenizer's token count. */
+  vocabularySize: number | undefined;
   /** Sum of all tensors' data bytes (without alignment padding). */
   tensorBytes: number;
   /** Bytes of `blk.N.*` tensors, indexed by N. */
@@ -370,6 +372,14 @@ function architectureNumber(metadata: ReadonlyMap<string, GgufValue>, key: strin
 }
 
 const LAYER_TENSOR = /^blk\.(\d+)\./;
+
+function vocabularySizeOf(header: GgufHeader): number | undefined {
+  // ggml order: token_embd is [n_embd, n_vocab].
+  const embedding = header.tensors.find((tensor) => tensor.name === "token_embd.weight");
+  if (embedding?.dims[1] !== undefined) return embedding.dims[1];
+  const tokens = header.metadata.get("tokenizer.ggml.tokens");
+  return tokens?.type === GgufValueType.ARRAY ? tokens.value.length : undefined;
+}
 
 export function describeGguf(header: GgufHeader): GgufDescription {
   const { metadata } = header;
@@ -422,6 +432,7 @@ export function describeGguf(header: GgufHeader): GgufDescription {
     feedForwardLength: archNumber("feed_forward_length"),
     headCount: archNumber("attention.head_count"),
     headCountKv: archNumber("attention.head_count_kv"),
+    vocabularySize: vocabularySizeOf(header),
     tensorBytes,
     layerBytes,
     nonLayerBytes,
