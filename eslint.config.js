@@ -19,6 +19,12 @@ export default tseslint.config(
     },
   },
   {
+    // The native build runs at install time as plain Node ESM, before TypeScript is compiled.
+    files: ["native/**/*.mjs"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: "readonly", performance: "readonly" } },
+  },
+  {
     files: ["test/**/*.ts"],
     rules: {
       "@typescript-eslint/no-unsafe-assignment": "off",
