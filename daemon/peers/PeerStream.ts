@@ -176,7 +176,11 @@ export class PeerStream extends Duplex {
   // ---- Duplex implementation ---------------------------------------------------------------
 
   override _read(): void {
-    this.#grant();
+    // Node calls _read before it takes the bytes it is about to return out of the buffer, and
+    // then not again until the next push. Granting against the buffer as it stands after this
+    // read (next tick) matters: judged now, a full buffer grants nothing, no data comes, no push
+    // comes, and the stream never gets credit again.
+    process.nextTick(() => this.#grant());
   }
 
   /** Grants the peer whatever the window allows now, unless that is a tiny sliver. */
