@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import type { CompletionJob } from "../../protocol/inference.js";
 import { PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
-import type { InferenceEngine, LoadedModelStats, ModelDescriptor } from "../engine/types.js";
+import type { LoadedModelStats, LocalInferenceEngine, ModelDescriptor } from "../engine/types.js";
 import { cacheFilePath, fileVersion, fileVersionKey, readJsonCache, writeJsonCache } from "./jsonCache.js";
 
 export const SPEED_SCORE_CACHE_FILE = "speed-scores.json";
@@ -33,7 +33,7 @@ type ScoreEntry = z.infer<typeof scoreEntrySchema>;
 
 export interface SpeedScoresOptions {
   dataDir: string;
-  engine: Pick<InferenceEngine, "generate" | "resolveModel">;
+  engine: Pick<LocalInferenceEngine, "generate" | "resolveModel">;
   /** Tokens generated per measurement (PeerConfig.speedProbeTokens). */
   probeTokens: number;
   logger: Logger;

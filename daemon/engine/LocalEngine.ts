@@ -16,7 +16,7 @@ import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } f
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import type { JobOptions } from "../runner/RunnerProcess.js";
 import { ModelHost, type EngineHooks } from "./ModelHost.js";
-import type { EngineStats, GenerateOptions, InferenceEngine, ModelCatalog, ModelDescriptor } from "./types.js";
+import type { EngineStats, GenerateOptions, LocalInferenceEngine, ModelCatalog, ModelDescriptor } from "./types.js";
 
 export type { EngineHooks, UnloadReason } from "./ModelHost.js";
 
@@ -30,7 +30,7 @@ export interface LocalEngineOptions {
   hooks?: EngineHooks;
 }
 
-export class LocalEngine implements InferenceEngine {
+export class LocalEngine implements LocalInferenceEngine {
   readonly #options: LocalEngineOptions;
   readonly #logger: Logger;
   readonly #hosts = new Map<string, ModelHost>();

@@ -34,11 +34,47 @@ export interface ModelDescriptor {
   embeddingLength?: number;
 }
 
+/**
+ * What a model is, wherever in the cluster it lives: a ModelDescriptor without the file path
+ * (a peer's model has none here). The cluster router (daemon/routing/) adds `cluster`.
+ */
+export type ModelInfo = Omit<ModelDescriptor, "path"> & {
+  /** Where the model is in the cluster: its file's hash and every node holding it. */
+  cluster?: ModelPlacementInfo;
+};
+
+export interface ModelPlacementInfo {
+  /** Null until hashed; models are deduplicated across nodes by it. */
+  sha256: string | null;
+  nodes: Array<{ nodeId: string; modelId: string; loaded: boolean }>;
+}
+
+/** How the cluster router may place a job (daemon/routing/RoutingEngine.ts); a local engine ignores it. */
+export interface RouteOptions {
+  /** A full node id or a unique prefix (>= 6 characters): run there or fail, never retried elsewhere. */
+  pinnedNodeId?: string;
+  /** Nodes that must not run this job (a caller's own retry). */
+  excludeNodeIds?: readonly string[];
+  /** Retry once on another node when the chosen one fails before the first token. Default true. */
+  retry?: boolean;
+  /** A layer split the request forces (`hearth.placement`; daemon/split/). Node ids may be prefixes. */
+  placement?: { nodes: readonly string[]; layers: readonly number[] };
+}
+
 export interface GenerateOptions {
   /** Aborting cancels the job wherever it is: queued, loading or generating. */
   signal: AbortSignal;
   /** Called for every streamed piece, in order, before the promise resolves. */
   onDelta?: (delta: GenerationDelta) => void;
+  route?: RouteOptions;
+  /** Called with the node id each time an attempt is placed on a node, before it runs there. */
+  onNode?: (nodeId: string) => void;
+}
+
+export interface EmbedOptions {
+  signal: AbortSignal;
+  route?: RouteOptions;
+  onNode?: (nodeId: string) => void;
 }
 
 export interface LoadedModelStats {
@@ -55,12 +91,18 @@ export interface EngineStats {
 }
 
 export interface InferenceEngine {
-  listModels(): Promise<ModelDescriptor[]>;
+  listModels(): Promise<ModelInfo[]>;
   /** Resolves an id or alias; throws HEARTH_MODEL_NOT_FOUND. */
-  resolveModel(idOrAlias: string): Promise<ModelDescriptor>;
+  resolveModel(idOrAlias: string): Promise<ModelInfo>;
   generate(job: GenerationJob, options: GenerateOptions): Promise<GenerationResult>;
-  embed(job: EmbeddingJob, options: { signal: AbortSignal }): Promise<EmbeddingResult>;
+  embed(job: EmbeddingJob, options: EmbedOptions): Promise<EmbeddingResult>;
   stats(): EngineStats;
+}
+
+/** An engine that runs models from files on this machine (LocalEngine): its models have paths. */
+export interface LocalInferenceEngine extends InferenceEngine {
+  listModels(): Promise<ModelDescriptor[]>;
+  resolveModel(idOrAlias: string): Promise<ModelDescriptor>;
 }
 
 /** Where model ids come from. Implemented by daemon/models/ModelRegistry.ts. */

@@ -25,6 +25,7 @@ import {
   unsupportedFlag,
   type DeliveryOptions,
 } from "./common.js";
+import { hearthExtensionField, hearthExtensionOf, type HearthExtension } from "./hearthExtension.js";
 import { addIssue, describeValue, parseWith } from "./validation.js";
 
 /** OpenAI's rule for function and schema names. */
@@ -165,6 +166,7 @@ export const chatRequestSchema = z
       .int()
       .refine((n) => n === 0, "top_logprobs is not supported by Hearth")
       .nullish(),
+    hearth: hearthExtensionField,
   })
   .superRefine((request, ctx) => {
     const tools = request.tools ?? [];
@@ -188,6 +190,8 @@ export type ChatRequestBody = z.output<typeof chatRequestSchema>;
 export interface ParsedChatRequest {
   job: ChatJob;
   delivery: DeliveryOptions;
+  /** Hearth's extension (hearthExtension.ts), when the body has one. */
+  hearth?: HearthExtension;
 }
 
 function toChatMessage(message: ChatRequestBody["messages"][number]): ChatMessage {
@@ -238,5 +242,8 @@ export function parseChatRequest(body: unknown): ParsedChatRequest {
     tools,
     toolChoice: request.tool_choice ?? (tools.length > 0 ? "auto" : "none"),
   };
-  return { job, delivery: toDeliveryOptions(request) };
+  const parsed: ParsedChatRequest = { job, delivery: toDeliveryOptions(request) };
+  const hearth = hearthExtensionOf(request.hearth);
+  if (hearth !== undefined) parsed.hearth = hearth;
+  return parsed;
 }

@@ -12,6 +12,7 @@
 import { z } from "zod";
 import type { CompletionJob } from "../inference.js";
 import { maxTokensField, modelField, samplingFields, toDeliveryOptions, toSamplingOptions, type DeliveryOptions } from "./common.js";
+import { hearthExtensionField, hearthExtensionOf, type HearthExtension } from "./hearthExtension.js";
 import { addIssue, describeValue, parseWith } from "./validation.js";
 
 /** OpenAI's default `max_tokens` for text completions. */
@@ -63,11 +64,14 @@ export const completionRequestSchema = z.object({
     .string()
     .refine((suffix) => suffix === "", "suffix (insertion) is not supported by Hearth")
     .nullish(),
+  hearth: hearthExtensionField,
 });
 
 export interface ParsedCompletionRequest {
   job: CompletionJob;
   delivery: DeliveryOptions;
+  /** Hearth's extension (hearthExtension.ts), when the body has one. */
+  hearth?: HearthExtension;
 }
 
 /** Validates a completions body and converts it; throws HEARTH_INVALID_REQUEST. */
@@ -80,5 +84,8 @@ export function parseCompletionRequest(body: unknown): ParsedCompletionRequest {
     sampling: toSamplingOptions(request, request.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS),
     echo: request.echo === true,
   };
-  return { job, delivery: toDeliveryOptions(request) };
+  const parsed: ParsedCompletionRequest = { job, delivery: toDeliveryOptions(request) };
+  const hearth = hearthExtensionOf(request.hearth);
+  if (hearth !== undefined) parsed.hearth = hearth;
+  return parsed;
 }

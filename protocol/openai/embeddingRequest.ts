@@ -14,6 +14,7 @@ import { z } from "zod";
 import { HearthError } from "../errors.js";
 import type { EmbeddingJob } from "../inference.js";
 import { modelField } from "./common.js";
+import { hearthExtensionField, hearthExtensionOf, type HearthExtension } from "./hearthExtension.js";
 import { addIssue, describeValue, parseWith } from "./validation.js";
 
 export type EmbeddingEncoding = "float" | "base64";
@@ -62,6 +63,7 @@ export const embeddingRequestSchema = z.object({
   input: inputField,
   encoding_format: z.enum(["float", "base64"]).nullish(),
   dimensions: z.number().int().min(1).nullish(),
+  hearth: hearthExtensionField,
 });
 
 export interface ParsedEmbeddingRequest {
@@ -69,6 +71,8 @@ export interface ParsedEmbeddingRequest {
   encodingFormat: EmbeddingEncoding;
   /** What the client asked for; must match the model's embedding size. */
   dimensions?: number;
+  /** Hearth's extension (hearthExtension.ts), when the body has one. */
+  hearth?: HearthExtension;
 }
 
 /** Validates an embeddings body and converts it; throws HEARTH_INVALID_REQUEST. */
@@ -86,6 +90,8 @@ export function parseEmbeddingRequest(body: unknown, limits: { maxInputs: number
     encodingFormat: request.encoding_format ?? "float",
   };
   if (request.dimensions !== undefined && request.dimensions !== null) parsed.dimensions = request.dimensions;
+  const hearth = hearthExtensionOf(request.hearth);
+  if (hearth !== undefined) parsed.hearth = hearth;
   return parsed;
 }
 

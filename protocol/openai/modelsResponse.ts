@@ -1,5 +1,6 @@
 /**
- * /v1/models bodies. Only what a client may see: never a filesystem path.
+ * /v1/models bodies. Only what a client may see: never a filesystem path. In a daemon the list
+ * is cluster-wide, one entry per file, and `hearth.sha256` / `hearth.nodes` say where it is.
  *
  * Pure: no I/O.
  */
@@ -14,6 +15,15 @@ export interface PublicModelInfo {
   parameterCount?: number | undefined;
   quantization?: string | undefined;
   contextLength?: number | undefined;
+  /** Where the model is in the cluster (set by the router); absent outside a daemon. */
+  cluster?: { sha256: string | null; nodes: ReadonlyArray<{ nodeId: string; modelId: string; loaded: boolean }> } | undefined;
+}
+
+export interface ModelNodeEntry {
+  nodeId: string;
+  /** The id that node knows the file by. */
+  modelId: string;
+  loaded: boolean;
 }
 
 export interface OpenAiModelObject {
@@ -28,6 +38,10 @@ export interface OpenAiModelObject {
     quantization: string | null;
     context_length: number | null;
     aliases: string[];
+    /** The file's SHA-256 (null until hashed); the list holds one entry per file. */
+    sha256?: string | null;
+    /** Every reachable node holding the file. */
+    nodes?: ModelNodeEntry[];
   };
 }
 
@@ -37,7 +51,7 @@ export interface ModelListBody {
 }
 
 export function buildModelObject(model: PublicModelInfo): OpenAiModelObject {
-  return {
+  const object: OpenAiModelObject = {
     id: model.id,
     object: "model",
     created: model.createdAt,
@@ -51,6 +65,11 @@ export function buildModelObject(model: PublicModelInfo): OpenAiModelObject {
       aliases: [...model.aliases],
     },
   };
+  if (model.cluster !== undefined) {
+    object.hearth.sha256 = model.cluster.sha256;
+    object.hearth.nodes = model.cluster.nodes.map((node) => ({ nodeId: node.nodeId, modelId: node.modelId, loaded: node.loaded }));
+  }
+  return object;
 }
 
 export function buildModelList(models: readonly PublicModelInfo[]): ModelListBody {

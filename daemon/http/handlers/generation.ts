@@ -3,18 +3,21 @@
  * as one JSON body or as an SSE stream, cancelling it if the client disconnects, and
  * recording its usage and speed in the metrics.
  *
- * The model is resolved before anything is queued so an unknown model is a plain 404 even
- * for a streamed request.
+ * The model is resolved (cluster-wide) before anything is queued so an unknown model is a
+ * plain 404 even for a streamed request. The router decides which node runs it; a pin comes
+ * from the request (nodeRouting.ts) and the `x-hearth-node` response header names the node.
  */
 
 import { performance } from "node:perf_hooks";
 import type { GenerationJob, GenerationResult } from "../../../protocol/inference.js";
 import type { DeliveryOptions } from "../../../protocol/openai/common.js";
+import type { HearthExtension } from "../../../protocol/openai/hearthExtension.js";
 import { newResponseId, unixSeconds, type ResponseIdPrefix } from "../../../protocol/openai/ids.js";
 import type { ChunkSequence, ResponseMeta } from "../../../protocol/openai/responseMeta.js";
 import { abortOnClientDisconnect } from "../clientDisconnect.js";
 import type { RequestContext } from "../context.js";
 import { errorResponse, logAndConvert } from "../errorResponder.js";
+import { requestRouting, setNodeHeader } from "../nodeRouting.js";
 import { sendJson } from "../responses.js";
 import { SseWriter } from "../SseWriter.js";
 
@@ -26,11 +29,12 @@ export interface GenerationFormat {
 
 export async function serveGeneration(
   context: RequestContext,
-  request: { job: GenerationJob; delivery: DeliveryOptions },
+  request: { job: GenerationJob; delivery: DeliveryOptions; hearth?: HearthExtension },
   format: GenerationFormat,
 ): Promise<void> {
   const { res, services, log } = context;
   const { job, delivery } = request;
+  const { route, onNode } = requestRouting(context, request.hearth);
   const model = await services.engine.resolveModel(job.model);
   const meta: ResponseMeta = { id: newResponseId(format.idPrefix), created: unixSeconds(), model: job.model };
   const cancel = abortOnClientDisconnect(res);
@@ -40,7 +44,8 @@ export async function serveGeneration(
   };
 
   if (!delivery.stream) {
-    const result = await services.engine.generate(job, { signal: cancel.signal });
+    const result = await services.engine.generate(job, { signal: cancel.signal, route, onNode });
+    setNodeHeader(res, result.nodeId);
     recordMetrics(result);
     sendJson(res, 200, format.buildBody(meta, result));
     return;
@@ -52,6 +57,8 @@ export async function serveGeneration(
   try {
     const result = await services.engine.generate(job, {
       signal: cancel.signal,
+      route,
+      onNode,
       onDelta: (delta) => {
         for (const chunk of chunks.delta(delta.text)) sse.send(chunk);
       },
