@@ -1,5 +1,6 @@
 /**
  * `hearth pull hf:user/repo/file.gguf`: downloads a model into the models dir.
+ * (`hearth pull MODEL --from-peer` fetches from a cluster peer instead: pullFromPeer.ts.)
  *
  * node-llama-cpp's downloader (ipull) does the transfer, with resume and split-file support.
  * Two things are added around it:
@@ -17,6 +18,7 @@ import { HearthError } from "../../protocol/errors.js";
 import { loadConfig } from "../../daemon/config/loadConfig.js";
 import { describeFetchFailure, networkErrorCode } from "../client.js";
 import { formatBytes } from "../output.js";
+import { pullFromPeer } from "./pullFromPeer.js";
 
 /** How long the reachability probe waits for the server's first answer. */
 const PROBE_TIMEOUT_MS = 15_000;
@@ -27,6 +29,9 @@ const PROGRESS_REDRAW_MS = 200;
 interface PullOptions {
   modelsDir?: string;
   config?: string;
+  fromPeer?: boolean;
+  url?: string;
+  json?: boolean;
 }
 
 export interface ParsedModelUri {
@@ -86,14 +91,23 @@ export function parseModelUri(uri: string, env: NodeJS.ProcessEnv = process.env)
 export function registerPullCommand(program: Command): void {
   program
     .command("pull")
-    .description("download a GGUF model into the models dir")
-    .argument("<uri>", "hf:<user>/<repo>/<file>.gguf[#branch] or https://.../<file>.gguf")
-    .option("--models-dir <dir>", "where to save it (default: from the config file)")
+    .description("download a GGUF model into the models dir, or with --from-peer have the daemon fetch it from a cluster peer")
+    .argument("<uri>", "hf:<user>/<repo>/<file>.gguf[#branch] or https://.../<file>.gguf; with --from-peer a model id or sha256 from the peers' model lists")
+    .option("--models-dir <dir>", "where to save it (default: from the config file; not with --from-peer)")
     .option("--config <file>", "config file (default: $XDG_CONFIG_HOME/hearth/config.toml)")
+    .option("--from-peer", "fetch MODEL from a peer that has it, through the running daemon")
+    .option("--url <url>", "with --from-peer: daemon URL (default: HEARTH_URL, else host and port from the config file)")
+    .option("--json", "with --from-peer: print the finished transfer as JSON")
     .action(pull);
 }
 
 async function pull(uri: string, options: PullOptions): Promise<void> {
+  if (options.fromPeer === true) {
+    if (options.modelsDir !== undefined) throw new HearthError("HEARTH_CLI_USAGE", "--models-dir does not apply to --from-peer: the daemon saves into its own models dir", { param: "models-dir" });
+    await pullFromPeer(uri, { ...(options.url === undefined ? {} : { url: options.url }), ...(options.config === undefined ? {} : { config: options.config }), json: options.json === true });
+    return;
+  }
+  if (options.url !== undefined || options.json === true) throw new HearthError("HEARTH_CLI_USAGE", "--url and --json apply only to --from-peer", { param: options.url !== undefined ? "url" : "json" });
   const model = parseModelUri(uri);
   const { config } = await loadConfig({
     ...(options.config === undefined ? {} : { configFile: options.config }),

@@ -70,12 +70,7 @@ export class ModelHashes {
    * Returns once the versions are noted (cheap stats); the hashing itself runs in the background.
    */
   async refresh(models: readonly ModelDescriptor[]): Promise<void> {
-    this.#loaded ??= readJsonCache(this.#file, hashEntrySchema).then((entries) => {
-      // Keep anything computed while the file was being read.
-      for (const [key, entry] of this.#known) entries.set(key, entry);
-      this.#known = entries;
-    });
-    await this.#loaded;
+    await this.#load();
     for (const model of models) {
       let version: FileVersion;
       try {
@@ -88,6 +83,28 @@ export class ModelHashes {
       if (this.#options.compute !== false && !this.#known.has(key) && !this.#queue.some((queued) => queued.path === model.path)) this.#queue.push(model);
     }
     if (!this.#working && this.#queue.length > 0) void this.#work();
+  }
+
+  /**
+   * Records a hash learnt without reading the file here (a fetched model, verified while it
+   * arrived) for the file's current version, so it is advertised at once and never re-hashed.
+   */
+  async remember(filePath: string, sha256: string): Promise<void> {
+    await this.#load();
+    const key = fileVersionKey(filePath, await fileVersion(filePath));
+    this.#known.set(key, { sha256 });
+    this.#currentKeys.set(filePath, key);
+    this.#forgetOtherVersions(filePath, key);
+    await writeJsonCache(this.#file, this.#known).catch((error: unknown) => this.#logger.warn({ err: error, file: this.#file }, "could not save the model hash cache"));
+  }
+
+  #load(): Promise<void> {
+    this.#loaded ??= readJsonCache(this.#file, hashEntrySchema).then((entries) => {
+      // Keep anything computed while the file was being read.
+      for (const [key, entry] of this.#known) entries.set(key, entry);
+      this.#known = entries;
+    });
+    return this.#loaded;
   }
 
   stop(): void {

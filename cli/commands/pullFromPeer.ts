@@ -1,0 +1,96 @@
+/**
+ * `hearth pull MODEL --from-peer`: has the daemon fetch MODEL (a model id or a sha256 from the
+ * peers' model lists) from a cluster peer, and follows the transfer.
+ *
+ * The daemon does the work (POST /hearth/v1/models/pull, docs/api.md); this command polls
+ * GET /hearth/v1/models/pulls/{sha256} and draws progress on stderr (on a terminal). On success
+ * stdout gets the local model id; `--json` prints the final transfer instead. Ctrl-C stops
+ * following, not the transfer, which goes on in the daemon (`hearth status` shows it).
+ */
+
+import { HearthError, isHearthErrorCode } from "../../protocol/errors.js";
+import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import type { ClientCommandOptions } from "../options.js";
+import { EXIT_INTERRUPTED, formatBytes, printJson } from "../output.js";
+import { formatTransferLine, type TransferLike } from "./transferLine.js";
+
+const POLL_MS = 300;
+const REQUEST_TIMEOUT_MS = 30_000;
+
+interface PullAnswer {
+  present: boolean;
+  modelId?: string;
+  sha256?: string | null;
+  joined?: boolean;
+  transfer?: TransferLike;
+}
+
+export async function pullFromPeer(model: string, options: ClientCommandOptions): Promise<void> {
+  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
+  const client = new DaemonClient(target);
+  const answer = (await client.postJson("/hearth/v1/models/pull", { model }, { timeoutMs: REQUEST_TIMEOUT_MS })) as PullAnswer;
+  if (answer.present) {
+    if (options.json) printJson(answer);
+    else {
+      process.stderr.write(`${answer.modelId ?? model} is already in this node's models dir\n`);
+      process.stdout.write(`${answer.modelId ?? model}\n`);
+    }
+    return;
+  }
+  const sha256 = answer.transfer?.sha256;
+  if (typeof sha256 !== "string") throw new HearthError("HEARTH_INTERNAL", "the daemon did not say which transfer it started");
+  if (answer.joined === true) process.stderr.write(`joining the transfer already running for ${sha256.slice(0, 12)}\n`);
+
+  let interrupted = false;
+  const onSigint = (): void => {
+    interrupted = true;
+  };
+  process.once("SIGINT", onSigint);
+  const line = new RedrawnLine();
+  try {
+    for (;;) {
+      if (interrupted) {
+        line.finish();
+        process.stderr.write("stopped following; the transfer continues in the daemon (hearth status shows it)\n");
+        process.exitCode = EXIT_INTERRUPTED;
+        return;
+      }
+      const { transfer } = (await client.getJson(`/hearth/v1/models/pulls/${sha256}`, { timeoutMs: REQUEST_TIMEOUT_MS })) as { transfer: TransferLike };
+      if (transfer.state === "done") {
+        line.finish();
+        if (options.json) printJson(transfer);
+        else {
+          process.stderr.write(`fetched ${transfer.modelId} (${formatBytes(transfer.totalBytes)}) from ${transfer.fromNodeId ?? "a peer"}, sha256 verified${transfer.resumes > 0 ? `, resumed ${transfer.resumes}x` : ""}\n`);
+          process.stdout.write(`${transfer.modelId}\n`);
+        }
+        return;
+      }
+      if (transfer.state === "failed") {
+        line.finish();
+        const error = transfer.error;
+        throw new HearthError(error !== null && isHearthErrorCode(error.code) ? error.code : "HEARTH_MODEL_TRANSFER_FAILED", error?.message ?? "the transfer failed");
+      }
+      line.draw(formatTransferLine(transfer));
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+/** One line redrawn on stderr when it is a terminal; nothing otherwise (logs stay clean). */
+class RedrawnLine {
+  #drawn = false;
+
+  draw(text: string): void {
+    if (!process.stderr.isTTY) return;
+    process.stderr.write(`\r${text.padEnd(100).slice(0, Math.max(100, text.length))}`);
+    this.#drawn = true;
+  }
+
+  finish(): void {
+    if (this.#drawn) process.stderr.write("\n");
+    this.#drawn = false;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Model sharing between peers, composed for the daemon: the ModelServer answering peers'
+ * `model.fetch` streams and the ModelFetcher that brings missing models here (also the
+ * router's LocalModelProvider). docs/protocol.md ("Model transfer") and docs/security.md
+ * ("What a peer can ask") describe the behaviour; this file only wires it to the cluster.
+ *
+ * Folder overview (daemon/sharing/):
+ *   ModelServer.ts    serves advertised files by sha256, from an offset, with backpressure
+ *   ModelFetcher.ts   one shared transfer per sha256: policy, disk check, resume, verify, install
+ *   fetchAttempt.ts   one stream's worth of bytes into the partial file
+ *   modelFiles.ts     the hidden partial dir and the no-clobber install into the models dir
+ *   holders.ts        which peers can send a file; resolving `hearth pull MODEL`
+ *   sharePolicy.ts    the always/ask/never policy and the free-disk rule
+ *   transferProgress.ts  the status view of a transfer and its rate meter
+ *   testFaults.ts     HEARTH_TEST_CORRUPT_TRANSFER_AT (tests only; inert unless set)
+ */
+
+import type { Logger } from "pino";
+import { HearthError } from "../../protocol/errors.js";
+import type { ClusterService } from "../cluster/ClusterService.js";
+import type { HearthConfig } from "../config/defaults.js";
+import type { ModelCatalog } from "../engine/types.js";
+import { MODELS_FETCH_METHOD, modelsFetchResponseSchema, parseModelsFetchRequest, type ModelsFetchResponse } from "../../protocol/peer/modelTransferWire.js";
+import { ModelFetcher, type PullResult } from "./ModelFetcher.js";
+import { ModelServer } from "./ModelServer.js";
+import { corruptTransferOffset } from "./testFaults.js";
+import type { TransferView } from "./transferProgress.js";
+
+/** What the HTTP API shows and does (daemon/http/handlers/modelPulls.ts, status). */
+export interface ModelSharingSource {
+  pull(model: string): Promise<PullResult>;
+  /** Transfers in progress. */
+  transfers(): TransferView[];
+  /** In progress or recently finished. */
+  transfer(sha256: string): TransferView | undefined;
+  recent(): TransferView[];
+}
+
+export interface ModelSharingInit {
+  config: HearthConfig;
+  cluster: Pick<ClusterService, "handlePeerStream" | "handlePeerRequest" | "peerViews" | "modelHashOf" | "rememberModelHash" | "peerLinks">;
+  catalog: ModelCatalog;
+  logger: Logger;
+  /** Read for the test-only fault knob. */
+  env: NodeJS.ProcessEnv;
+}
+
+export class ModelSharing implements ModelSharingSource {
+  readonly #cluster: ModelSharingInit["cluster"];
+  readonly #peerFetchTimeoutMs: number;
+  readonly server: ModelServer;
+  /** The router's LocalModelProvider. */
+  readonly fetcher: ModelFetcher;
+
+  constructor(init: ModelSharingInit) {
+    const { config, cluster, catalog, logger } = init;
+    this.server = new ModelServer({
+      config: config.models,
+      catalog,
+      hashOf: (model) => cluster.modelHashOf(model),
+      readChunkBytes: config.peer.maxStreamChunkBytes,
+      logger,
+      corruptAt: corruptTransferOffset(init.env),
+    });
+    this.server.register(cluster);
+    this.fetcher = new ModelFetcher({
+      modelsDir: config.modelsDir,
+      config: config.models,
+      catalog,
+      peers: () => cluster.peerViews(),
+      hashOf: (model) => cluster.modelHashOf(model),
+      rememberHash: (filePath, sha256) => cluster.rememberModelHash(filePath, sha256),
+      openStream: (nodeId, purpose, options) => {
+        const links = cluster.peerLinks;
+        if (links === undefined) return Promise.reject(new HearthError("HEARTH_PEER_UNAVAILABLE", "this node belongs to no cluster"));
+        return links.openStream(nodeId, purpose, options);
+      },
+      logger,
+    });
+    this.#cluster = cluster;
+    this.#peerFetchTimeoutMs = config.models.peerFetchTimeoutMs;
+    // A host about to split a model over this node asks it to get the file first. Only a sha256
+    // comes from the peer; policy, disk check and the file's name are this node's own (fetcher).
+    cluster.handlePeerRequest(MODELS_FETCH_METHOD, async (payload, context) => {
+      const request = parseModelsFetchRequest(payload);
+      const modelId = await this.fetcher.ensureLocal({ sha256: request.sha256, modelName: request.modelName, signal: context.signal });
+      return { modelId } satisfies ModelsFetchResponse;
+    });
+  }
+
+  /**
+   * Asks `peerNodeId` to fetch the model with this sha256 from whichever node holds it, and
+   * waits until it has (up to `models.peer_fetch_timeout`). Resolves with the peer's model id;
+   * rejects with the peer's code (HEARTH_MODEL_FETCH_REFUSED, HEARTH_INSUFFICIENT_DISK, ...).
+   */
+  async askPeerToFetch(peerNodeId: string, sha256: string, modelName: string): Promise<string> {
+    const links = this.#cluster.peerLinks;
+    if (links === undefined) throw new HearthError("HEARTH_PEER_UNAVAILABLE", "this node belongs to no cluster");
+    const answer = await links.request(peerNodeId, MODELS_FETCH_METHOD, { sha256, modelName }, { timeoutMs: this.#peerFetchTimeoutMs });
+    const parsed = modelsFetchResponseSchema.safeParse(answer);
+    if (!parsed.success) throw new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", "the peer answered models.fetch with an invalid payload");
+    return parsed.data.modelId;
+  }
+
+  pull(model: string): Promise<PullResult> {
+    return this.fetcher.pull(model);
+  }
+
+  transfers(): TransferView[] {
+    return this.fetcher.transfers();
+  }
+
+  transfer(sha256: string): TransferView | undefined {
+    return this.fetcher.transfer(sha256);
+  }
+
+  recent(): TransferView[] {
+    return this.fetcher.recent();
+  }
+
+  /** Shutdown: transfers stop and keep their partial files for the next start. */
+  stop(): void {
+    this.fetcher.stop();
+  }
+}
