@@ -91,6 +91,17 @@ export class DaemonClient {
     return this.readJson(response);
   }
 
+  /** POSTs a raw body (a JSONL batch) and reads the JSON answer. */
+  async postBytes(path: string, body: Uint8Array, contentType: string, options: RequestOptions = {}): Promise<unknown> {
+    const response = await this.request(path, { method: "POST", body, headers: { "content-type": contentType } }, options);
+    return this.readJson(response);
+  }
+
+  async getText(path: string, options: RequestOptions = {}): Promise<string> {
+    const response = await this.request(path, { method: "GET" }, options);
+    return response.text();
+  }
+
   /** POSTs and yields each `data:` payload of the server-sent event stream until [DONE]. */
   async *postEventStream(path: string, body: unknown, options: RequestOptions = {}): AsyncGenerator<unknown> {
     const response = await this.request(
@@ -213,11 +224,23 @@ const CODE_BY_STATUS: Record<number, HearthErrorCode> = {
   503: "HEARTH_SHUTTING_DOWN",
 };
 
+/** An error answer from the daemon, with its whole body (e.g. the invalid lines of a refused batch). */
+export class DaemonResponseError extends HearthError {
+  constructor(
+    code: HearthErrorCode,
+    message: string,
+    options: { param: string | null },
+    readonly body: unknown,
+  ) {
+    super(code, message, options);
+  }
+}
+
 /** The daemon's OpenAI-style error body, as a HearthError with the same code. */
 function errorFromBody(body: unknown, status: number, baseUrl: string): HearthError {
   const error = (body as { error?: { code?: unknown; message?: unknown; param?: unknown } } | undefined)?.error;
   const code = isHearthErrorCode(error?.code) ? error.code : (CODE_BY_STATUS[status] ?? "HEARTH_INTERNAL");
   let message = typeof error?.message === "string" ? error.message : `the daemon at ${baseUrl} answered HTTP ${status}`;
   if (code === "HEARTH_UNAUTHORIZED") message += " (set HEARTH_API_KEY or api_key_file in config.toml)";
-  return new HearthError(code, message, { param: typeof error?.param === "string" ? error.param : null });
+  return new DaemonResponseError(code, message, { param: typeof error?.param === "string" ? error.param : null }, body);
 }
