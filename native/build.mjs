@@ -181,6 +181,24 @@ function run(command, args, options = {}) {
 }
 
 /** Unpacks only the files the build reads; returns the commit and the RPC protocol version. */
+/**
+ * ggml-rpc sends a weight tensor by its hash (so a pre-filled rpc-server cache skips the bytes)
+ * only when it is larger than HASH_THRESHOLD, 10 MiB upstream. Typical 1-8B models' attention
+ * matrices are 4-10 MiB, so upstream a "cached" load still pushes a quarter of the weights.
+ * The client only ever hashes weight buffers (rpc_use_hash_cache), never activations, so a
+ * lower threshold costs nothing at run time. daemon/rpc/fnv1a.ts RPC_HASH_THRESHOLD_BYTES must
+ * match (its unit test reads this file).
+ */
+const WEIGHT_HASH_THRESHOLD_BYTES = 64 * 1024;
+
+function patchHashThreshold(source) {
+  const file = path.join(source, "ggml/src/ggml-rpc/ggml-rpc.cpp");
+  const text = fs.readFileSync(file, "utf8");
+  const upstream = /const size_t HASH_THRESHOLD = 10 \* 1024 \* 1024;/;
+  if (!upstream.test(text)) throw new Error("ggml-rpc.cpp: HASH_THRESHOLD is not where this build expects it (llama.cpp changed); update native/build.mjs");
+  fs.writeFileSync(file, text.replace(upstream, `const size_t HASH_THRESHOLD = ${WEIGHT_HASH_THRESHOLD_BYTES}; // hearth: native/build.mjs`));
+}
+
 function extractSource(bundle, target) {
   run("git", ["clone", "--quiet", "--no-checkout", bundle, target]);
   run("git", ["-C", target, "-c", "advice.detachedHead=false", "checkout", "--quiet", "HEAD", "--", ...LLAMA_PATHS]);
@@ -256,6 +274,7 @@ async function build(wanted, tools) {
   try {
     const source = path.join(work, "llama.cpp");
     const { commit, rpcProtocol } = extractSource(wanted.bundle, source);
+    patchHashThreshold(source);
     const objects = path.join(work, "obj");
     fs.mkdirSync(objects);
     fs.mkdirSync(path.join(outDir, "lib"), { recursive: true });
