@@ -38,6 +38,22 @@ export interface RunnerLoadOptions {
   batchSize: number;
   /** Whether the runner should also create an embedding context. */
   embeddings: boolean;
+  /**
+   * A split placement's host runner: load the bindings without a GPU backend (getLlama
+   * `gpu: false`), so the only offload devices are the RPC shim's (design notes §2), and
+   * `gpuLayers` must be a number. Absent for single-node runners.
+   */
+  rpcDevicesOnly?: boolean;
+}
+
+/**
+ * Continue a generation a previous runner started and lost (docs/splitting.md "How failure
+ * recovery works"): `tokens` are the ids it had generated, `sentText` what the client already
+ * received. The runner evaluates prompt + tokens and sends only text beyond `sentText`.
+ */
+export interface ResumeState {
+  tokens: number[];
+  sentText: string;
 }
 
 export interface RunnerModelInfo {
@@ -59,8 +75,8 @@ export interface RunnerModelInfo {
 
 export type DaemonToRunner =
   | { type: "load"; options: RunnerLoadOptions }
-  | { type: "chat"; id: string; job: ChatJob }
-  | { type: "completion"; id: string; job: CompletionJob }
+  | { type: "chat"; id: string; job: ChatJob; resume?: ResumeState }
+  | { type: "completion"; id: string; job: CompletionJob; resume?: ResumeState }
   | { type: "embedding"; id: string; job: EmbeddingJob }
   | { type: "cancel"; id: string }
   | { type: "shutdown" };
@@ -73,12 +89,14 @@ export type RunnerToDaemon =
   | { type: "ready"; info: RunnerModelInfo }
   | { type: "loadFailed"; error: ErrorPayload }
   | { type: "delta"; id: string; delta: GenerationDelta }
+  /** Token ids generated since the last report, sent before the text they produce. */
+  | { type: "tokens"; id: string; tokens: number[] }
   | { type: "generationDone"; id: string; result: GenerationResult }
   | { type: "embeddingDone"; id: string; result: EmbeddingResult }
   | { type: "failed"; id: string; error: ErrorPayload }
   | { type: "log"; level: RunnerLogLevel; message: string; fields?: Record<string, unknown> };
 
-const RUNNER_MESSAGE_TYPES = new Set(["ready", "loadFailed", "delta", "generationDone", "embeddingDone", "failed", "log"]);
+const RUNNER_MESSAGE_TYPES = new Set(["ready", "loadFailed", "delta", "tokens", "generationDone", "embeddingDone", "failed", "log"]);
 
 /**
  * Shallow structural check of a message from a runner. The runner is trusted code, so this
@@ -88,7 +106,7 @@ export function isRunnerToDaemon(value: unknown): value is RunnerToDaemon {
   if (typeof value !== "object" || value === null) return false;
   const message = value as { type?: unknown; id?: unknown };
   if (typeof message.type !== "string" || !RUNNER_MESSAGE_TYPES.has(message.type)) return false;
-  if (["delta", "generationDone", "embeddingDone", "failed"].includes(message.type)) {
+  if (["delta", "tokens", "generationDone", "embeddingDone", "failed"].includes(message.type)) {
     return typeof message.id === "string";
   }
   return true;

@@ -13,7 +13,7 @@
 
 import type { Logger } from "pino";
 import { HearthError } from "../../protocol/errors.js";
-import type { RunnerModelInfo } from "../../protocol/runnerIpc.js";
+import type { RunnerLoadOptions, RunnerModelInfo } from "../../protocol/runnerIpc.js";
 import { RequestQueue } from "../../scheduler/requestQueue.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import { RunnerProcess, type RunnerExit } from "../runner/RunnerProcess.js";
@@ -37,6 +37,11 @@ export interface ModelHostOptions {
   hooks?: EngineHooks;
   /** Called when the host has no runner and no work left; its owner may drop it. */
   onIdle: (host: ModelHost) => void;
+  /**
+   * A split placement's runner (daemon/split/): environment for the RPC shim and load settings
+   * that override the single-node ones (numeric gpuLayers, RPC devices only). Absent otherwise.
+   */
+  placement?: { env: Record<string, string>; load: Partial<RunnerLoadOptions> };
 }
 
 /** What a job gets to run with. */
@@ -239,7 +244,9 @@ export class ModelHost {
         gpuLayers: config.gpuLayers,
         batchSize: config.batchSize,
         embeddings: true,
+        ...this.#options.placement?.load,
       },
+      ...(this.#options.placement === undefined ? {} : { env: this.#options.placement.env }),
       loadTimeoutMs: config.loadTimeoutMs,
       stopTimeoutMs: config.stopTimeoutMs,
       logger: this.#options.logger,

@@ -65,6 +65,8 @@ export class RunnerModel {
     try {
       llama = await getLlama({
         build: "never",
+        // A split's runner: the shim's RPC devices must be the only offload devices (design notes §2).
+        ...(options.rpcDevicesOnly === true ? { gpu: false as const } : {}),
         progressLogs: false,
         logLevel: LlamaLogLevel.warn,
         logger: (level, message) => {

@@ -24,7 +24,7 @@ import type {
   GenerationJob,
   GenerationResult,
 } from "../../protocol/inference.js";
-import type { DaemonToRunner, RunnerLoadOptions, RunnerModelInfo, RunnerToDaemon } from "../../protocol/runnerIpc.js";
+import type { DaemonToRunner, ResumeState, RunnerLoadOptions, RunnerModelInfo, RunnerToDaemon } from "../../protocol/runnerIpc.js";
 import { isRunnerToDaemon } from "../../protocol/runnerIpc.js";
 
 export interface RunnerProcessOptions {
@@ -38,6 +38,12 @@ export interface RunnerProcessOptions {
   entryPath?: string;
   /** Node flags for the child (e.g. --max-old-space-size); defaults to none. */
   execArgv?: string[];
+  /**
+   * Variables added to the daemon's environment for the child. A split placement's runner gets
+   * the RPC shim's here (daemon/native/nativeParts.ts shimEnvironment): they must be set
+   * before the runner's first getLlama(), so they cannot come later over IPC.
+   */
+  env?: Record<string, string>;
 }
 
 export interface RunnerExit {
@@ -54,6 +60,7 @@ interface PendingJob {
   resolve: (result: GenerationResult | EmbeddingResult) => void;
   reject: (error: HearthError) => void;
   onDelta: ((delta: GenerationDelta) => void) | undefined;
+  onTokens: ((tokens: number[]) => void) | undefined;
   cancelSent: boolean;
 }
 
@@ -61,6 +68,10 @@ export interface JobOptions {
   /** Aborting sends "cancel"; the promise then rejects HEARTH_CANCELLED when the runner stops. */
   signal?: AbortSignal;
   onDelta?: (delta: GenerationDelta) => void;
+  /** Token ids as they are generated (before the text they produce); for exact continuation. */
+  onTokens?: (tokens: number[]) => void;
+  /** Continue a generation a lost runner started (protocol/runnerIpc.ts ResumeState). */
+  resume?: ResumeState;
 }
 
 const DEFAULT_ENTRY = fileURLToPath(new URL("./runnerMain.js", import.meta.url));
@@ -122,6 +133,7 @@ export class RunnerProcess {
         // The runner talks over IPC only; anything native code prints is captured as logs.
         stdio: ["ignore", "pipe", "pipe", "ipc"],
         execArgv: this.#options.execArgv ?? [],
+        ...(this.#options.env === undefined ? {} : { env: { ...process.env, ...this.#options.env } }),
         // Its own process group: Ctrl-C at a terminal signals the whole foreground group, and
         // the daemon, not the terminal, decides when a runner stops (it drains first). A runner
         // still exits by itself when the IPC channel closes, so a dead daemon leaves no orphan.
@@ -227,7 +239,7 @@ export class RunnerProcess {
     if (this.#state !== "ready") {
       return Promise.reject(new HearthError("HEARTH_RUNNER_FAILED", `The runner for model "${this.modelId}" is not ready (${this.#state}).`));
     }
-    const { signal, onDelta } = options;
+    const { signal, onDelta, onTokens, resume } = options;
     if (signal?.aborted) return Promise.reject(new HearthError("HEARTH_CANCELLED", "The request was cancelled."));
     const id = `j${this.#nextJobId++}`;
     return new Promise<GenerationResult | EmbeddingResult>((resolve, reject) => {
@@ -236,6 +248,7 @@ export class RunnerProcess {
       this.#jobs.set(id, {
         kind,
         onDelta,
+        onTokens,
         cancelSent: false,
         resolve: (result) => {
           cleanup();
@@ -248,7 +261,11 @@ export class RunnerProcess {
       });
       signal?.addEventListener("abort", onAbort, { once: true });
       const message: DaemonToRunner =
-        job.kind === "embedding" ? { type: "embedding", id, job } : job.kind === "chat" ? { type: "chat", id, job } : { type: "completion", id, job };
+        job.kind === "embedding"
+          ? { type: "embedding", id, job }
+          : job.kind === "chat"
+            ? { type: "chat", id, job, ...(resume === undefined ? {} : { resume }) }
+            : { type: "completion", id, job, ...(resume === undefined ? {} : { resume }) };
       this.#send(message);
     });
   }
@@ -292,6 +309,11 @@ export class RunnerProcess {
       case "delta": {
         const pending = this.#jobs.get(message.id);
         if (pending?.onDelta && typeof message.delta?.text === "string") pending.onDelta({ text: message.delta.text });
+        return;
+      }
+      case "tokens": {
+        const pending = this.#jobs.get(message.id);
+        if (pending?.onTokens && Array.isArray(message.tokens) && message.tokens.every((token) => Number.isInteger(token))) pending.onTokens(message.tokens);
         return;
       }
       case "generationDone":

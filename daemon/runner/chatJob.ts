@@ -41,13 +41,18 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
     const markFirstToken = (): void => {
       firstTokenAt ??= Date.now();
     };
+    // node-llama-cpp reports tokens when it releases them, just before their text.
+    const onToken = (tokens: Token[]): void => {
+      markFirstToken();
+      context.onTokens(tokens);
+    };
     const chat = new LlamaChat({ contextSequence: slot.sequence, chatWrapper: wrapper });
     try {
       const common = {
         ...samplingSettings(job.sampling),
         maxTokens: budget.maxTokens,
         signal: context.signal,
-        onToken: markFirstToken,
+        onToken,
         onResponseChunk: (chunk: LlamaChatResponseChunk) => {
           // Segments (e.g. a reasoning model's thoughts) are not part of the answer text.
           if (chunk.type === undefined && chunk.text !== "") context.onDelta(chunk.text);
@@ -77,7 +82,7 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
   }
 }
 
-function renderPrompt(wrapper: ChatWrapper, history: ChatHistoryItem[], functions: ReturnType<typeof planTools>["functions"], runner: RunnerModel): Token[] {
+export function renderPrompt(wrapper: ChatWrapper, history: ChatHistoryItem[], functions: ReturnType<typeof planTools>["functions"], runner: RunnerModel): Token[] {
   let state: ReturnType<ChatWrapper["generateContextState"]>;
   try {
     state = wrapper.generateContextState(functions ? { chatHistory: history, availableFunctions: functions } : { chatHistory: history });

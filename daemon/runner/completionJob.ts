@@ -38,8 +38,9 @@ export async function runCompletionJob(runner: RunnerModel, job: CompletionJob, 
         contextShiftSize: 1,
         disableContextShift: true,
         signal: context.signal,
-        onToken: () => {
+        onToken: (tokens) => {
           firstTokenAt ??= Date.now();
+          context.onTokens(tokens);
         },
         onTextChunk: (text) => {
           if (text !== "") context.onDelta(text);
@@ -65,7 +66,7 @@ export async function runCompletionJob(runner: RunnerModel, job: CompletionJob, 
 }
 
 /** The token llama.cpp's tokenizer puts first, mirroring node-llama-cpp's own rule. */
-function beginningToken(model: LlamaModel): Token | undefined {
+export function beginningToken(model: LlamaModel): Token | undefined {
   const type = model.vocabularyType;
   if (type === LlamaVocabularyType.rwkv || type === LlamaVocabularyType.ugm) return undefined;
   if (type === LlamaVocabularyType.wpm) return model.tokens.bos ?? undefined;

@@ -23,6 +23,8 @@ export interface JobContext {
   /** Date.now() when the runner received the job. */
   startedAt: number;
   onDelta(text: string): void;
+  /** Token ids of the text about to be sent, so a lost generation can be continued exactly. */
+  onTokens(tokens: number[]): void;
 }
 
 export interface TokenBudget {

@@ -17,6 +17,7 @@ import { runChatJob } from "./chatJob.js";
 import { runCompletionJob } from "./completionJob.js";
 import type { JobContext } from "./generation.js";
 import { createParentChannel } from "./parentChannel.js";
+import { runResumedJob } from "./resumeJob.js";
 import { RunnerModel } from "./RunnerModel.js";
 
 /** Exit code when the runner is started without an IPC channel (not by a daemon). */
@@ -136,6 +137,7 @@ async function runJob(model: RunnerModel, message: JobMessage, controller: Abort
     signal: controller.signal,
     startedAt: Date.now(),
     onDelta: (text) => channel.send({ type: "delta", id, delta: { text } }),
+    onTokens: (tokens) => channel.send({ type: "tokens", id, tokens }),
   };
   try {
     if (message.type === "embedding") {
@@ -143,7 +145,12 @@ async function runJob(model: RunnerModel, message: JobMessage, controller: Abort
       const result = await model.embedder.embed(message.job, controller.signal);
       channel.send({ type: "embeddingDone", id, result });
     } else {
-      const result = message.type === "chat" ? await runChatJob(model, message.job, context) : await runCompletionJob(model, message.job, context);
+      const result =
+        message.resume !== undefined
+          ? await runResumedJob(model, message.job, message.resume, context)
+          : message.type === "chat"
+            ? await runChatJob(model, message.job, context)
+            : await runCompletionJob(model, message.job, context);
       channel.send({ type: "generationDone", id, result });
     }
   } catch (error) {

@@ -1,0 +1,56 @@
+/**
+ * `hearth plan MODEL [--json]`: how the daemon would place a model now (docs/splitting.md),
+ * whole or split, on which nodes with how many layers, the memory each needs and the
+ * predicted tokens/s, without loading anything (GET /hearth/v1/plan). A refusal prints its
+ * numbers and exits 1.
+ */
+
+import type { Command } from "commander";
+import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { addClientOptions, type ClientCommandOptions } from "../options.js";
+import { printJson } from "../output.js";
+import { stageLines } from "../placementLines.js";
+
+export function registerPlanCommand(program: Command): void {
+  addClientOptions(
+    program
+      .command("plan")
+      .argument("<model>", "model id or alias (held by the daemon's node)")
+      .description("show how the cluster would place a model (whole or split by layers) without loading it")
+      .option("--json", "print the plan report as JSON"),
+  ).action(plan);
+}
+
+interface PlanShape {
+  ok?: boolean;
+  split?: boolean;
+  node?: string;
+  reason?: string;
+  message?: string;
+  stages?: unknown;
+  predictedTokensPerSecond?: number;
+  expectedMemoryBytes?: number;
+  leftOut?: Array<{ nodeId?: string; why?: string }>;
+}
+
+async function plan(model: string, options: ClientCommandOptions): Promise<void> {
+  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
+  const client = new DaemonClient(target);
+  const report = (await client.getJson(`/hearth/v1/plan?model=${encodeURIComponent(model)}`)) as { model?: string; plan?: PlanShape; nodes?: Array<{ nodeId?: string; memoryBudgetBytes?: number }> };
+  const result = report.plan ?? {};
+  if (options.json) printJson(report);
+  else {
+    const out: string[] = [];
+    if (result.ok !== true) out.push(`does not fit: ${result.message ?? "?"}`);
+    else if (result.split === true) {
+      out.push(`${report.model ?? model}: split, predicted ${result.predictedTokensPerSecond ?? "?"} tok/s`, `  ${result.reason ?? ""}`);
+      for (const line of stageLines(result.stages)) out.push(`  ${line}`);
+      for (const left of result.leftOut ?? []) out.push(`  left out ${String(left.nodeId).split("-")[0]}: ${left.why ?? ""}`);
+    } else {
+      out.push(`${report.model ?? model}: whole on ${String(result.node).split("-")[0]}, predicted ${result.predictedTokensPerSecond ?? "?"} tok/s`, `  ${result.reason ?? ""}`);
+    }
+    process.stdout.write(`${out.join("\n")}\n`);
+  }
+  if (result.ok !== true) process.exitCode = 1;
+}
