@@ -10,12 +10,15 @@ import { Command, CommanderError } from "commander";
 import { hearthVersion } from "../daemon/lifecycle/version.js";
 import { registerClusterCommand } from "./commands/cluster.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
+import { registerJobsCommand } from "./commands/jobs.js";
 import { registerModelsCommand } from "./commands/models.js";
 import { registerPeersCommand } from "./commands/peers.js";
+import { registerPlanCommand } from "./commands/plan.js";
 import { registerPullCommand } from "./commands/pull.js";
 import { registerRunCommand } from "./commands/run.js";
 import { registerServeCommand } from "./commands/serve.js";
 import { registerStatusCommand } from "./commands/status.js";
+import { registerSubmitCommand } from "./commands/submit.js";
 import { registerSynthCommand } from "./commands/synth.js";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, printError } from "./output.js";
 
@@ -37,10 +40,13 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerPullCommand(program);
   registerStatusCommand(program);
+  registerPlanCommand(program);
   registerSynthCommand(program);
   registerClusterCommand(program);
   registerPeersCommand(program);
   registerDoctorCommand(program);
+  registerSubmitCommand(program);
+  registerJobsCommand(program);
   return program;
 }
 

@@ -1,7 +1,7 @@
 /**
- * The daemon's composition: node identity, model registry, engine, metrics, HTTP API and the
- * cluster service (peer links, discovery, peer table, published state), started and stopped
- * in one place and in a fixed order.
+ * The daemon's composition: node identity, model registry, engine, the cluster router in front
+ * of it, metrics, HTTP API and the cluster service (peer links, discovery, peer table, published
+ * state), started and stopped in one place and in a fixed order.
  *
  * start() assumes a fully validated configuration (daemon/config/loadConfig.ts): it creates
  * the data and models directories, loads (or creates) the node identity, builds the parts and
@@ -17,6 +17,7 @@
  */
 
 import fs from "node:fs";
+import path from "node:path";
 import net from "node:net";
 import type { Logger } from "pino";
 import { HearthError } from "../protocol/errors.js";
@@ -29,6 +30,13 @@ import { ClusterMembership } from "./identity/ClusterMembership.js";
 import { NodeIdentity } from "./identity/NodeIdentity.js";
 import { Metrics } from "./metrics/Metrics.js";
 import { ModelRegistry } from "./models/ModelRegistry.js";
+import { RoutingEngine } from "./routing/RoutingEngine.js";
+import { JobCoordinator } from "./jobs/JobCoordinator.js";
+import { JobStore } from "./jobs/JobStore.js";
+import { ModelSharing } from "./sharing/ModelSharing.js";
+import { RpcService } from "./rpc/RpcService.js";
+import type { RpcTunnels } from "./rpc/RpcTunnels.js";
+import { SplitEngine } from "./split/SplitEngine.js";
 
 export interface DaemonOptions {
   config: HearthConfig;
@@ -68,6 +76,15 @@ export class Daemon {
   private engine: LocalEngine | undefined;
   private http: HttpApi | undefined;
   private cluster: ClusterService | undefined;
+  private sharing: ModelSharing | undefined;
+  /** Layer splitting's I/O (daemon/rpc/): rpc-server workers for hosts, tunnels to peers. */
+  private rpc: RpcService | undefined;
+  /** Split placements this node hosts (daemon/split/). */
+  private split: SplitEngine | undefined;
+  /** Runs jobs anywhere in the cluster (daemon/routing/); batch jobs use it too. */
+  private router: RoutingEngine | undefined;
+  /** Batch jobs this node coordinates (daemon/jobs/), stored under <data_dir>/jobs. */
+  private jobs: JobCoordinator | undefined;
   private boundAddress: DaemonAddress | undefined;
 
   constructor(options: DaemonOptions) {
@@ -80,6 +97,16 @@ export class Daemon {
 
   get address(): DaemonAddress | undefined {
     return this.boundAddress;
+  }
+
+  /** Host-side RPC tunnels to peers, for split placements (undefined before start). */
+  get rpcTunnels(): RpcTunnels | undefined {
+    return this.rpc?.tunnels;
+  }
+
+  /** The rpc-server workers this node runs for hosts, and their tensor cache (status, tests). */
+  get rpcService(): RpcService | undefined {
+    return this.rpc;
   }
 
   start(): Promise<DaemonAddress> {
@@ -139,8 +166,39 @@ export class Daemon {
       protocolVersion,
     });
     this.cluster = cluster;
+    // Every API request goes through the router; the LocalEngine runs what lands on this node.
+    const router = new RoutingEngine({ local: engine, cluster, logger: this.rootLogger });
+    this.router = router;
+    // Model sharing: serves this node's files to peers by sha256, and fetches missing ones
+    // (for the router when a job lands here without its model, and for `hearth pull --from-peer`).
+    const sharing = new ModelSharing({ config, cluster, catalog: registry, logger: this.rootLogger, env: this.env });
+    this.sharing = sharing;
+    router.setModelProvider(sharing.fetcher);
+    // Layer splitting: serves this node's layers to hosts through rpc-server workers reached only
+    // over peer links, and gives split placements here their tunnels to peers.
+    this.rpc = new RpcService({ config, cluster, catalog: registry, logger: this.rootLogger });
+    // Split placements hosted here: the router asks it per job whether to run the job split.
+    const split = new SplitEngine({
+      config,
+      cluster,
+      catalog: registry,
+      tunnels: () => this.rpc?.tunnels,
+      askPeerToFetch: (peer, sha256, modelName) => sharing.askPeerToFetch(peer, sha256, modelName),
+      logger: this.rootLogger,
+      hooks,
+    });
+    this.split = split;
+    router.setSplitEngine(split);
+    const jobs = new JobCoordinator({
+      store: new JobStore({ directory: path.join(config.dataDir, "jobs"), logger: this.rootLogger }),
+      executor: router,
+      config: config.jobs,
+      maxEmbeddingInputs: config.limits.maxEmbeddingInputs,
+      logger: this.rootLogger,
+    });
+    this.jobs = jobs;
     const metrics = new Metrics({ stats: () => engine.stats() });
-    this.http = new HttpApi({ config, engine, metrics, logger: this.rootLogger, version: this.version, cluster });
+    this.http = new HttpApi({ config, engine: router, metrics, logger: this.rootLogger, version: this.version, cluster, sharing, jobs, split });
 
     let bound: { host: string; port: number };
     try {
@@ -149,6 +207,9 @@ export class Daemon {
       throw listenError(error, config.host, config.port);
     }
     await cluster.start();
+    this.rpc.start();
+    // Jobs left unfinished by the last process continue; peers join them as their links come up.
+    await jobs.start();
     this.http.setReady(true);
     this.boundAddress = { host: bound.host, port: bound.port, url: `http://${formatHost(bound.host)}:${bound.port}` };
 
@@ -178,6 +239,17 @@ export class Daemon {
     return this.stopping;
   }
 
+  /**
+   * Local generations (whole-model runners and split placements hosted here) and this node's
+   * jobs running on peers drain side by side, within one drain_timeout.
+   */
+  private async drainWork(): Promise<void> {
+    const { drainTimeoutMs } = this.config;
+    const remoteDrained = this.router?.drainRemote(drainTimeoutMs);
+    await Promise.all([this.engine?.stop({ drainTimeoutMs }), this.split?.stop({ drainTimeoutMs })]);
+    if (remoteDrained !== undefined && !(await remoteDrained)) this.logger.warn("drain timeout reached with jobs still running on peers; they fail as the links close");
+  }
+
   private async stopParts(): Promise<void> {
     const wasStarting = this.state === "starting";
     this.state = "stopping";
@@ -187,14 +259,24 @@ export class Daemon {
     const steps: ShutdownStep[] = [
       // 1. Load balancers and peers stop sending work; new API requests get 503.
       { name: "readiness", run: () => this.http?.setReady(false) },
+      // Batch jobs pause: in-flight items are aborted, not recorded, and run again on the next start.
+      { name: "jobs", run: () => this.jobs?.stop() },
       // 2. mDNS goodbye, so peers stop dialling this node.
       { name: "discovery", run: () => this.cluster?.stopDiscovery() },
-      // 3. Close peer links with code 1001 (HEARTH_SHUTTING_DOWN), then the peer listener.
+      // Model transfers stop; their partial files stay for the next start to resume.
+      { name: "model transfers", run: () => this.sharing?.stop() },
+      // 4 + 5. Drain in-flight generations up to drain_timeout, abort the rest, stop runners. This
+      // comes before the links close: jobs peers sent here must deliver their results, and this
+      // node's clients' jobs running on peers need their links. New work is refused meanwhile
+      // (HEARTH_SHUTTING_DOWN), which peers retry elsewhere.
+      { name: "engine", run: () => this.drainWork() },
+      // 3. Close peer links with code 1001 (HEARTH_SHUTTING_DOWN), then the peer listener. Split
+      // runners were stopped in the drain, while their tunnels still stood, so no recovery starts.
       { name: "peer links", run: () => this.cluster?.stopLinks() },
+      // Tunnel listeners close and rpc-server workers stop (their hosts' links are gone now).
+      { name: "rpc workers", run: () => this.rpc?.stop() },
       // Background work (state publishing, hashing, a speed measurement in flight, the GPU probe).
       { name: "cluster", run: () => this.cluster?.stop() },
-      // 4 + 5. Drain in-flight generations up to drain_timeout, abort the rest, stop runners.
-      { name: "engine", run: () => this.engine?.stop({ drainTimeoutMs: this.config.drainTimeoutMs }) },
       // Only now close HTTP: closing earlier would cut off the streams being drained.
       { name: "http", run: () => this.http?.close() },
     ];

@@ -67,6 +67,10 @@ export const ERROR_CATALOGUE = {
   HEARTH_MODEL_TRANSFER_FAILED: { status: 502, type: "server_error", closeCode: 1011, description: "A model transfer from a peer failed: the file did not verify or no peer could complete it." },
   HEARTH_INSUFFICIENT_DISK: { status: 507, type: "server_error", closeCode: 1011, description: "Not enough free disk space in the models dir for the model and the configured reserve." },
   HEARTH_GGUF_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, description: "The file is not a valid GGUF model." },
+  HEARTH_NATIVE_MISSING: { status: 503, type: "service_unavailable", closeCode: 1011, description: "rpc-server or the RPC shim is not built for the installed node-llama-cpp; layer splitting is unavailable on this node." },
+
+  // Layer splitting over llama.cpp RPC (daemon/rpc/)
+  HEARTH_RPC_UNAVAILABLE: { status: 503, type: "service_unavailable", closeCode: 4503, description: "A node cannot serve layers: its rpc-server is not built, failed to start, or all its worker slots are taken." },
 
   // Peer links (docs/protocol.md lists the close codes). Standard WebSocket codes where one fits.
   HEARTH_PEER_FRAME_TOO_LARGE: { status: 413, type: "invalid_request_error", closeCode: 1009, description: "A peer-link frame or stream chunk exceeds the size limit." },

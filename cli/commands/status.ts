@@ -2,7 +2,7 @@
  * `hearth status`: is the daemon up, which version, where, and what it has loaded.
  *
  * Asks /health, then /hearth/v1/status (which includes a cluster summary: node id, cluster,
- * peers up). A daemon that does not answer is "down" and the
+ * peers up, and the model transfers from peers in progress, one line each). A daemon that does not answer is "down" and the
  * command exits 3; --json prints an object in both cases so scripts can parse either.
  */
 
@@ -12,6 +12,8 @@ import { formatDuration } from "../../daemon/config/duration.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { EXIT_UNREACHABLE, formatTable, printJson } from "../output.js";
+import { placementLines } from "../placementLines.js";
+import { formatTransferLine, type TransferLike } from "./transferLine.js";
 
 /** A status probe should answer fast; a daemon that takes longer is as good as down. */
 const STATUS_TIMEOUT_MS = 5000;
@@ -64,6 +66,8 @@ async function status(options: ClientCommandOptions): Promise<void> {
   process.stdout.write(`up: hearth ${version} at ${client.baseUrl} (${state}${uptimeText})\n`);
   const cluster = clusterLine(detail);
   if (cluster !== undefined) process.stdout.write(`${cluster}\n`);
+  for (const transfer of transfers(detail)) process.stdout.write(`fetching ${formatTransferLine(transfer)}\n`);
+  for (const line of placementLines((detail as { placements?: unknown } | null)?.placements)) process.stdout.write(`${line}\n`);
   const loaded = loadedModels(detail);
   if (loaded.length === 0) {
     process.stdout.write("no models loaded\n");
@@ -86,6 +90,12 @@ function clusterLine(detail: unknown): string | undefined {
   const up = typeof cluster.peers?.up === "number" ? cluster.peers.up : 0;
   const total = typeof cluster.peers?.total === "number" ? cluster.peers.total : 0;
   return `node ${node} in cluster ${cluster.clusterId}: ${up} of ${total} peers up (hearth peers for details)`;
+}
+
+/** Model transfers from peers in progress (GET /hearth/v1/status `transfers`). */
+function transfers(detail: unknown): Partial<TransferLike>[] {
+  const list = (detail as { transfers?: unknown } | null)?.transfers;
+  return Array.isArray(list) ? list.filter((entry): entry is Partial<TransferLike> => typeof entry === "object" && entry !== null) : [];
 }
 
 function stringField(value: unknown, key: string): string | undefined {

@@ -30,7 +30,7 @@ import { listInterfaces, localAddressSet } from "../discovery/interfaces.js";
 import { MdnsDiscovery, type MdnsDiscoveryStatus } from "../discovery/MdnsDiscovery.js";
 import type { DiscoveredPeer, PeerDiscovery } from "../discovery/PeerDiscovery.js";
 import { StaticPeers } from "../discovery/StaticPeers.js";
-import type { InferenceEngine, ModelCatalog } from "../engine/types.js";
+import type { LocalInferenceEngine, ModelCatalog, ModelDescriptor } from "../engine/types.js";
 import { ResourceProbe, type GpuProbeState } from "../hardware/ResourceProbe.js";
 import type { ClusterMembership } from "../identity/ClusterMembership.js";
 import type { NodeIdentity } from "../identity/NodeIdentity.js";
@@ -44,7 +44,8 @@ import { LocalState } from "./LocalState.js";
 import { ModelHashes } from "./ModelHashes.js";
 import { PeerTable, type InboundFailure } from "./PeerTable.js";
 import { SpeedScores } from "./SpeedScores.js";
-import type { ClusterView } from "./views.js";
+import type { ClusterView, PeerView } from "./views.js";
+import { memoryBudgetBytes } from "../split/memoryBudget.js";
 
 /** Changes that come in bursts (a model load, several hashes) are published together. */
 const PUBLISH_DEBOUNCE_MS = 200;
@@ -58,7 +59,7 @@ export interface ClusterServiceInit {
   /** Undefined: standalone, no peer links. */
   membership: ClusterMembership | undefined;
   catalog: ModelCatalog;
-  engine: Pick<InferenceEngine, "generate" | "resolveModel" | "stats">;
+  engine: Pick<LocalInferenceEngine, "generate" | "resolveModel" | "stats">;
   logger: Logger;
   softwareVersion: string;
   protocolVersion: ProtocolVersion;
@@ -157,6 +158,8 @@ export class ClusterService {
       hashOf: (model) => this.#hashes.hashOf(model),
       refreshHashes: (models) => this.#hashes.refresh(models),
       speedScores: (models) => this.#speeds?.scoresFor(models) ?? Promise.resolve({}),
+      memoryBudget: (resources) =>
+        memoryBudgetBytes(init.config.rpc, { ramFreeBytes: resources.ramFreeBytes, gpuBackend: resources.gpu.backend, vramFreeBytes: resources.gpu.vramFreeBytes }),
       logger: init.logger,
     });
   }
@@ -182,6 +185,22 @@ export class ClusterService {
   handlePeerStream(purpose: string, handler: StreamHandler): void {
     this.#streamHandlers.set(purpose, handler);
     this.#manager?.handleStream(purpose, handler);
+  }
+
+  /** The peer table as it stands now (model sharing picks the holders of a file from it). */
+  peerViews(): PeerView[] {
+    return this.#peers();
+  }
+
+  /** SHA-256 of a local model file as of the last refresh, or null: what this node advertises. */
+  modelHashOf(model: Pick<ModelDescriptor, "path">): string | null {
+    return this.#hashes.hashOf(model);
+  }
+
+  /** A hash verified another way (a model fetched from a peer): advertised at once, never re-hashed. */
+  async rememberModelHash(filePath: string, sha256: string): Promise<void> {
+    await this.#hashes.remember(filePath, sha256);
+    this.requestPublish();
   }
 
   /**
@@ -240,6 +259,14 @@ export class ClusterService {
 
   async view(): Promise<ClusterView> {
     this.#resources.start();
+    return this.routingView();
+  }
+
+  /**
+   * The same view without starting the GPU probe: the router (daemon/routing/) asks for it on
+   * every request, and a standalone node must not probe its GPU just because it serves one.
+   */
+  async routingView(): Promise<ClusterView> {
     const { view } = await this.#local.collect();
     return { cluster: this.#clusterRef(), local: view, peers: this.#peers() };
   }

@@ -33,6 +33,8 @@ export interface LocalStateSources {
   /** Notes the current model files so hashing can catch up; resolves once noted. */
   refreshHashes: (models: readonly ModelDescriptor[]) => Promise<void>;
   speedScores: (models: readonly ModelDescriptor[]) => Promise<Record<string, number>>;
+  /** What this node offers a model (daemon/split/memoryBudget.ts); published when given. */
+  memoryBudget?: (resources: MachineResources) => number;
   logger: Logger;
 }
 
@@ -99,6 +101,7 @@ export class LocalState {
         .slice(0, PEER_WIRE_LIMITS.maxSpeedScores)
         .map(([modelId, tokensPerSecond]) => ({ modelId, tokensPerSecond })),
     };
+    if (sources.memoryBudget !== undefined) wire.memoryBudgetBytes = Math.max(0, Math.floor(sources.memoryBudget(resources)));
 
     // The local view shows every model, advertisable or not; the rest is the wire snapshot's.
     const reported = reportedStateOf(wire);

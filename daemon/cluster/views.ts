@@ -32,6 +32,8 @@ export interface ResourcesView {
   /** The backend's VRAM as node-llama-cpp reports it (0 without a GPU). */
   vramTotalBytes: number;
   vramFreeBytes: number;
+  /** What the node offers a model or its layers of a split (`[rpc] memory_budget_bytes`); absent when not reported. */
+  memoryBudgetBytes?: number;
 }
 
 export interface ModelPresentView {
@@ -117,6 +119,7 @@ export function reportedStateOf(state: Omit<PeerStateMessage, "type" | "seq">): 
       gpuBackend: state.gpu.backend,
       vramTotalBytes: state.gpu.vramTotalBytes,
       vramFreeBytes: state.gpu.vramFreeBytes,
+      ...(state.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: state.memoryBudgetBytes }),
     },
     models: state.modelsPresent.map((model) => ({ id: model.id, sizeBytes: model.sizeBytes, sha256: model.sha256 })),
     loadedModels: state.modelsLoaded.map((model) => model.id),

@@ -43,7 +43,41 @@ export interface ModelsConfig {
   aliases: Record<string, string>;
   /** Extra GGUF files outside the models dir. Their ids are their file names without .gguf. */
   extraPaths: string[];
+  /**
+   * Fetching a model this node lacks from a peer (daemon/sharing/): "always" fetches whenever
+   * this node is asked to run it, "ask" only on `hearth pull MODEL --from-peer`, "never" not at all.
+   */
+  sharePolicy: SharePolicy;
+  /** Serve this node's models to peers that ask for them by sha256. */
+  serveToPeers: boolean;
+  /** Free disk space that must remain in the models dir after a fetched model is complete. */
+  diskReserveBytes: number;
+  /** How long a fetch whose peer went away waits for a holder to come back before it fails. */
+  fetchResumeTimeoutMs: number;
+  /** A fetch that receives no byte for this long gives its peer up (and resumes elsewhere or later). */
+  fetchStallTimeoutMs: number;
+  /** Transfers this node serves to peers at once; more are refused (retryable) with HEARTH_QUEUE_FULL. */
+  maxConcurrentServes: number;
+  /**
+   * How long a host waits for a peer it asked to fetch a model (`models.fetch`, before a split
+   * over that peer) to have the whole file; after that the load pushes the weights over RPC.
+   */
+  peerFetchTimeoutMs: number;
 }
+
+export const SHARE_POLICIES = ["always", "ask", "never"] as const;
+export type SharePolicy = (typeof SHARE_POLICIES)[number];
+
+/** The model-sharing fields of ModelsConfig and their defaults. */
+export const DEFAULT_MODEL_SHARING: Omit<ModelsConfig, "aliases" | "extraPaths"> = {
+  sharePolicy: "always",
+  serveToPeers: true,
+  diskReserveBytes: 1024 * 1024 * 1024,
+  fetchResumeTimeoutMs: 120_000,
+  fetchStallTimeoutMs: 30_000,
+  maxConcurrentServes: 4,
+  peerFetchTimeoutMs: 30 * 60_000,
+};
 
 export interface LogConfig {
   level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -69,7 +103,89 @@ export interface HearthConfig {
   drainTimeoutMs: number;
   /** Peer links, discovery and the cluster state this node shares; used only once the node has joined a cluster. */
   peer: PeerConfig;
+  /** Batch jobs coordinated by this node (daemon/jobs/). */
+  jobs: JobsConfig;
+  /** Serving layers to hosts that split a model onto this node, and reaching peers' layers (daemon/rpc/). */
+  rpc: RpcConfig;
 }
+
+/**
+ * Layer splitting over llama.cpp RPC (daemon/rpc/): the rpc-server workers this node runs for
+ * hosts that put layers on it, and their tensor cache. Ports are never configured: a worker
+ * binds 127.0.0.1 on a free port and is reached only through the peer link.
+ */
+export interface RpcConfig {
+  /** CPU threads of each worker; 0 uses every core (os.availableParallelism()). */
+  threads: number;
+  /** rpc-server's tensor cache (content-addressed, shared by all workers). Default: <data_dir>/rpc-cache. */
+  cacheDir: string;
+  /** Most bytes the tensor cache keeps; least recently used entries are removed first. */
+  cacheMaxBytes: number;
+  /** Pre-fill the cache from this node's own copy of a model a host is about to split onto it. */
+  prefill: boolean;
+  /** A worker with no tunnel connection for this long is stopped. */
+  idleTimeoutMs: number;
+  /** How long a worker may take to start answering. */
+  startTimeoutMs: number;
+  /** Hosts served at once, one worker each; more are refused with HEARTH_RPC_UNAVAILABLE. */
+  maxWorkers: number;
+  /** How long a host waits for a peer's rpc.prepare (hashing a large model takes a while). */
+  prepareTimeoutMs: number;
+  /**
+   * Bytes this node offers a model (whole, or its layers of a split), published to peers and
+   * used by the split planner (daemon/split/). 0: detected free RAM (free VRAM with a GPU
+   * backend) minus memoryHeadroomBytes.
+   */
+  memoryBudgetBytes: number;
+  /** What the automatic budget leaves free for the OS and everything else. */
+  memoryHeadroomBytes: number;
+  /** How many times one request may be continued on a new placement after a node holding layers is lost. */
+  recoveryAttempts: number;
+  /** After a split's runner fails, how long to wait for the lost node's link to be declared down before re-planning. */
+  lostNodeWaitMs: number;
+}
+
+/** Everything but cacheDir, which follows data_dir (loadConfig fills it in). */
+export const DEFAULT_RPC: Omit<RpcConfig, "cacheDir"> = {
+  threads: 0,
+  cacheMaxBytes: 64 * 1024 * 1024 * 1024,
+  prefill: true,
+  idleTimeoutMs: 10 * 60 * 1000,
+  startTimeoutMs: 15_000,
+  maxWorkers: 4,
+  prepareTimeoutMs: 10 * 60 * 1000,
+  memoryBudgetBytes: 0,
+  memoryHeadroomBytes: 1024 * 1024 * 1024,
+  recoveryAttempts: 2,
+  lostNodeWaitMs: 5_000,
+};
+
+export const RPC_CACHE_DIR_NAME = "rpc-cache";
+
+/** Batch jobs (daemon/jobs/): submission limits and how items are spread over the nodes. */
+export interface JobsConfig {
+  /** Largest accepted batch input (the POST /hearth/v1/jobs body), in bytes; max_body_bytes does not apply to it. */
+  maxInputBytes: number;
+  /** Most items (non-blank lines) in one job. */
+  maxItems: number;
+  /** Items one node runs at once for a job (each node still queues them behind its own parallel slots). */
+  inFlightPerNode: number;
+  /** Runs of one item on failing nodes (node gone, link dropped, runner crashed) before it becomes an error line. */
+  maxAttempts: number;
+  /** How often a running job re-reads the cluster, so nodes that joined get work and nodes that left lose theirs. */
+  refreshIntervalMs: number;
+  /** Jobs running at once on this node; later ones wait in order. */
+  maxRunning: number;
+}
+
+export const DEFAULT_JOBS: JobsConfig = {
+  maxInputBytes: 64 * 1024 * 1024,
+  maxItems: 50_000,
+  inFlightPerNode: 4,
+  maxAttempts: 3,
+  refreshIntervalMs: 5_000,
+  maxRunning: 1,
+};
 
 export const DEFAULT_PORT = 4327;
 export const DEFAULT_HOST = "127.0.0.1";

@@ -21,7 +21,11 @@ import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_LIMITS,
+  DEFAULT_MODEL_SHARING,
   DEFAULT_LOG_LEVEL,
+  DEFAULT_JOBS,
+  DEFAULT_RPC,
+  RPC_CACHE_DIR_NAME,
   DEFAULT_PEER,
   DEFAULT_PEER_PORT,
   DEFAULT_PORT,
@@ -105,7 +109,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const fileText = await readConfigText(candidatePath, explicitPath !== undefined);
   const configPath = fileText === undefined ? undefined : candidatePath;
 
-  let fileValues: ConfigValues = { models: {}, limits: {}, runner: {}, log: {}, peer: {} };
+  let fileValues: ConfigValues = { models: {}, limits: {}, runner: {}, log: {}, peer: {}, jobs: {}, rpc: {} };
   if (fileText !== undefined) {
     const raw = parseTomlText(fileText, candidatePath);
     const result = validateConfigObject(raw);
@@ -212,11 +216,12 @@ export function resolvePath(value: string, base: string, home: string = os.homed
 }
 
 function resolveValuePaths(values: ConfigValues, base: string, home: string): ConfigValues {
-  const resolved: ConfigValues = { ...values, models: { ...values.models } };
+  const resolved: ConfigValues = { ...values, models: { ...values.models }, rpc: { ...values.rpc } };
   if (values.modelsDir !== undefined) resolved.modelsDir = resolvePath(values.modelsDir, base, home);
   if (values.dataDir !== undefined) resolved.dataDir = resolvePath(values.dataDir, base, home);
   if (values.apiKeyFile !== undefined) resolved.apiKeyFile = resolvePath(values.apiKeyFile, base, home);
   if (values.models.extraPaths !== undefined) resolved.models.extraPaths = values.models.extraPaths.map((entry) => resolvePath(entry, base, home));
+  if (values.rpc.cacheDir !== undefined) resolved.rpc.cacheDir = resolvePath(values.rpc.cacheDir, base, home);
   return resolved;
 }
 
@@ -230,6 +235,8 @@ function mergeValues(lower: ConfigValues, higher: ConfigValues): ConfigValues {
     log: { ...lower.log, ...higher.log },
     // Static peers add up: `--peer` extends the file's list rather than replacing it.
     peer: { ...lower.peer, ...higher.peer, staticPeers: [...(lower.peer.staticPeers ?? []), ...(higher.peer.staticPeers ?? [])] },
+    jobs: { ...lower.jobs, ...higher.jobs },
+    rpc: { ...lower.rpc, ...higher.rpc },
   };
 }
 
@@ -242,12 +249,14 @@ function buildConfig(values: ConfigValues, env: NodeJS.ProcessEnv): HearthConfig
     // Models live under the data dir unless placed elsewhere, so moving data_dir moves both.
     modelsDir: values.modelsDir ?? path.join(dataDir, "models"),
     allowedHosts: values.allowedHosts ?? [],
-    models: { aliases: values.models.aliases ?? {}, extraPaths: values.models.extraPaths ?? [] },
+    models: { ...DEFAULT_MODEL_SHARING, ...values.models, aliases: values.models.aliases ?? {}, extraPaths: values.models.extraPaths ?? [] },
     limits: { ...DEFAULT_LIMITS, ...values.limits },
     runner: { ...DEFAULT_RUNNER, ...values.runner },
     log: { level: values.log.level ?? DEFAULT_LOG_LEVEL },
     drainTimeoutMs: values.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
     peer: { ...DEFAULT_PEER, ...values.peer, staticPeers: values.peer.staticPeers ?? [...DEFAULT_PEER.staticPeers] },
+    jobs: { ...DEFAULT_JOBS, ...values.jobs },
+    rpc: { ...DEFAULT_RPC, ...values.rpc, cacheDir: values.rpc.cacheDir ?? path.join(dataDir, RPC_CACHE_DIR_NAME) },
   };
   if (values.log.pretty !== undefined) config.log.pretty = values.log.pretty;
   return config;

@@ -11,7 +11,7 @@
  */
 
 import { z } from "zod";
-import type { LimitsConfig, LogConfig, ModelsConfig, PeerConfig, RunnerConfig } from "./defaults.js";
+import { SHARE_POLICIES, type JobsConfig, type LimitsConfig, type LogConfig, type ModelsConfig, type PeerConfig, type RpcConfig, type RunnerConfig } from "./defaults.js";
 import { parseDuration } from "./duration.js";
 
 // ---- value validators ------------------------------------------------------------------
@@ -95,6 +95,32 @@ export const LIMITS_FIELDS = {
   sseKeepAliveMs: ["sse_keep_alive", duration()],
 } as const satisfies SectionFields<LimitsConfig>;
 
+/** `[jobs]`: batch job limits (daemon/jobs/). */
+export const JOBS_FIELDS = {
+  maxInputBytes: ["max_input_bytes", positiveInt()],
+  maxItems: ["max_items", positiveInt()],
+  inFlightPerNode: ["in_flight_per_node", positiveInt()],
+  maxAttempts: ["max_attempts", positiveInt()],
+  refreshIntervalMs: ["refresh_interval", positiveDuration()],
+  maxRunning: ["max_running", positiveInt()],
+} as const satisfies SectionFields<JobsConfig>;
+
+/** `[rpc]`: the rpc-server workers and their tensor cache (daemon/rpc/). */
+export const RPC_FIELDS = {
+  threads: ["threads", nonNegativeInt()],
+  cacheDir: ["cache_dir", nonEmptyString("a directory path")],
+  cacheMaxBytes: ["cache_max_bytes", nonNegativeInt()],
+  prefill: ["prefill", boolean()],
+  idleTimeoutMs: ["idle_timeout", positiveDuration()],
+  startTimeoutMs: ["start_timeout", positiveDuration()],
+  maxWorkers: ["max_workers", positiveInt()],
+  prepareTimeoutMs: ["prepare_timeout", positiveDuration()],
+  memoryBudgetBytes: ["memory_budget_bytes", nonNegativeInt()],
+  memoryHeadroomBytes: ["memory_headroom_bytes", nonNegativeInt()],
+  recoveryAttempts: ["recovery_attempts", nonNegativeInt()],
+  lostNodeWaitMs: ["lost_node_wait", duration()],
+} as const satisfies SectionFields<RpcConfig>;
+
 export const RUNNER_FIELDS = {
   threads: ["threads", nonNegativeInt()],
   gpuLayers: ["gpu_layers", gpuLayers()],
@@ -106,6 +132,13 @@ export const RUNNER_FIELDS = {
 export const MODELS_FIELDS = {
   aliases: ["aliases", z.record(z.string(), nonEmptyString("a model id"), { error: 'expected a table of alias = "model-id"' })],
   extraPaths: ["extra_paths", z.array(nonEmptyString("a path to a .gguf file"), { error: "expected an array of paths" })],
+  sharePolicy: ["share_policy", z.enum(SHARE_POLICIES, { error: `expected one of ${SHARE_POLICIES.map((policy) => `"${policy}"`).join(", ")}` })],
+  serveToPeers: ["serve_to_peers", boolean()],
+  diskReserveBytes: ["disk_reserve_bytes", nonNegativeInt()],
+  fetchResumeTimeoutMs: ["fetch_resume_timeout", positiveDuration()],
+  fetchStallTimeoutMs: ["fetch_stall_timeout", positiveDuration()],
+  maxConcurrentServes: ["max_concurrent_serves", positiveInt()],
+  peerFetchTimeoutMs: ["peer_fetch_timeout", positiveDuration()],
 } as const satisfies SectionFields<ModelsConfig>;
 
 export const LOG_FIELDS = {
@@ -176,6 +209,8 @@ const SECTIONS = {
   runner: RUNNER_FIELDS,
   log: LOG_FIELDS,
   peer: PEER_FIELDS,
+  jobs: JOBS_FIELDS,
+  rpc: RPC_FIELDS,
 } as const;
 
 type SectionName = keyof typeof SECTIONS;
@@ -205,6 +240,8 @@ export interface ConfigValues extends Partial<TopLevelValues> {
   runner: Partial<RunnerConfig>;
   log: Partial<LogConfig>;
   peer: Partial<PeerConfig>;
+  jobs: Partial<JobsConfig>;
+  rpc: Partial<RpcConfig>;
 }
 
 export type ValidationResult = { ok: true; values: ConfigValues } | { ok: false; issues: ConfigIssue[] };
@@ -242,6 +279,8 @@ export function validateConfigObject(raw: unknown): ValidationResult {
       runner: pick(RUNNER_FIELDS, section("runner")),
       log: pick(LOG_FIELDS, section("log")),
       peer: pick(PEER_FIELDS, section("peer")),
+      jobs: pick(JOBS_FIELDS, section("jobs")),
+      rpc: pick(RPC_FIELDS, section("rpc")),
     },
   };
 }

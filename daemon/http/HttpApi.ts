@@ -13,17 +13,22 @@ import type { Logger } from "pino";
 import { HearthError } from "../../protocol/errors.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { InferenceEngine } from "../engine/types.js";
+import type { JobCoordinator } from "../jobs/JobCoordinator.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
-import type { ClusterSource, HttpServices, RequestContext } from "./context.js";
+import type { ModelSharingSource } from "../sharing/ModelSharing.js";
+import type { ClusterSource, HttpServices, RequestContext, SplitSource } from "./context.js";
 import { sendError } from "./errorResponder.js";
 import { handleChatCompletions } from "./handlers/chatCompletions.js";
 import { handleCluster, handleClusterDiagnostics } from "./handlers/cluster.js";
+import { handlePlan } from "./handlers/plan.js";
 import { handleCompletions } from "./handlers/completions.js";
 import { handleEmbeddings } from "./handlers/embeddings.js";
 import { handleHealth } from "./handlers/health.js";
+import { handleCancelJob, handleGetJob, handleJobOutput, handleListJobs, handleSubmitJob } from "./handlers/jobs.js";
 import { handleMetrics } from "./handlers/metrics.js";
 import { handleGetModel, handleListModels } from "./handlers/models.js";
+import { handleGetPull, handleListPulls, handlePullModel } from "./handlers/modelPulls.js";
 import { handleStatus } from "./handlers/status.js";
 import { HostGuard } from "./hostGuard.js";
 import { requestPath, Router } from "./router.js";
@@ -35,6 +40,9 @@ export interface HttpApiOptions {
   logger: Logger;
   version?: string;
   cluster?: ClusterSource;
+  jobs?: JobCoordinator;
+  sharing?: ModelSharingSource;
+  split?: SplitSource;
 }
 
 /** Metrics label for requests that matched no route (keeps label values bounded). */
@@ -54,7 +62,16 @@ export function createRouter(): Router {
     .add("POST", "/v1/embeddings", handleEmbeddings)
     .add("GET", "/hearth/v1/status", handleStatus)
     .add("GET", "/hearth/v1/cluster", handleCluster)
-    .add("GET", "/hearth/v1/cluster/diagnostics", handleClusterDiagnostics);
+    .add("GET", "/hearth/v1/cluster/diagnostics", handleClusterDiagnostics)
+    .add("GET", "/hearth/v1/plan", handlePlan)
+    .add("POST", "/hearth/v1/jobs", handleSubmitJob)
+    .add("GET", "/hearth/v1/jobs", handleListJobs)
+    .add("GET", "/hearth/v1/jobs/:id", handleGetJob)
+    .add("POST", "/hearth/v1/jobs/:id/cancel", handleCancelJob)
+    .add("GET", "/hearth/v1/jobs/:id/output", handleJobOutput)
+    .add("POST", "/hearth/v1/models/pull", handlePullModel)
+    .add("GET", "/hearth/v1/models/pulls", handleListPulls)
+    .add("GET", "/hearth/v1/models/pulls/:sha256", handleGetPull);
 }
 
 export class HttpApi {
@@ -83,6 +100,9 @@ export class HttpApi {
       isReady: () => this.ready,
       address: () => this.bound ?? { host: options.config.host, port: options.config.port },
       ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
+      ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+      ...(options.sharing === undefined ? {} : { sharing: options.sharing }),
+      ...(options.split === undefined ? {} : { split: options.split }),
     };
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on("clientError", (error, socket) => {

@@ -10,6 +10,10 @@ import type { InferenceEngine } from "../engine/types.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import type { ClusterDiagnostics, ClusterSummary } from "../cluster/ClusterService.js";
 import type { ClusterView } from "../cluster/views.js";
+import type { JobCoordinator } from "../jobs/JobCoordinator.js";
+import type { ModelSharingSource } from "../sharing/ModelSharing.js";
+import type { PlanReport } from "../split/SplitEngine.js";
+import type { PlacementView } from "../split/SplitPlacement.js";
 
 /** The cluster as the API shows it (daemon/cluster/ClusterService.ts). */
 export interface ClusterSource {
@@ -30,6 +34,18 @@ export interface HttpServices {
   address(): { host: string; port: number };
   /** Absent when the API runs without a daemon around it (tests). */
   cluster?: ClusterSource;
+  /** Batch jobs this node coordinates (daemon/jobs/); absent without a daemon around the API. */
+  jobs?: JobCoordinator;
+  /** Model transfers between peers (daemon/sharing/); absent without a daemon around the API. */
+  sharing?: ModelSharingSource;
+  /** Split placements and plans (daemon/split/); absent without a daemon around the API. */
+  split?: SplitSource;
+}
+
+/** What the API shows of layer splitting (daemon/split/SplitEngine.ts). */
+export interface SplitSource {
+  placements(): PlacementView[];
+  planReport(model: string, forced?: { nodes: string[]; layers: number[] }): Promise<PlanReport>;
 }
 
 export interface RequestContext {

@@ -225,6 +225,8 @@ export const peerStateSchema = z.object({
   modelsLoaded: z.array(modelLoadedSchema).max(PEER_WIRE_LIMITS.maxModelsLoaded),
   queueDepth: z.int().min(0).max(PEER_WIRE_LIMITS.maxQueueDepth),
   speedScores: z.array(speedScoreSchema).max(PEER_WIRE_LIMITS.maxSpeedScores),
+  /** Bytes the node offers a model or its share of a split (daemon/split/memoryBudget.ts); absent from older nodes. */
+  memoryBudgetBytes: uint().optional(),
 });
 
 // ---- requests ------------------------------------------------------------------------------

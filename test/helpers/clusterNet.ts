@@ -3,7 +3,8 @@
  * multi-host tests and the cluster benchmark.
  *
  * ClusterNet.create builds the network and, per node, a throwaway home: data dir, models dir
- * with the tiny synthetic model linked in, an empty config file. Nodes that share a cluster
+ * with the tiny synthetic model linked in (unless the node's spec says `tinyModel: false`), an
+ * empty config file. Nodes that share a cluster
  * name get one `hearth cluster init` (the first) and `hearth cluster join TOKEN` (the rest),
  * exactly as a user would; other names make other clusters, and `cluster: null` leaves a node
  * standalone. Daemons listen on their namespace's defaults (HTTP 127.0.0.1:4327, peers
@@ -167,6 +168,10 @@ export interface ClusterNodeSpec {
   /** TOML written to the node's config file. */
   configToml?: string;
   env?: Record<string, string>;
+  /** Link the tiny test model into this node's models dir (default true); false leaves it empty. */
+  tinyModel?: boolean;
+  /** More GGUF files linked into this node's models dir: model id -> file. */
+  extraModels?: Record<string, string>;
 }
 
 export interface StartOptions {
@@ -250,7 +255,8 @@ export class ClusterNode {
   async prepare(modelPath: string): Promise<void> {
     fs.mkdirSync(this.modelsDir, { recursive: true });
     fs.mkdirSync(this.dataDir, { recursive: true });
-    fs.symlinkSync(modelPath, path.join(this.modelsDir, `${MODEL_ID}.gguf`));
+    if (this.#spec.tinyModel !== false) fs.symlinkSync(modelPath, path.join(this.modelsDir, `${MODEL_ID}.gguf`));
+    for (const [id, file] of Object.entries(this.#spec.extraModels ?? {})) fs.symlinkSync(file, path.join(this.modelsDir, `${id}.gguf`));
     fs.writeFileSync(this.configPath, `${this.#spec.configToml ?? ""}\n`);
     await this.#agent.ready;
   }

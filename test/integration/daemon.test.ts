@@ -22,7 +22,7 @@ import { isListening } from "../helpers/wait.js";
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_LIMITS, DEFAULT_PEER, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { Daemon } = (await import(path.join(DIST, "daemon/Daemon.js"))) as typeof DaemonModule;
 const { HearthError } = (await import(path.join(DIST, "protocol/errors.js"))) as typeof ErrorsModule;
 type Daemon = DaemonModule.Daemon;
@@ -49,12 +49,14 @@ function makeConfig(overrides: Partial<HearthConfig> = {}): HearthConfig {
     dataDir: path.join(root, "data"),
     modelsDir: path.join(root, "data", "models"),
     allowedHosts: [],
-    models: { aliases: {}, extraPaths: [] },
+    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
     limits: { ...DEFAULT_LIMITS, parallelSlots: 1, contextSize: 2048 },
     runner: { ...DEFAULT_RUNNER, threads: 2 },
     log: { level: "silent" },
     drainTimeoutMs: 30_000,
     peer: { ...DEFAULT_PEER },
+    jobs: { ...DEFAULT_JOBS },
+    rpc: { ...DEFAULT_RPC, cacheDir: path.join(root, "data", "rpc-cache") },
     ...overrides,
   };
 }

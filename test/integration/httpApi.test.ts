@@ -25,7 +25,7 @@ import { readSse } from "../helpers/sse.js";
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_LIMITS, DEFAULT_PEER, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { LocalEngine } = (await import(path.join(DIST, "daemon/engine/LocalEngine.js"))) as typeof LocalEngineModule;
 const { HttpApi } = (await import(path.join(DIST, "daemon/http/HttpApi.js"))) as typeof HttpApiModule;
 const { Metrics } = (await import(path.join(DIST, "daemon/metrics/Metrics.js"))) as typeof MetricsModule;
@@ -56,7 +56,7 @@ function makeConfig(overrides: { limits?: Partial<LimitsConfig>; apiKey?: string
     modelsDir,
     dataDir: path.join(home, "data"),
     allowedHosts: [],
-    models: { aliases: { small: "tiny" }, extraPaths: [] },
+    models: { aliases: { small: "tiny" }, extraPaths: [], ...DEFAULT_MODEL_SHARING },
     limits: {
       ...DEFAULT_LIMITS,
       maxBodyBytes: 256 * 1024,
@@ -70,6 +70,8 @@ function makeConfig(overrides: { limits?: Partial<LimitsConfig>; apiKey?: string
     log: { level: "silent" },
     drainTimeoutMs: 2_000,
     peer: { ...DEFAULT_PEER },
+    jobs: { ...DEFAULT_JOBS },
+    rpc: { ...DEFAULT_RPC, cacheDir: path.join(home, "data", "rpc-cache") },
   };
   if (overrides.apiKey !== undefined) config.apiKey = overrides.apiKey;
   return config;

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HearthError } from "../../protocol/errors.js";
-import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_LIMITS, DEFAULT_PEER, DEFAULT_PORT, DEFAULT_RUNNER } from "../../daemon/config/defaults.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_PORT, DEFAULT_RPC, DEFAULT_RUNNER } from "../../daemon/config/defaults.js";
 import { loadConfig, type LoadConfigOptions } from "../../daemon/config/loadConfig.js";
 import { assertSafeToServe, isLoopbackHost } from "../../daemon/config/security.js";
 import { formatDuration, parseDuration } from "../../daemon/config/duration.js";
@@ -64,12 +64,14 @@ describe("defaults", () => {
       dataDir: path.join(root, "xdg-data", "hearth"),
       modelsDir: path.join(root, "xdg-data", "hearth", "models"),
       allowedHosts: [],
-      models: { aliases: {}, extraPaths: [] },
+      models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
       limits: DEFAULT_LIMITS,
       runner: DEFAULT_RUNNER,
       log: { level: "info" },
       drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
       peer: DEFAULT_PEER,
+      jobs: DEFAULT_JOBS,
+      rpc: { ...DEFAULT_RPC, cacheDir: path.join(root, "xdg-data", "hearth", "rpc-cache") },
     });
   });
 
@@ -108,6 +110,11 @@ load_timeout = "30s"
 [log]
 level = "debug"
 pretty = false
+
+[jobs]
+max_input_bytes = 1000
+in_flight_per_node = 2
+refresh_interval = "1s"
 `);
     const { config, configPath } = await load();
     expect(configPath).toBe(file);
@@ -117,10 +124,11 @@ pretty = false
     expect(config.drainTimeoutMs).toBe(90_000);
     // Relative paths in the file are relative to the file's directory.
     expect(config.modelsDir).toBe(path.join(path.dirname(file), "models-here"));
-    expect(config.models).toEqual({ aliases: { chat: "tiny-model" }, extraPaths: [path.join(root, "home", "extra", "a.gguf"), "/abs/b.gguf"] });
+    expect(config.models).toEqual({ ...DEFAULT_MODEL_SHARING, aliases: { chat: "tiny-model" }, extraPaths: [path.join(root, "home", "extra", "a.gguf"), "/abs/b.gguf"] });
     expect(config.limits).toEqual({ ...DEFAULT_LIMITS, queueDepth: 8, keepAliveMs: 600_000, sseKeepAliveMs: 5000 });
     expect(config.runner).toEqual({ ...DEFAULT_RUNNER, threads: 2, gpuLayers: 0, loadTimeoutMs: 30_000 });
     expect(config.log).toEqual({ level: "debug", pretty: false });
+    expect(config.jobs).toEqual({ ...DEFAULT_JOBS, maxInputBytes: 1000, inFlightPerNode: 2, refreshIntervalMs: 1000 });
   });
 
   it("flags override the file, which overrides the defaults", async () => {

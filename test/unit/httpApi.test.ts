@@ -8,7 +8,7 @@
 import http from "node:http";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { DEFAULT_LIMITS, DEFAULT_PEER, type HearthConfig } from "../../daemon/config/defaults.js";
+import { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, type HearthConfig } from "../../daemon/config/defaults.js";
 import type { InferenceEngine } from "../../daemon/engine/types.js";
 import { HttpApi } from "../../daemon/http/HttpApi.js";
 import { Metrics } from "../../daemon/metrics/Metrics.js";
@@ -28,12 +28,14 @@ function config(overrides: Partial<HearthConfig> = {}): HearthConfig {
     modelsDir: "/nonexistent",
     dataDir: "/nonexistent",
     allowedHosts: [],
-    models: { aliases: {}, extraPaths: [] },
+    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
     limits: { ...DEFAULT_LIMITS, maxBodyBytes: 64 * 1024 },
     runner: { threads: 1, gpuLayers: 0, batchSize: 512, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 },
     log: { level: "silent" },
     drainTimeoutMs: 2_000,
     peer: { ...DEFAULT_PEER },
+    jobs: { ...DEFAULT_JOBS },
+    rpc: { ...DEFAULT_RPC, cacheDir: "/nonexistent/rpc-cache" },
     ...overrides,
   };
 }

@@ -18,7 +18,10 @@ function clusterOf(context: RequestContext): ClusterSource {
 }
 
 export async function handleCluster(context: RequestContext): Promise<void> {
-  sendJson(context.res, 200, await clusterOf(context).view());
+  const view = await clusterOf(context).view();
+  // Live split placements hosted by this node: which node holds which layers.
+  const split = context.services.split;
+  sendJson(context.res, 200, split === undefined ? view : { ...view, placements: split.placements() });
 }
 
 export function handleClusterDiagnostics(context: RequestContext): Promise<void> {

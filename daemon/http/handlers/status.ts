@@ -1,7 +1,7 @@
 /**
  * GET /hearth/v1/status: what this daemon is and what it has loaded, for `hearth status`,
- * with a short cluster summary (`cluster`: node id, cluster id or null, peers seen and up) when
- * the API runs inside a daemon.
+ * with a short cluster summary (`cluster`: node id, cluster id or null, peers seen and up) and
+ * the model transfers from peers in progress (`transfers`) when the API runs inside a daemon.
  */
 
 import type { RequestContext } from "../context.js";
@@ -14,6 +14,10 @@ export function handleStatus({ res, services }: RequestContext): Promise<void> {
     listen: services.address(),
     models: services.engine.stats().loaded,
     ...(services.cluster === undefined ? {} : { cluster: services.cluster.summary() }),
+    // Model transfers from peers in progress (daemon/sharing/), for `hearth status`.
+    ...(services.sharing === undefined ? {} : { transfers: services.sharing.transfers() }),
+    // Live split placements (daemon/split/): which node holds which layers.
+    ...(services.split === undefined ? {} : { placements: services.split.placements() }),
   });
   return Promise.resolve();
 }
