@@ -178,7 +178,10 @@ describe("a loopback cluster of real daemons", () => {
             .every((other) => {
               const peer = peerById(view, nodeIds[other]);
               const hashed = other === "b" || peer?.models?.[0]?.sha256 === tinySha256;
-              return peer?.state === "up" && peer.resources !== null && hashed;
+              // A peer that dialled in before this node's own static dial reached it is known
+              // (inbound) before that entry resolves; wait for the static address to be merged.
+              const dialled = !DIALS[members[index]!].includes(other) || peer?.addresses.includes(`127.0.0.1:${peerPorts[other]}`) === true;
+              return peer?.state === "up" && peer.resources !== null && hashed && dialled;
             }),
         );
         return complete && current;
