@@ -176,7 +176,7 @@ export class Daemon {
     router.setModelProvider(sharing.fetcher);
     // Layer splitting: serves this node's layers to hosts through rpc-server workers reached only
     // over peer links, and gives split placements here their tunnels to peers.
-    this.rpc = new RpcService({ config, cluster, catalog: registry, logger: this.rootLogger });
+    this.rpc = new RpcService({ config, cluster, catalog: registry, logger: this.rootLogger, gpuBackend: () => cluster.gpuBackend() });
     // Split placements hosted here: the router asks it per job whether to run the job split.
     const split = new SplitEngine({
       config,

@@ -172,6 +172,11 @@ export class ClusterService {
     return this.#manager;
   }
 
+  /** node-llama-cpp's GPU backend here as last probed ("cuda", "vulkan", "metal"), null without a GPU. */
+  gpuBackend(): string | null {
+    return this.#resources.snapshot().gpu.backend;
+  }
+
   /**
    * Serves a peer request method on every link, now and after start(). The parts that answer
    * peers (routing, model sharing, jobs) register here, whether or not the node is a member yet.

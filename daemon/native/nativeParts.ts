@@ -200,3 +200,13 @@ export function rpcServerLaunch(
   }
   return { command, args, cwd: path.dirname(command), env };
 }
+
+/**
+ * The rpc-server flavour for a machine whose node-llama-cpp runs on `gpuBackend` ("cuda",
+ * "vulkan", "metal" or null): that backend's build when there is one, so a peer's layers run on
+ * its GPU; otherwise the CPU build. Metal has no build here (the native build is Linux only).
+ */
+export function rpcServerBackendFor(gpuBackend: string | null, parts: Pick<NativeParts, "rpcServers">): RpcServerBackend {
+  const wanted = RPC_SERVER_BACKENDS.find((backend) => backend !== "cpu" && backend === gpuBackend);
+  return wanted !== undefined && parts.rpcServers[wanted] !== undefined ? wanted : "cpu";
+}

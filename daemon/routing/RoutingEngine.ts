@@ -68,6 +68,8 @@ interface Target {
 }
 
 const MAX_LOGGED_NAME = 200;
+/** How long one collected cluster state serves placements (see #clusterState). */
+const SNAPSHOT_TTL_MS = 250;
 
 function cancelled(): HearthError {
   return new HearthError("HEARTH_CANCELLED", "The request was cancelled.");
@@ -81,6 +83,7 @@ export class RoutingEngine implements InferenceEngine {
   #split: SplitEngine | undefined;
   /** Jobs this node's clients are running on peers; shutdown lets them finish before the links close. */
   readonly #remoteInFlight = new Set<Promise<unknown>>();
+  #stateCache: { at: number; state: Promise<{ view: ClusterView; models: ModelDescriptor[] }> } | undefined;
 
   constructor(init: RoutingEngineInit) {
     this.#local = init.local;
@@ -122,13 +125,33 @@ export class RoutingEngine implements InferenceEngine {
   }
 
   async snapshot(): Promise<ClusterSnapshot> {
-    const [view, models] = await Promise.all([this.#cluster.routingView(), this.#local.listModels()]);
+    const { view, models } = await this.#clusterState();
     return snapshotFromView(view, models);
   }
 
   async listModels(): Promise<ModelInfo[]> {
-    const [view, models] = await Promise.all([this.#cluster.routingView(), this.#local.listModels()]);
+    const { view, models } = await this.#clusterState();
     return clusterModelList(snapshotFromView(view, models), models);
+  }
+
+  /**
+   * This node's view of the cluster and its model list, shared by the requests of the next
+   * SNAPSHOT_TTL_MS. Collecting it scans the models dir, checks file hashes and reads the
+   * interfaces; per request that was most of a batch coordinator's CPU (profiled), while peers'
+   * states are themselves seconds old, so a quarter second of staleness changes no decision.
+   */
+  #clusterState(): Promise<{ view: ClusterView; models: ModelDescriptor[] }> {
+    const now = performance.now();
+    const cached = this.#stateCache;
+    if (cached !== undefined && now - cached.at < SNAPSHOT_TTL_MS) return cached.state;
+    const state = Promise.all([this.#cluster.routingView(), this.#local.listModels()]).then(([view, models]) => ({ view, models }));
+    const entry = { at: now, state };
+    this.#stateCache = entry;
+    // A failed collection is not remembered.
+    state.catch(() => {
+      if (this.#stateCache === entry) this.#stateCache = undefined;
+    });
+    return state;
   }
 
   async resolveModel(idOrAlias: string): Promise<ModelInfo> {

@@ -37,7 +37,7 @@ import {
 import type { ClusterService } from "../cluster/ClusterService.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { ModelCatalog, ModelDescriptor } from "../engine/types.js";
-import { locateNativeParts, rpcServerLaunch, type NativeParts } from "../native/nativeParts.js";
+import { locateNativeParts, rpcServerBackendFor, rpcServerLaunch, type NativeParts } from "../native/nativeParts.js";
 import type { PeerDownEvent } from "../peers/PeerLinkManager.js";
 import { RpcTunnels } from "./RpcTunnels.js";
 import { RpcWorkerPool } from "./RpcWorkerPool.js";
@@ -54,6 +54,8 @@ export interface RpcServiceInit {
   logger: Logger;
   /** Where the native parts are; defaults to the ones `npm install` built. */
   nativeParts?: () => NativeParts;
+  /** node-llama-cpp's GPU backend on this machine ("cuda", "vulkan", ...), null for CPU only. */
+  gpuBackend?: () => string | null;
 }
 
 export class RpcService {
@@ -76,7 +78,10 @@ export class RpcService {
       config: config.rpc,
       launcher: (threads) => {
         const parts = nativeParts();
-        return (port) => rpcServerLaunch(parts, { port, threads, tensorCacheDir: cacheRoot });
+        // A GPU machine serves its layers from its GPU (the flavour node-llama-cpp itself uses).
+        const backend = rpcServerBackendFor(init.gpuBackend?.() ?? null, parts);
+        if (backend !== "cpu") this.#logger.info({ backend }, "rpc-server workers use the GPU build");
+        return (port) => rpcServerLaunch(parts, { port, threads, backend, tensorCacheDir: cacheRoot });
       },
       logger,
     });

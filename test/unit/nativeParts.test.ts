@@ -6,7 +6,7 @@
 
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { NATIVE_ENV, formatShimEndpoints, rpcServerLaunch, shimEnvironment, type NativeParts } from "../../daemon/native/nativeParts.js";
+import { NATIVE_ENV, formatShimEndpoints, rpcServerBackendFor, rpcServerLaunch, shimEnvironment, type NativeParts } from "../../daemon/native/nativeParts.js";
 
 const parts: NativeParts = {
   buildDir: "/opt/hearth/native/build",
@@ -54,5 +54,20 @@ describe("rpc-server launch", () => {
   it("picks the backend's folder and refuses a backend that was not built", () => {
     expect(rpcServerLaunch(parts, { port: 1, threads: 1, backend: "vulkan", baseEnv: {} }).cwd).toBe(path.dirname(parts.rpcServers.vulkan!));
     expect(() => rpcServerLaunch(parts, { port: 1, threads: 0, backend: "cuda", baseEnv: {} })).toThrow(expect.objectContaining({ code: "HEARTH_NATIVE_MISSING" }));
+  });
+});
+
+describe("rpc-server flavour", () => {
+  const servers = (...backends: Array<"cuda" | "vulkan">): Pick<NativeParts, "rpcServers"> => ({
+    rpcServers: { cpu: "/x/cpu/rpc-server", ...Object.fromEntries(backends.map((backend) => [backend, `/x/${backend}/rpc-server`])) },
+  });
+
+  it("serves a GPU machine's layers from its GPU build, and falls back to the CPU build", () => {
+    expect(rpcServerBackendFor("cuda", servers("cuda", "vulkan"))).toBe("cuda");
+    expect(rpcServerBackendFor("vulkan", servers("cuda", "vulkan"))).toBe("vulkan");
+    expect(rpcServerBackendFor("cuda", servers("vulkan"))).toBe("cpu");
+    expect(rpcServerBackendFor("metal", servers("cuda"))).toBe("cpu");
+    expect(rpcServerBackendFor(null, servers("cuda"))).toBe("cpu");
+    expect(rpcServerBackendFor("cpu", servers("cuda"))).toBe("cpu");
   });
 });
