@@ -17,6 +17,7 @@ import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import type { JobOptions } from "../runner/RunnerProcess.js";
 import { ModelHost, type EngineHooks } from "./ModelHost.js";
 import type { EngineStats, GenerateOptions, LocalInferenceEngine, ModelCatalog, ModelDescriptor } from "./types.js";
+import { settlesWithin } from "../lifecycle/settlesWithin.js";
 
 export type { EngineHooks, UnloadReason } from "./ModelHost.js";
 
@@ -92,14 +93,7 @@ export class LocalEngine implements LocalInferenceEngine {
   async #stop(drainTimeoutMs: number): Promise<void> {
     const hosts = [...this.#hosts.values()];
     this.#logger.info({ models: hosts.length, drainTimeoutMs }, "engine stopping");
-    let timer: NodeJS.Timeout | undefined;
-    const drained = await Promise.race([
-      Promise.all(hosts.map((host) => host.whenIdle())).then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), drainTimeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    const drained = await settlesWithin(Promise.all(hosts.map((host) => host.whenIdle())), drainTimeoutMs);
     if (!drained) this.#logger.warn("drain timeout reached; aborting the remaining requests");
     const error = new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
     await Promise.all(hosts.map((host) => host.shutdown(error)));

@@ -35,6 +35,7 @@ import { runRemoteJob, type RemoteResult, type StreamOpener } from "./remoteJob.
 import { shouldRetryElsewhere } from "./retryPolicy.js";
 import { snapshotFromView } from "./snapshotFromView.js";
 import type { SplitEngine } from "../split/SplitEngine.js";
+import { settlesWithin } from "../lifecycle/settlesWithin.js";
 
 export type { RouteOptions } from "../engine/types.js";
 export type { LocalModelProvider } from "./LocalModelProvider.js";
@@ -107,11 +108,7 @@ export class RoutingEngine implements InferenceEngine {
    */
   async drainRemote(timeoutMs: number): Promise<boolean> {
     if (this.#remoteInFlight.size === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const settled = Promise.allSettled([...this.#remoteInFlight]).then(() => true);
-    const drained = await Promise.race([settled, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
-    clearTimeout(timer);
-    return drained;
+    return settlesWithin(Promise.allSettled([...this.#remoteInFlight]), timeoutMs);
   }
 
   /** Layer splitting (daemon/split/) plugs in here: it decides per job whether to run it split on this node. */

@@ -37,6 +37,7 @@ import { ContinuationLedger } from "./continuation.js";
 import { ModelLayouts } from "./modelLayouts.js";
 import { planNodesFromView, resolvePlacementNodes, upPeers } from "./planInputs.js";
 import { SplitPlacement, type LocalPlan, type PlacementView } from "./SplitPlacement.js";
+import { settlesWithin } from "../lifecycle/settlesWithin.js";
 
 export interface SplitEngineInit {
   config: HearthConfig;
@@ -190,12 +191,7 @@ export class SplitEngine {
     const error = new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
     await Promise.all([...this.#creating.values()].map((creating) => creating.catch(() => undefined)));
     const drainTimeoutMs = options.drainTimeoutMs ?? 0;
-    if (drainTimeoutMs > 0 && this.#placements.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const idle = Promise.all([...this.#placements.values()].map((placement) => placement.host.whenIdle()));
-      await Promise.race([idle, new Promise<void>((resolve) => (timer = setTimeout(resolve, drainTimeoutMs)))]);
-      clearTimeout(timer);
-    }
+    if (drainTimeoutMs > 0) await settlesWithin(Promise.all([...this.#placements.values()].map((placement) => placement.host.whenIdle())), drainTimeoutMs);
     await Promise.all([...this.#placements.values()].map((placement) => placement.retire(error)));
     this.#placements.clear();
   }
