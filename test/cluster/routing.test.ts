@@ -10,10 +10,9 @@
  * The tests share one network and run in order; the last one kills B.
  */
 
-import type { ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, HTTP_PORT, MODEL_ID, clusterFixture, peerEntries, seesDown, seesUp, sleep, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
+import { ClusterNet, MODEL_ID, peerEntries, seesDown, seesUp, sleep, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
+import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent, type ClientRequest } from "../helpers/clusterClient.js";
 import { ensureModel } from "../helpers/models.js";
 
 const TWIN = "twin";
@@ -41,76 +40,15 @@ afterAll(async () => {
   await net?.destroy();
 });
 
-// ---- a client inside a node's namespace ---------------------------------------------------
+// ---- a client inside a node's namespace (test/helpers/clusterClient.ts) -----------------
 
-interface ClientEvent {
-  event: "response" | "sse" | "body" | "disconnected" | "end" | "error";
-  status?: number;
-  headers?: Record<string, string>;
-  data?: unknown;
-  body?: unknown;
-  error?: string;
-}
+const diagnostics = (): string => net.logTails(20);
 
-interface ClientRequest {
-  method?: string;
-  path: string;
-  body?: unknown;
-  headers?: Record<string, string>;
-  disconnectAfterEvents?: number;
-}
-
-/** One request made by fixtures/routing-client.ts in `node`'s namespace, observed event by event. */
-class ClientRun {
-  readonly events: ClientEvent[] = [];
-  readonly done: Promise<ClientEvent[]>;
-  readonly #child: ChildProcess;
-  #waiters: Array<() => void> = [];
-
-  constructor(node: ClusterNode, request: ClientRequest) {
-    this.#child = node.host.spawn(process.execPath, [clusterFixture("routing-client.js"), String(HTTP_PORT), JSON.stringify({ method: "POST", ...request })], { stdio: ["ignore", "pipe", "pipe"] });
-    createInterface({ input: this.#child.stdout! }).on("line", (line) => {
-      try {
-        this.events.push(JSON.parse(line) as ClientEvent);
-      } catch {
-        return;
-      }
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-    this.done = new Promise((resolve) => this.#child.once("exit", () => resolve(this.events)));
-    void this.done.then(() => {
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-  }
-
-  /** Resolves once an event satisfies `predicate`; throws (with the events so far) on timeout. */
-  async waitFor(predicate: (event: ClientEvent) => boolean, timeoutMs: number, what: string): Promise<ClientEvent> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.events.find(predicate);
-      if (found) return found;
-      if (Date.now() > deadline || this.#child.exitCode !== null) {
-        throw new Error(`client: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(this.events).slice(0, 2_000)}\n${net.logTails(20)}`);
-      }
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        setTimeout(resolve, 200);
-      });
-    }
-  }
-}
-
-async function request(node: ClusterNode, req: ClientRequest): Promise<{ status: number; headers: Record<string, string>; body: unknown; events: ClientEvent[] }> {
+async function request(node: ClusterNode, req: ClientRequest): Promise<ClientAnswer> {
   const started = performance.now();
-  const events = await new ClientRun(node, req).done;
+  const events = await new ClientRun(node, req, diagnostics).done;
   console.log(`${node.name} ${req.path} ${Math.round(performance.now() - started)} ms`);
-  const response = events.find((event) => event.event === "response");
-  if (!response) throw new Error(`${node.name}: ${req.path} got no response: ${JSON.stringify(events)}\n${net.logTails(20)}`);
-  return { status: response.status!, headers: response.headers ?? {}, body: events.find((event) => event.event === "body")?.body, events };
-}
-
-function sseData(events: readonly ClientEvent[]): unknown[] {
-  return events.filter((event) => event.event === "sse").map((event) => event.data);
+  return answerOf(events, () => `${node.name} ${req.path}\n${diagnostics()}`);
 }
 
 /** The text of a completion stream's chunks. */
@@ -225,7 +163,7 @@ describe("routing requests across a three-node cluster", () => {
   });
 
   it("a client that disconnects from A mid-stream cancels the generation on B", async () => {
-    const run = new ClientRun(a, { path: "/v1/completions", body: completion(MODEL_ID, { max_tokens: 3000, prompt: "Tell a very long story", stream: true }), disconnectAfterEvents: 3 });
+    const run = new ClientRun(a, { path: "/v1/completions", body: completion(MODEL_ID, { max_tokens: 3000, prompt: "Tell a very long story", stream: true }), disconnectAfterEvents: 3 }, diagnostics);
     await run.waitFor((event) => event.event === "disconnected", 60_000, "disconnect after 3 events");
     const deadline = Date.now() + 15_000;
     let cancelled = false;
@@ -271,7 +209,7 @@ describe("routing requests across a three-node cluster", () => {
     const reference = await request(a, { path: "/v1/completions", body });
     expect(reference.status).toBe(200);
     expect(reference.headers["x-hearth-node"]).toBe(b.nodeId);
-    const run = new ClientRun(a, { path: "/v1/completions", body: { ...body, stream: true } });
+    const run = new ClientRun(a, { path: "/v1/completions", body: { ...body, stream: true } }, diagnostics);
     await run.waitFor((event) => event.event === "sse", 60_000, "the first SSE event");
     const exited = b.stop();
     const events = await run.done;
@@ -284,7 +222,7 @@ describe("routing requests across a three-node cluster", () => {
 
   it("B dying mid-stream gives A's client a clean SSE error event", async () => {
     await net.waitFor([a], ([view]) => seesUp(view!, b.nodeId), { timeoutMs: 45_000, what: "A to see B up" });
-    const run = new ClientRun(a, { path: "/v1/completions", body: completion(MODEL_ID, { max_tokens: 3000, prompt: "Tell a very long story", stream: true }) });
+    const run = new ClientRun(a, { path: "/v1/completions", body: completion(MODEL_ID, { max_tokens: 3000, prompt: "Tell a very long story", stream: true }) }, diagnostics);
     await run.waitFor((event) => event.event === "sse", 60_000, "the first SSE event");
     expect(run.events.find((event) => event.event === "response")?.headers?.["x-hearth-node"]).toBe(b.nodeId);
     await b.kill("SIGKILL");

@@ -14,13 +14,12 @@
  * The tests share one network and run in order; the last one kills n2.
  */
 
-import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, HTTP_PORT, MODEL_ID, clusterFixture, type ClusterNode } from "../helpers/clusterNet.js";
+import { ClusterNet, MODEL_ID, type ClusterNode } from "../helpers/clusterNet.js";
+import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent } from "../helpers/clusterClient.js";
 import { ensureModel } from "../helpers/models.js";
 
 const MESH_WITHIN_MS = 20_000;
@@ -57,67 +56,12 @@ afterAll(async () => {
   await net?.destroy();
 });
 
-// ---- a client in n1's namespace -------------------------------------------------------------
+// ---- a client in n1's namespace (test/helpers/clusterClient.ts) -------------------------------
 
-interface ClientEvent {
-  event: "response" | "sse" | "body" | "disconnected" | "end" | "error";
-  status?: number;
-  headers?: Record<string, string>;
-  data?: unknown;
-  body?: unknown;
-}
+const diagnostics = (): string => net.logTails(20);
 
-class ClientRun {
-  readonly events: ClientEvent[] = [];
-  readonly done: Promise<ClientEvent[]>;
-  readonly child: ChildProcess;
-  #onEvent: (() => void) | undefined;
-
-  constructor(node: ClusterNode, path: string, body: unknown) {
-    this.child = node.host.spawn(process.execPath, [clusterFixture("routing-client.js"), String(HTTP_PORT), JSON.stringify({ method: "POST", path, body })], { stdio: ["ignore", "pipe", "pipe"] });
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      try {
-        this.events.push(JSON.parse(line) as ClientEvent);
-      } catch {
-        return;
-      }
-      this.#onEvent?.();
-    });
-    this.done = new Promise((resolve) => this.child.once("exit", () => resolve(this.events)));
-  }
-
-  async waitForSse(count: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.events.filter((event) => event.event === "sse").length < count) {
-      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`no ${count} SSE events: ${JSON.stringify(this.events).slice(0, 2000)}\n${net.logTails(20)}`);
-      await new Promise<void>((resolve) => {
-        this.#onEvent = resolve;
-        setTimeout(resolve, 50);
-      });
-    }
-  }
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: unknown;
-  events: ClientEvent[];
-}
-
-async function post(node: ClusterNode, path: string, body: unknown): Promise<Answer> {
-  const events = await new ClientRun(node, path, body).done;
-  return answerOf(events);
-}
-
-function answerOf(events: ClientEvent[]): Answer {
-  const response = events.find((event) => event.event === "response");
-  if (!response) throw new Error(`no response: ${JSON.stringify(events)}\n${net.logTails(20)}`);
-  return { status: response.status!, headers: response.headers ?? {}, body: events.find((event) => event.event === "body")?.body, events };
-}
-
-function sseData(events: readonly ClientEvent[]): unknown[] {
-  return events.filter((event) => event.event === "sse").map((event) => event.data);
+async function post(node: ClusterNode, path: string, body: unknown): Promise<ClientAnswer> {
+  return answerOf(await new ClientRun(node, { path, body }, diagnostics).done, diagnostics);
 }
 
 function streamedCompletionText(events: readonly ClientEvent[]): string {
@@ -136,12 +80,12 @@ function errorsIn(events: readonly ClientEvent[]): unknown[] {
   return sseData(events).filter((data) => typeof data === "object" && data !== null && "error" in data);
 }
 
-function completionText(answer: Answer): string {
+function completionText(answer: ClientAnswer): string {
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   return (answer.body as { choices: Array<{ text: string }> }).choices[0]!.text;
 }
 
-function chatText(answer: Answer): string {
+function chatText(answer: ClientAnswer): string {
   expect(answer.status, JSON.stringify(answer.body)).toBe(200);
   return (answer.body as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
 }
@@ -304,10 +248,10 @@ describe("layer splitting", () => {
   it("survives the SIGKILL of a layer-holding node's daemon mid-stream with the uninterrupted greedy text", async () => {
     const long = 400;
     reference.long = completionText(await post(n1, "/v1/completions", completion({ hearth: { node: n1.nodeId } }, long)));
-    const run = new ClientRun(n1, "/v1/completions", completion({ stream: true, hearth: { placement: { nodes: [n1.nodeId, n2.nodeId, n3.nodeId], layers: [2, 3, 3] } } }, long));
+    const run = new ClientRun(n1, { path: "/v1/completions", body: completion({ stream: true, hearth: { placement: { nodes: [n1.nodeId, n2.nodeId, n3.nodeId], layers: [2, 3, 3] } } }, long) }, diagnostics);
     await run.waitForSse(3, 60_000);
     await n2.kill("SIGKILL");
-    const answer = answerOf(await run.done);
+    const answer = answerOf(await run.done, diagnostics);
     expect(answer.status).toBe(200);
     expect(errorsIn(answer.events)).toEqual([]);
     const text = streamedCompletionText(answer.events);
