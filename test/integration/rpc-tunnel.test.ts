@@ -43,7 +43,9 @@ const { readGgufHeader } = (await import(path.join(DIST, "daemon/gguf/reader.js"
 const { locateNativeParts, shimEnvironment } = (await import(path.join(DIST, "daemon/native/nativeParts.js"))) as typeof NativeModule;
 const { Fnv1a64, goesByHash } = (await import(path.join(DIST, "daemon/rpc/fnv1a.js"))) as typeof FnvModule;
 const { rpcHello } = (await import(path.join(DIST, "daemon/rpc/rpcHello.js"))) as typeof HelloModule;
-const FIXTURE = path.join(DIST, "test/integration/fixtures/rpc-tunnel-greedy.js");
+const FIXTURE = path.join(DIST, "test/integration/fixtures/rpc-greedy.js");
+/** The fixture's settings for this suite: "loaded" on stderr, then a pause before the context (its small traffic) exists. */
+const FIXTURE_SETTINGS = { contextSize: 256, batchSize: 64, prompt: "Hearth tunnels RPC through peer links. 0123456789", loadedPauseMs: 300 };
 
 type DaemonInstance = InstanceType<typeof DaemonModule.Daemon>;
 
@@ -116,7 +118,7 @@ async function clusterView(daemon: DaemonInstance): Promise<{ local: { nodeId: s
 /** Runs the fixture; `onLoaded` runs when it reports the model loaded (before any context). */
 function runGreedy(model: string, gpuLayers: number, env: Record<string, string>, onLoaded?: () => Promise<void>): Promise<GreedyResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FIXTURE, JSON.stringify({ modelPath: model, gpuLayers, tokens: TOKENS, threads: 1 })], {
+    const child = spawn(process.execPath, [FIXTURE, JSON.stringify({ modelPath: model, gpuLayers, tokens: TOKENS, threads: 1, ...FIXTURE_SETTINGS })], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
