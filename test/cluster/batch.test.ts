@@ -10,6 +10,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterNet, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
+import type { JobView } from "../../daemon/jobs/jobView.js";
+import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 
 const ITEMS = 200;
 const MAX_TOKENS = 6;
@@ -28,21 +30,6 @@ context_size = 512
 in_flight_per_node = 2
 refresh_interval = "1s"
 `;
-
-interface OutputLine {
-  custom_id: string | null;
-  response: { status_code: number; body: { choices: { text: string }[] } } | null;
-  error: { code: string; message: string } | null;
-  hearth: { node: string | null; line: number };
-}
-
-interface JobView {
-  id: string;
-  status: string;
-  progress: { done: number; total: number };
-  request_counts: { total: number; completed: number; failed: number };
-  nodes: { node_id: string; done: number; in_flight: number }[];
-}
 
 let net: ClusterNet;
 let n1: ClusterNode;
@@ -113,28 +100,28 @@ async function waitJob(node: ClusterNode, id: string, predicate: (view: JobView)
   throw new Error(`timed out waiting for ${what}; last view ${JSON.stringify(last)}\nlogs:\n${net.logTails(20)}`);
 }
 
-async function output(node: ClusterNode, id: string): Promise<OutputLine[]> {
+async function output(node: ClusterNode, id: string): Promise<BatchOutputLine[]> {
   const answer = await node.http("GET", `/hearth/v1/jobs/${id}/output`, undefined, 30_000);
   expect(answer.status).toBe(200);
   expect(typeof answer.body).toBe("string");
   return (answer.body as string)
     .trimEnd()
     .split("\n")
-    .map((line) => JSON.parse(line) as OutputLine);
+    .map((line) => JSON.parse(line) as BatchOutputLine);
 }
 
 /** Exactly one line per item, in input order, each a success equal to the item run alone. */
-function expectExactOutput(result: OutputLine[]): void {
+function expectExactOutput(result: BatchOutputLine[]): void {
   expect(result).toHaveLength(ITEMS);
   expect(result.map((line) => line.custom_id)).toEqual(lines.map((_, i) => `item-${i}`));
   expect(new Set(result.map((line) => line.custom_id)).size).toBe(ITEMS);
   const failures = result.filter((line) => line.error !== null);
   expect(failures.map((line) => `${line.custom_id}: ${line.error?.code} ${line.error?.message}`)).toEqual([]);
-  const mismatches = result.flatMap((line, i) => (line.response?.body.choices[0]?.text === reference[i] ? [] : [`item-${i} on ${line.hearth.node}`]));
+  const mismatches = result.flatMap((line, i) => ((line.response?.body as { choices: { text: string }[] } | undefined)?.choices[0]?.text === reference[i] ? [] : [`item-${i} on ${line.hearth.node}`]));
   expect(mismatches).toEqual([]);
 }
 
-function nodesUsed(result: OutputLine[]): Set<string> {
+function nodesUsed(result: BatchOutputLine[]): Set<string> {
   return new Set(result.map((line) => line.hearth.node).filter((node): node is string => node !== null));
 }
 

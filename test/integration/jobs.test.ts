@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI_PATH, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { ensureTinyModel } from "../helpers/models.js";
 import { waitFor } from "../helpers/wait.js";
+import type { JobView } from "../../daemon/jobs/jobView.js";
+import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 
 const CONFIG = `
 [runner]
@@ -25,22 +27,6 @@ max_input_bytes = 200000
 max_items = 400
 refresh_interval = "1s"
 `;
-
-interface OutputLine {
-  id: string;
-  custom_id: string | null;
-  response: { status_code: number; body: Record<string, unknown> } | null;
-  error: { code: string; message: string } | null;
-  hearth: { node: string | null; line: number };
-}
-
-interface JobView {
-  id: string;
-  status: string;
-  progress: { done: number; total: number };
-  request_counts: { total: number; completed: number; failed: number };
-  nodes: { node_id: string; done: number }[];
-}
 
 let home: string;
 let daemon: RunningDaemon;
@@ -105,11 +91,11 @@ async function api(method: string, requestPath: string, body?: string, contentTy
   return { status: response.status, json, text };
 }
 
-function parseOutput(text: string): OutputLine[] {
+function parseOutput(text: string): BatchOutputLine[] {
   return text
     .trimEnd()
     .split("\n")
-    .map((line) => JSON.parse(line) as OutputLine);
+    .map((line) => JSON.parse(line) as BatchOutputLine);
 }
 
 async function soloText(line: string): Promise<string> {
@@ -120,7 +106,7 @@ async function soloText(line: string): Promise<string> {
   return choice.text ?? choice.message!.content;
 }
 
-function resultText(line: OutputLine): string {
+function resultText(line: BatchOutputLine): string {
   const choice = (line.response!.body as { choices: { text?: string; message?: { content: string } }[] }).choices[0]!;
   return choice.text ?? choice.message!.content;
 }
