@@ -132,7 +132,11 @@ function stable(peers: PeerView[]): unknown {
     ...peer,
     rttMs: typeof peer.rttMs,
     lastHeartbeatAgoMs: typeof peer.lastHeartbeatAgoMs,
-    resources: peer.resources === null ? null : { ...peer.resources, ramFreeBytes: typeof peer.resources.ramFreeBytes },
+    // The memory budget is derived from free RAM, so it moves between two reads just like it.
+    resources:
+      peer.resources === null
+        ? null
+        : { ...peer.resources, ramFreeBytes: typeof peer.resources.ramFreeBytes, memoryBudgetBytes: typeof peer.resources.memoryBudgetBytes },
   }));
 }
 
