@@ -107,6 +107,12 @@ describe("round trip", () => {
     expect(decoded.type === "streamData" && Array.from(decoded.bytes)).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it("drops unknown keys of a stream chunk, as the schema does for every message", () => {
+    const decoded = expectDecoded(decodeFrame(raw({ type: "streamData", streamId: 4, seq: 7, bytes: Uint8Array.of(9), extra: "ignored" })));
+    expect(decoded).toEqual({ type: "streamData", streamId: 4, seq: 7, bytes: Uint8Array.of(9) });
+    expect(() => encodeFrame({ type: "streamData", streamId: 1, seq: -1, bytes: Uint8Array.of(1) })).toThrow(/refusing to send an invalid streamData/);
+  });
+
   it("keeps every catalogued error code through a responseError", () => {
     for (const code of Object.keys(ERROR_CATALOGUE) as HearthErrorCode[]) {
       const message: PeerMessage = { type: "responseError", id: 9, error: { code, message: `failed with ${code}`, param: "messages[0]" } };
@@ -201,6 +207,14 @@ describe("refusals", () => {
     ["an over-long error message", { type: "responseError", id: 1, error: { code: "HEARTH_INTERNAL", message: "x".repeat(4097) } }],
     ["a lower-case error code", { type: "responseError", id: 1, error: { code: "hearth_internal", message: "x" } }],
     ["an empty stream chunk", { type: "streamData", streamId: 1, seq: 0, bytes: new Uint8Array(0) }],
+    // streamData has a hand-written fast path (codec.ts asStreamData): the same rules as its schema.
+    ["a stream chunk on stream 0", { type: "streamData", streamId: 0, seq: 0, bytes: Uint8Array.of(1) }],
+    ["a stream chunk with a negative seq", { type: "streamData", streamId: 1, seq: -1, bytes: Uint8Array.of(1) }],
+    ["a stream chunk with a fractional seq", { type: "streamData", streamId: 1, seq: 0.5, bytes: Uint8Array.of(1) }],
+    ["a stream chunk with an unsafe stream id", { type: "streamData", streamId: 2 ** 53, seq: 0, bytes: Uint8Array.of(1) }],
+    ["a stream chunk whose bytes are a string", { type: "streamData", streamId: 1, seq: 0, bytes: "abc" }],
+    ["a stream chunk whose bytes are an array", { type: "streamData", streamId: 1, seq: 0, bytes: [1, 2, 3] }],
+    ["a stream chunk without a seq", { type: "streamData", streamId: 1, bytes: Uint8Array.of(1) }],
     ["a zero credit grant", { type: "streamCredit", streamId: 1, credit: 0 }],
   ])("refuses %s (1007)", (_name, value) => {
     expectRejected(decodeNeverThrows(raw(value)), "HEARTH_PEER_FRAME_INVALID");
