@@ -199,6 +199,149 @@ function patchHashThreshold(source) {
   fs.writeFileSync(file, text.replace(upstream, `const size_t HASH_THRESHOLD = ${WEIGHT_HASH_THRESHOLD_BYTES}; // hearth: native/build.mjs`));
 }
 
+/**
+ * ggml-rpc writes each message as two or three send(2) calls (command byte, size, payload;
+ * responses: size, payload) with TCP_NODELAY, and its client's dispatcher thread sends each
+ * queued request on its own, so every piece is its own segment and wakes the reader on its own.
+ * Through a tunnel every wake is a daemon relay on the core the runner or rpc-server computes
+ * on: one 1b token is nine requests (seven SET_TENSOR, GRAPH_RECOMPUTE, GET_TENSOR), 27 wakes of
+ * the host's daemon, each of which also preempts the runner's next send. Hearth's build:
+ *   - sends a message up to BATCH_MAX_BYTES in one send(2) (send_msg, send_rpc_cmd);
+ *   - lets the client's dispatcher gather requests while more are already queued behind them
+ *     and send them in one send(2) when the queue runs dry, a response is awaited, or
+ *     BATCH_MAX_BYTES is reached. Nothing waits that would not have waited anyway: the thread
+ *     was about to send the queued requests back to back.
+ * Bytes on the wire and their order are unchanged. These are optimisations: if llama.cpp moves
+ * the code they anchor on, the build warns and keeps upstream's behaviour.
+ */
+const BATCH_MAX_BYTES = 256 * 1024;
+
+const SINGLE_SEND_PATCHES = [
+  {
+    what: "send_msg in one send(2)",
+    anchor: "static bool send_msg(socket_ptr sock, const void * msg, size_t msg_size) {\n",
+    insert: [
+      "    // hearth (native/build.mjs): one send(2) for a small message.",
+      `    if (msg_size <= ${BATCH_MAX_BYTES}) {`,
+      "        std::vector<uint8_t> whole(sizeof(msg_size) + msg_size);",
+      "        memcpy(whole.data(), &msg_size, sizeof(msg_size));",
+      "        if (msg_size > 0) memcpy(whole.data() + sizeof(msg_size), msg, msg_size);",
+      "        return sock->send_data(whole.data(), whole.size()) && sock->flush();",
+      "    }",
+    ],
+  },
+  {
+    what: "send_rpc_cmd in one send(2)",
+    anchor: "static bool send_rpc_cmd(socket_ptr sock, enum rpc_cmd cmd, const void * input, size_t input_size) {\n",
+    insert: [
+      "    // hearth (native/build.mjs): one send(2) for a small request.",
+      `    if (input_size <= ${BATCH_MAX_BYTES}) {`,
+      "        std::vector<uint8_t> whole(1 + sizeof(input_size) + input_size);",
+      "        whole[0] = (uint8_t) cmd;",
+      "        memcpy(whole.data() + 1, &input_size, sizeof(input_size));",
+      "        if (input_size > 0) memcpy(whole.data() + 1 + sizeof(input_size), input, input_size);",
+      "        return sock->send_data(whole.data(), whole.size()) && sock->flush();",
+      "    }",
+    ],
+  },
+  {
+    what: "message_queue::empty()",
+    anchor: "    void interrupt() {\n        std::unique_lock<std::mutex> lock(mutex);\n",
+    before: [
+      "    // hearth (native/build.mjs): lets the dispatcher see whether more requests are queued.",
+      "    bool empty() {",
+      "        std::unique_lock<std::mutex> lock(mutex);",
+      "        return queue.empty();",
+      "    }",
+      "",
+    ],
+  },
+];
+
+const UPSTREAM_DISPATCH = `void rpc_dispatcher::work() {
+    while (running) {
+        rpc_msg_ptr msg_ptr;
+        if (!queue.pop(&msg_ptr)) {
+            break;
+        }
+        if (msg_ptr->cmd != RPC_CMD_NONE) {
+            if (msg_ptr->output) {
+                bool status = send_rpc_cmd(sock, msg_ptr->cmd, msg_ptr->input.get(), msg_ptr->input_size, msg_ptr->output, msg_ptr->output_size);
+                RPC_STATUS_ASSERT(status);
+            } else {
+                bool status = send_rpc_cmd(sock, msg_ptr->cmd, msg_ptr->input.get(), msg_ptr->input_size);
+                RPC_STATUS_ASSERT(status);
+            }
+        }
+        msg_ptr->completion.set_value();
+    }
+}
+`;
+
+const BATCHING_DISPATCH = `void rpc_dispatcher::work() {
+    // hearth (native/build.mjs): queued requests go out together, in order, in one send(2).
+    std::vector<uint8_t> pending;
+    auto send_pending = [&]() -> bool {
+        if (pending.empty()) return true;
+        bool ok = sock->send_data(pending.data(), pending.size()) && sock->flush();
+        pending.clear();
+        return ok;
+    };
+    while (running) {
+        rpc_msg_ptr msg_ptr;
+        if (!queue.pop(&msg_ptr)) {
+            break;
+        }
+        if (msg_ptr->cmd != RPC_CMD_NONE) {
+            if (msg_ptr->input_size > ${BATCH_MAX_BYTES}) {
+                RPC_STATUS_ASSERT(send_pending());
+                bool status = msg_ptr->output
+                    ? send_rpc_cmd(sock, msg_ptr->cmd, msg_ptr->input.get(), msg_ptr->input_size, msg_ptr->output, msg_ptr->output_size)
+                    : send_rpc_cmd(sock, msg_ptr->cmd, msg_ptr->input.get(), msg_ptr->input_size);
+                RPC_STATUS_ASSERT(status);
+            } else {
+                size_t at = pending.size();
+                uint64_t input_size = msg_ptr->input_size;
+                pending.resize(at + 1 + sizeof(input_size) + input_size);
+                pending[at] = (uint8_t) msg_ptr->cmd;
+                memcpy(pending.data() + at + 1, &input_size, sizeof(input_size));
+                if (input_size > 0) memcpy(pending.data() + at + 1 + sizeof(input_size), msg_ptr->input.get(), input_size);
+                if (msg_ptr->output) {
+                    RPC_STATUS_ASSERT(send_pending());
+                    uint64_t out_size;
+                    RPC_STATUS_ASSERT(sock->recv_data(&out_size, sizeof(out_size)) && out_size == msg_ptr->output_size);
+                    RPC_STATUS_ASSERT(sock->recv_data(msg_ptr->output, msg_ptr->output_size));
+                }
+            }
+        }
+        if (pending.size() >= ${BATCH_MAX_BYTES} || queue.empty()) {
+            RPC_STATUS_ASSERT(send_pending());
+        }
+        msg_ptr->completion.set_value();
+    }
+}
+`;
+
+/** Applies what it can; returns the optimisations that could not be applied (their anchors moved). */
+function patchMessageBatching(source) {
+  const file = path.join(source, "ggml/src/ggml-rpc/ggml-rpc.cpp");
+  let text = fs.readFileSync(file, "utf8");
+  const skipped = [];
+  const anchored = (anchor) => text.split(anchor).length === 2;
+  for (const patch of SINGLE_SEND_PATCHES) {
+    if (!anchored(patch.anchor)) {
+      skipped.push(patch.what);
+      continue;
+    }
+    text = patch.insert !== undefined ? text.replace(patch.anchor, `${patch.anchor}${patch.insert.join("\n")}\n`) : text.replace(patch.anchor, `${patch.before.join("\n")}\n${patch.anchor}`);
+  }
+  // The dispatcher's batching needs message_queue::empty().
+  if (anchored(UPSTREAM_DISPATCH) && !skipped.includes("message_queue::empty()")) text = text.replace(UPSTREAM_DISPATCH, BATCHING_DISPATCH);
+  else skipped.push("dispatcher batching");
+  fs.writeFileSync(file, text);
+  return skipped;
+}
+
 function extractSource(bundle, target) {
   run("git", ["clone", "--quiet", "--no-checkout", bundle, target]);
   run("git", ["-C", target, "-c", "advice.detachedHead=false", "checkout", "--quiet", "HEAD", "--", ...LLAMA_PATHS]);
@@ -275,6 +418,8 @@ async function build(wanted, tools) {
     const source = path.join(work, "llama.cpp");
     const { commit, rpcProtocol } = extractSource(wanted.bundle, source);
     patchHashThreshold(source);
+    const skipped = patchMessageBatching(source);
+    if (skipped.length > 0) log(`llama.cpp moved code this build patches; kept upstream behaviour for: ${skipped.join(", ")} (tunnels stay correct, only slower; update native/build.mjs)`);
     const objects = path.join(work, "obj");
     fs.mkdirSync(objects);
     fs.mkdirSync(path.join(outDir, "lib"), { recursive: true });

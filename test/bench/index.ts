@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every Hearth benchmark, printed as figures and side-by-side ratios.
  *
- * Usage: npm run bench -- [--preset 1b|small|tiny] [--threads N] [--repeats N] [--only foundation|cluster|batch|transfer|split] [--json]
+ * Usage: npm run bench -- [--preset 1b|small|tiny] [--threads N] [--repeats N] [--only foundation|cluster|batch|transfer|tunnel|split] [--json]
  * Benchmark models are generated once and cached in the OS temp dir.
  */
 
@@ -15,6 +15,7 @@ import { benchCluster } from "./cluster.js";
 import { benchFoundation } from "./foundation.js";
 import { DEFAULT_SPLIT_BENCH, benchSplit } from "./split.js";
 import { benchTransfer } from "./transfer.js";
+import { runTunnelBench } from "./tunnel.js";
 
 async function ensureBenchModel(preset: SynthPreset): Promise<string> {
   const dir = path.join(os.tmpdir(), "hearth-bench-models");
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     },
   });
   if (!Object.hasOwn(SYNTH_PRESETS, values.preset)) throw new Error(`unknown preset ${values.preset}; use one of ${Object.keys(SYNTH_PRESETS).join(", ")}`);
-  const suites = ["foundation", "cluster", "batch", "transfer", "split"];
+  const suites = ["foundation", "cluster", "batch", "transfer", "tunnel", "split"];
   if (values.only !== undefined && !suites.includes(values.only)) throw new Error(`unknown suite ${values.only}; use one of ${suites.join(", ")}`);
   const wanted = (suite: string): boolean => values.only === undefined || values.only === suite;
   const preset = values.preset as SynthPreset;
@@ -68,6 +69,8 @@ async function main(): Promise<void> {
   if (wanted("batch")) results["batch"] = await benchBatch();
   // The bench model crossing between two namespaces over the peer link vs raw TCP (needs root).
   if (wanted("transfer")) results["transfer"] = await benchTransfer({ modelPath: await ensureBenchModel(preset), repeats: Math.min(Number(values.repeats), 2) });
+  // A tunnelled RPC round trip vs a direct one, relayed raw and coalesced (real peer links, no model; taskset pins if present).
+  if (wanted("tunnel")) results["tunnel"] = await runTunnelBench(2_000);
   // One model's layers over 2 nodes: Hearth vs bare llama.cpp RPC vs local, with delays, load times and link bytes (needs root, taskset, native parts).
   if (wanted("split")) results["split"] = await benchSplit({ ...DEFAULT_SPLIT_BENCH, modelPath: await ensureBenchModel(preset), repeats: Number(values.repeats) });
   if (values.json) {
