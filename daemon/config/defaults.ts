@@ -143,13 +143,6 @@ export interface RpcConfig {
   recoveryAttempts: number;
   /** After a split's runner fails, how long to wait for the lost node's link to be declared down before re-planning. */
   lostNodeWaitMs: number;
-  /**
-   * Tunnels move whole llama.cpp RPC messages, and hold commands rpc-server does not answer
-   * until one it does (daemon/rpc/RpcCoalescer.ts): at most this long. 0 relays bytes as they come.
-   */
-  tunnelHoldMs: number;
-  /** Most bytes a tunnel holds back while coalescing; more are sent at once. */
-  tunnelHoldMaxBytes: number;
 }
 
 /** Everything but cacheDir, which follows data_dir (loadConfig fills it in). */
@@ -165,8 +158,6 @@ export const DEFAULT_RPC: Omit<RpcConfig, "cacheDir"> = {
   memoryHeadroomBytes: 1024 * 1024 * 1024,
   recoveryAttempts: 2,
   lostNodeWaitMs: 5_000,
-  tunnelHoldMs: 1,
-  tunnelHoldMaxBytes: 128 * 1024,
 };
 
 export const RPC_CACHE_DIR_NAME = "rpc-cache";

@@ -119,8 +119,6 @@ export const RPC_FIELDS = {
   memoryHeadroomBytes: ["memory_headroom_bytes", nonNegativeInt()],
   recoveryAttempts: ["recovery_attempts", nonNegativeInt()],
   lostNodeWaitMs: ["lost_node_wait", duration()],
-  tunnelHoldMs: ["tunnel_hold", duration()],
-  tunnelHoldMaxBytes: ["tunnel_hold_max_bytes", positiveInt()],
 } as const satisfies SectionFields<RpcConfig>;
 
 export const RUNNER_FIELDS = {

@@ -85,14 +85,12 @@ export class RpcService {
       },
       logger,
     });
-    const hold = { holdMs: config.rpc.tunnelHoldMs, maxHoldBytes: config.rpc.tunnelHoldMaxBytes };
-    this.acceptor = new TunnelAcceptor({ pool: this.pool, connectTimeoutMs: config.rpc.startTimeoutMs, hold, logger });
+    this.acceptor = new TunnelAcceptor({ pool: this.pool, connectTimeoutMs: config.rpc.startTimeoutMs, logger });
     this.tunnels = new RpcTunnels({
       links: () => cluster.peerLinks,
       // The peer may start its worker before accepting: allow for that on top of a request's time.
       openTimeoutMs: config.rpc.startTimeoutMs + config.peer.requestTimeoutMs,
       prepareTimeoutMs: config.rpc.prepareTimeoutMs,
-      hold,
       logger,
     });
     cluster.handlePeerStream(RPC_TUNNEL_PURPOSE, this.acceptor.handler);

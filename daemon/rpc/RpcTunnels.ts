@@ -30,14 +30,13 @@ import {
 } from "../../protocol/peer/rpcWire.js";
 import type { PeerLinkManager } from "../peers/PeerLinkManager.js";
 import { TunnelListener } from "./TunnelListener.js";
-import { emptyTraffic, type TunnelHold, type TunnelTraffic } from "./tunnelPipe.js";
+import { emptyTraffic, type TunnelTraffic } from "./tunnelPipe.js";
 
 export interface RpcTunnelsInit {
   links: () => Pick<PeerLinkManager, "openStream" | "request"> | undefined;
   /** How long a peer may take to accept a tunnel (it may be starting its worker). */
   openTimeoutMs: number;
   prepareTimeoutMs: number;
-  hold: TunnelHold;
   logger: Logger;
 }
 
@@ -64,7 +63,6 @@ export class RpcTunnels {
         peerNodeId,
         openStream: (purpose, options) => links.openStream(peerNodeId, purpose, options),
         openTimeoutMs: this.#init.openTimeoutMs,
-        hold: this.#init.hold,
         logger: this.#init.logger,
       });
       pending = listener.listen().then(() => listener);
@@ -145,8 +143,6 @@ export class RpcTunnels {
 function addTraffic(into: TunnelTraffic, from: TunnelTraffic): void {
   into.socketToStream += from.socketToStream;
   into.streamToSocket += from.streamToSocket;
-  into.socketReads += from.socketReads;
-  into.chunksToStream += from.chunksToStream;
   into.opened += from.opened;
   into.open += from.open;
 }

@@ -13,7 +13,7 @@ import { shortNodeId } from "../../protocol/peer/identity.js";
 import { RPC_TUNNEL_PURPOSE, RPC_TUNNEL_WIRE_VERSION, type RpcTunnelMeta } from "../../protocol/peer/rpcWire.js";
 import type { OpenStreamOptions } from "../peers/linkStreams.js";
 import type { PeerStream } from "../peers/PeerStream.js";
-import { emptyTraffic, joinTunnel, type TunnelHold, type TunnelTraffic } from "./tunnelPipe.js";
+import { emptyTraffic, joinTunnel, type TunnelTraffic } from "./tunnelPipe.js";
 
 export const TUNNEL_LISTEN_HOST = "127.0.0.1";
 
@@ -23,8 +23,6 @@ export interface TunnelListenerInit {
   openStream: (purpose: string, options: OpenStreamOptions) => Promise<PeerStream>;
   /** How long the peer may take to accept (it may have to start its worker first). */
   openTimeoutMs: number;
-  /** Message coalescing of what the runner sends ([rpc] tunnel_hold, tunnel_hold_max_bytes). */
-  hold: TunnelHold;
   logger: Logger;
 }
 
@@ -100,11 +98,7 @@ export class TunnelListener {
           this.#sockets.delete(socket);
           return;
         }
-        joinTunnel(socket, stream, this.traffic, () => this.#sockets.delete(socket), {
-          ...this.#init.hold,
-          direction: "requests",
-          onPassthrough: (reason) => this.#logger.warn({ reason }, "rpc tunnel cannot find message boundaries in what the runner sends; relaying bytes as they come"),
-        });
+        joinTunnel(socket, stream, this.traffic, () => this.#sockets.delete(socket));
       },
       (error: unknown) => {
         const failure = HearthError.from(error, "HEARTH_PEER_UNAVAILABLE");

@@ -14,13 +14,11 @@ import { shortNodeId } from "../../protocol/peer/identity.js";
 import { parseRpcPayload, rpcTunnelMetaSchema } from "../../protocol/peer/rpcWire.js";
 import type { StreamHandler } from "../peers/linkStreams.js";
 import type { RpcEndpoint, RpcWorkerPool } from "./RpcWorkerPool.js";
-import { emptyTraffic, joinTunnel, type TunnelHold, type TunnelTraffic } from "./tunnelPipe.js";
+import { emptyTraffic, joinTunnel, type TunnelTraffic } from "./tunnelPipe.js";
 
 export interface TunnelAcceptorInit {
   pool: Pick<RpcWorkerPool, "endpointFor" | "connectionOpened" | "connectionClosed">;
   connectTimeoutMs: number;
-  /** Message coalescing of what rpc-server sends ([rpc] tunnel_hold, tunnel_hold_max_bytes). */
-  hold: TunnelHold;
   logger: Logger;
 }
 
@@ -55,11 +53,7 @@ export class TunnelAcceptor {
     }
     this.#init.pool.connectionOpened(hostNodeId);
     this.#logger.debug({ host: shortNodeId(hostNodeId), stream: stream.streamId, worker: endpoint.port }, "rpc tunnel connected to the worker");
-    joinTunnel(socket, stream, traffic, () => this.#init.pool.connectionClosed(hostNodeId), {
-      ...this.#init.hold,
-      direction: "responses",
-      onPassthrough: (reason) => this.#logger.warn({ host: shortNodeId(hostNodeId), reason }, "rpc tunnel cannot find message boundaries in what rpc-server sends; relaying bytes as they come"),
-    });
+    joinTunnel(socket, stream, traffic, () => this.#init.pool.connectionClosed(hostNodeId));
   };
 }
 

@@ -86,8 +86,6 @@ export interface SplitBenchOptions {
   delaysMs: number[];
   /** Measure the load times (the longest part); off: the peer pre-fills, and only speeds are measured. */
   loads: boolean;
-  /** `[rpc] tunnel_hold` on both nodes (a duration); undefined keeps the default. For A/B runs of coalescing. */
-  tunnelHold?: string;
 }
 
 export const DEFAULT_SPLIT_BENCH: Omit<SplitBenchOptions, "modelPath"> = { repeats: 3, promptChars: 128, genTokens: 32, delaysMs: [1, 5], loads: true };
@@ -110,9 +108,7 @@ const RPC_SERVER_START_TIMEOUT_MS = 20_000;
 /** Longest wait for a daemon's start-up work (GPU probe) and the first speed measurement. */
 const SETTLE_TIMEOUT_MS = 60_000;
 
-const holdLine = (tunnelHold: string | undefined): string => (tunnelHold === undefined ? "" : `tunnel_hold = ${JSON.stringify(tunnelHold)}\n`);
-
-const hostToml = (tunnelHold: string | undefined): string => `
+const HOST_TOML = `
 [runner]
 threads = 1
 [limits]
@@ -121,15 +117,15 @@ context_size = ${CONTEXT_SIZE}
 keep_alive = "30m"
 [rpc]
 threads = 1
-${holdLine(tunnelHold)}`;
+`;
 
-const peerToml = (prefill: boolean, tunnelHold: string | undefined): string => `
+const peerToml = (prefill: boolean): string => `
 [runner]
 threads = 1
 [rpc]
 threads = 1
 prefill = ${prefill}
-${holdLine(tunnelHold)}`;
+`;
 
 const BASE_TEXT = "The quick brown fox jumps over the lazy dog while the hearth keeps the house warm. ";
 
@@ -420,7 +416,7 @@ async function restart(setup: Setup, nodes: readonly ClusterNode[], between?: ()
  * Cold with pushed weights (the peer starts with pre-fill off and an empty cache, emptied again
  * before each load), cold with pre-fill (on, emptied before each load), then cached.
  */
-async function loadFigures(setup: Setup, times: number, offloadedBytes: number, figures: Record<string, number>, tunnelHold: string | undefined): Promise<void> {
+async function loadFigures(setup: Setup, times: number, offloadedBytes: number, figures: Record<string, number>): Promise<void> {
   // Tensor files and the pre-fill index; the peer's worker is stopped while the host is down.
   const emptyCache = (): void => fs.rmSync(path.join(setup.peer.dataDir, "rpc-cache"), { recursive: true, force: true });
   log("load: cold, weights pushed (peer pre-fill off, empty cache)");
@@ -429,7 +425,7 @@ async function loadFigures(setup: Setup, times: number, offloadedBytes: number, 
   log("load: cold, the peer pre-fills from its own copy (empty cache)");
   await restart(setup, [setup.host, setup.peer], () => {
     emptyCache();
-    fs.writeFileSync(setup.peer.configPath, peerToml(true, tunnelHold));
+    fs.writeFileSync(setup.peer.configPath, peerToml(true));
   });
   await timeLoads(setup, "cold_prefill", times, offloadedBytes, figures, emptyCache);
 
@@ -567,7 +563,7 @@ export async function benchSplit(options: SplitBenchOptions): Promise<Record<str
 
   const modelPath = path.resolve(options.modelPath);
   const spec = { tinyModel: false, extraModels: { [MODEL]: modelPath } };
-  const net = await ClusterNet.create({ nodes: [{ ...spec, configToml: hostToml(options.tunnelHold) }, { ...spec, configToml: peerToml(!options.loads, options.tunnelHold) }], prefix: "hbs" });
+  const net = await ClusterNet.create({ nodes: [{ ...spec, configToml: HOST_TOML }, { ...spec, configToml: peerToml(!options.loads) }], prefix: "hbs" });
   let bare: BareRpc | undefined;
   try {
     const [host, peer] = [net.node(1), net.node(2)];
@@ -581,7 +577,7 @@ export async function benchSplit(options: SplitBenchOptions): Promise<Record<str
     const setup: Setup = { net, host, peer, hostArgs, peerArgs, placement: { nodes: [host.nodeId, peer.nodeId], layers: [hostLayers, layers - hostLayers] }, idle: await measureIdle(host) };
     figures["idle.link_bytes_per_s"] = Math.round((setup.idle.txPerMs + setup.idle.rxPerMs) * 1000);
 
-    if (options.loads) await loadFigures(setup, options.repeats, offloadedBytes, figures, options.tunnelHold);
+    if (options.loads) await loadFigures(setup, options.repeats, offloadedBytes, figures);
 
     const plan = await forcedPlan(setup);
     log(`starting bare RPC: rpc-server on ${peer.address}:${BARE_RPC_PORT}, client with gpuLayers ${plan.llama.gpuLayers}`);
@@ -604,10 +600,9 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
       "gen-tokens": { type: "string", default: String(DEFAULT_SPLIT_BENCH.genTokens) },
       delays: { type: "string", default: DEFAULT_SPLIT_BENCH.delaysMs.join(",") },
       "skip-loads": { type: "boolean", default: false },
-      "tunnel-hold": { type: "string" },
     },
   });
-  if (values.model === undefined) throw new Error("usage: split.js --model FILE [--repeats N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads] [--tunnel-hold 0ms]");
+  if (values.model === undefined) throw new Error("usage: split.js --model FILE [--repeats N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads]");
   benchSplit({
     modelPath: values.model,
     repeats: Number(values.repeats),
@@ -615,7 +610,6 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     genTokens: Number(values["gen-tokens"]),
     delaysMs: values.delays.split(",").filter((entry) => entry !== "").map(Number),
     loads: !values["skip-loads"],
-    ...(values["tunnel-hold"] === undefined ? {} : { tunnelHold: values["tunnel-hold"] }),
   }).then(
     (figures) => {
       for (const [key, value] of Object.entries(figures)) process.stdout.write(`  ${key.padEnd(44)} ${key.startsWith("ratio.") ? `${value.toFixed(3)}x` : value}\n`);

@@ -1,27 +1,24 @@
 /**
  * Tunnel round-trip latency: what a tunnelled llama.cpp RPC round trip costs over a direct TCP
- * one, with and without message coalescing (daemon/rpc/RpcCoalescer.ts).
+ * one, and the CPU each daemon spends on it.
  *
  * llama.cpp RPC waits for one round trip per generated token, so whatever the tunnel adds to a
  * round trip is added to every token. This isolates that cost from model compute: a stand-in
  * rpc-server speaks the RPC framing (applies commands silently, answers GET_TENSOR), and a
  * client plays the runner, timing exchanges
  *   - direct: client -> stand-in over loopback TCP (what bare RPC does);
- *   - tunnel, raw: client -> host -> peer link -> peer -> stand-in, bytes relayed as they come
- *     (`[rpc] tunnel_hold = "0ms"`): real PeerLinkManagers, TLS WebSocket, credit-controlled
- *     PeerStreams, joinTunnel on both ends;
- *   - tunnel, coalesced: the same with the default hold (whole messages, unanswered commands
- *     held for the next answered one).
+ *   - tunnel: client -> host -> peer link -> peer -> stand-in: real PeerLinkManagers, TLS
+ *     WebSocket, credit-controlled PeerStreams, joinTunnel on both ends.
  * The host and peer run in their own processes like the daemons do: host and client on core 0,
- * peer and stand-in on core 1 (taskset), as in the split bench.
+ * peer and stand-in on core 1 (taskset, when there are two cores), as in the split bench.
  *
  * One exchange is one generated token of the split bench's 1b model as strace shows it: seven
- * SET_TENSOR, a GRAPH_RECOMPUTE and a GET_TENSOR, each written as three send(2) calls (command
- * byte, size, payload), then a 1416-byte answer written as two.
+ * SET_TENSOR, a GRAPH_RECOMPUTE and a GET_TENSOR, each one write (Hearth's native build sends
+ * whole messages), a moment apart, then a 1416-byte answer.
  *
  * Prints median/p90 microseconds per exchange for each path, what the tunnel adds, and each
- * process's CPU per exchange. `node dist/test/bench/tunnel.js [--exchanges N]`; also part of
- * `npm run bench` (`--only tunnel`).
+ * process's CPU per exchange. `node dist/test/bench/tunnel.js [--exchanges N]`; also
+ * `npm run bench -- --only tunnel`.
  */
 
 import { execFileSync, fork, spawnSync, type ChildProcess } from "node:child_process";
@@ -32,14 +29,13 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
-import { DEFAULT_PEER, DEFAULT_RPC } from "../../daemon/config/defaults.js";
+import { DEFAULT_PEER } from "../../daemon/config/defaults.js";
 import { ClusterMembership } from "../../daemon/identity/ClusterMembership.js";
 import { NodeIdentity } from "../../daemon/identity/NodeIdentity.js";
 import { PeerLinkManager } from "../../daemon/peers/PeerLinkManager.js";
 import { emptyTraffic, joinTunnel } from "../../daemon/rpc/tunnelPipe.js";
 
-const PURPOSE_RAW = "bench.echo.raw";
-const PURPOSE_COALESCED = "bench.echo.coalesced";
+const PURPOSE = "bench.echo";
 const RPC_CMD_SET_TENSOR = 6;
 const RPC_CMD_GET_TENSOR = 8;
 const RPC_CMD_GRAPH_RECOMPUTE = 16;
@@ -56,13 +52,11 @@ const TOKEN_REQUESTS: ReadonlyArray<readonly [number, number]> = [
   [RPC_CMD_GET_TENSOR, 312],
 ];
 const REPLY_BYTES = 1_416;
-const DEFAULT_HOLD = { holdMs: DEFAULT_RPC.tunnelHoldMs, maxHoldBytes: DEFAULT_RPC.tunnelHoldMaxBytes };
 
 type Role = "echo" | "peer" | "host";
 
 interface Ready {
   port: number;
-  coalescedPort?: number;
   token?: string;
   nodeId?: string;
 }
@@ -81,10 +75,9 @@ function serveEcho(): void {
         if (buffered.byteLength < 9 + size) return;
         buffered = buffered.subarray(9 + size);
         if (command !== RPC_CMD_GET_TENSOR) continue;
-        const header = Buffer.alloc(8);
-        header.writeBigUInt64LE(BigInt(REPLY_BYTES));
-        socket.write(header);
-        socket.write(Buffer.alloc(REPLY_BYTES, 1));
+        const answer = Buffer.alloc(8 + REPLY_BYTES, 1);
+        answer.writeBigUInt64LE(BigInt(REPLY_BYTES));
+        socket.write(answer);
       }
     });
     socket.on("error", () => undefined);
@@ -110,17 +103,12 @@ async function startManager(dataDir: string, token: string | undefined): Promise
 async function servePeer(echoPort: number): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "hearth-bench-tunnel-peer-"));
   const { manager, port, token, nodeId } = await startManager(dataDir, undefined);
-  for (const [purpose, hold] of [
-    [PURPOSE_RAW, undefined],
-    [PURPOSE_COALESCED, DEFAULT_HOLD],
-  ] as const) {
-    manager.handleStream(purpose, async (stream) => {
-      const socket = net.connect({ host: "127.0.0.1", port: echoPort, noDelay: true });
-      socket.pause();
-      await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
-      joinTunnel(socket, stream, emptyTraffic(), () => undefined, hold === undefined ? undefined : { ...hold, direction: "responses" });
-    });
-  }
+  manager.handleStream(PURPOSE, async (stream) => {
+    const socket = net.connect({ host: "127.0.0.1", port: echoPort, noDelay: true });
+    socket.pause();
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    joinTunnel(socket, stream, emptyTraffic(), () => undefined);
+  });
   process.send!({ port, token, nodeId } satisfies Ready);
 }
 
@@ -130,21 +118,13 @@ async function serveHost(peerPort: number, peerNodeId: string, token: string): P
   const up = new Promise<void>((resolve) => manager.on("up", () => resolve()));
   manager.connect({ host: "127.0.0.1", port: peerPort });
   await up;
-  const ports: number[] = [];
-  for (const [purpose, hold] of [
-    [PURPOSE_RAW, undefined],
-    [PURPOSE_COALESCED, DEFAULT_HOLD],
-  ] as const) {
-    const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => {
-      manager.openStream(peerNodeId, purpose, { meta: {}, timeoutMs: 10_000 }).then(
-        (stream) => joinTunnel(socket, stream, emptyTraffic(), () => undefined, hold === undefined ? undefined : { ...hold, direction: "requests" }),
-        () => socket.destroy(),
-      );
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    ports.push((server.address() as net.AddressInfo).port);
-  }
-  process.send!({ port: ports[0]!, coalescedPort: ports[1]! } satisfies Ready);
+  const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => {
+    manager.openStream(peerNodeId, PURPOSE, { meta: {}, timeoutMs: 10_000 }).then(
+      (stream) => joinTunnel(socket, stream, emptyTraffic(), () => undefined),
+      () => socket.destroy(),
+    );
+  });
+  server.listen(0, "127.0.0.1", () => process.send!({ port: (server.address() as net.AddressInfo).port } satisfies Ready));
 }
 
 // ---- the client (parent process) -----------------------------------------------------------
@@ -164,11 +144,12 @@ function cpuMicros(pid: number): number {
 async function pingPong(port: number, exchanges: number, processes: Record<string, number>): Promise<PathResult> {
   const socket = net.connect({ host: "127.0.0.1", port, noDelay: true });
   await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
-  // Each request as the dispatcher thread sends it: command byte, size, payload.
+  // Each request whole, as Hearth's build of the dispatcher sends it.
   const requests = TOKEN_REQUESTS.map(([command, size]) => {
-    const header = Buffer.alloc(8);
-    header.writeBigUInt64LE(BigInt(size));
-    return [Buffer.of(command), header, Buffer.alloc(size, 2)] as const;
+    const message = Buffer.alloc(9 + size, 2);
+    message.writeUInt8(command, 0);
+    message.writeBigUInt64LE(BigInt(size), 1);
+    return message;
   });
   let waiting: { remaining: number; resolve: () => void } | undefined;
   socket.on("data", (chunk: Buffer) => {
@@ -179,9 +160,9 @@ async function pingPong(port: number, exchanges: number, processes: Record<strin
   const exchange = (): Promise<void> =>
     new Promise<void>((resolve) => {
       waiting = { remaining: 8 + REPLY_BYTES, resolve };
-      // Commands a moment apart (the runner computes between them), each as three writes.
+      // Commands a moment apart, as the runner's compute thread queues them.
       const send = (index: number): void => {
-        for (const piece of requests[index]!) socket.write(piece);
+        socket.write(requests[index]!);
         if (index + 1 < requests.length) setImmediate(() => send(index + 1));
       };
       send(0);
@@ -222,7 +203,7 @@ export async function runTunnelBench(exchanges: number): Promise<Record<string, 
     const host = await startRole("host", 0, ["--peer-port", String(peer.ready.port), "--peer-node", peer.ready.nodeId!, "--token", peer.ready.token!]);
     children.push(host.child);
     const pids = { host: host.child.pid!, peer: peer.child.pid!, echo: echo.child.pid! };
-    const paths = { direct: echo.ready.port, tunnel_raw: host.ready.port, tunnel_coalesced: host.ready.coalescedPort! };
+    const paths = { direct: echo.ready.port, tunnel: host.ready.port };
     const results: Record<string, number> = {};
     // Alternate, so drift on a shared machine hits every path alike.
     const runs: Array<{ name: keyof typeof paths; result: PathResult }> = [];
@@ -236,8 +217,7 @@ export async function runTunnelBench(exchanges: number): Promise<Record<string, 
       results[`${name}.us_per_exchange_p90`] = median(mine.map((run) => run.p90Us));
       for (const process of Object.keys(pids)) results[`${name}.cpu_us_per_exchange.${process}`] = median(mine.map((run) => run.cpuUsPerExchange[process]!));
     }
-    results["tunnel_raw.added_us"] = results["tunnel_raw.us_per_exchange_median"]! - results["direct.us_per_exchange_median"]!;
-    results["tunnel_coalesced.added_us"] = results["tunnel_coalesced.us_per_exchange_median"]! - results["direct.us_per_exchange_median"]!;
+    results["tunnel.added_us"] = results["tunnel.us_per_exchange_median"]! - results["direct.us_per_exchange_median"]!;
     return results;
   } finally {
     for (const child of children) child.kill("SIGKILL");

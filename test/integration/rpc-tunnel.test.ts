@@ -237,9 +237,7 @@ describe("rpc tunnel between two daemons", () => {
     // f32, 2.4 MB each): all above the 64 KiB threshold of Hearth's native build; norms are not.
     expect(prepared.tensors).toBe(23);
     expect(prepared.cachedTensors).toBe(23);
-    const trafficBefore = await a.rpcTunnels!.traffic(bNodeId);
     const { result, loadBytes, totalBytes } = await splitRun(modelPath);
-    const trafficAfter = await a.rpcTunnels!.traffic(bNodeId);
     // The only RPC device is A's tunnel listener; the weights landed there.
     expect(result.devices).toHaveLength(1);
     expect(result.rpcBufferLines.some((line) => line.includes(`RPC0[${result.devices[0]!}] model buffer`))).toBe(true);
@@ -250,14 +248,6 @@ describe("rpc tunnel between two daemons", () => {
     expect(offloaded).toBeGreaterThan(14 * 10 * 1024 * 1024);
     expect(loadBytes).toBeGreaterThan(0);
     expect(loadBytes).toBeLessThan(0.01 * offloaded);
-    // The runner writes each RPC request as three send(2) calls; the tunnel moves whole
-    // messages (and holds unanswered commands for the next answered one), so fewer chunks
-    // reach the peer link than reads came from the runner.
-    const reads = trafficAfter.socketReads - trafficBefore.socketReads;
-    const chunks = trafficAfter.chunksToStream - trafficBefore.chunksToStream;
-    console.log(`coalescing: ${reads} reads from the runner became ${chunks} chunks on the peer link`);
-    expect(chunks).toBeGreaterThan(0);
-    expect(chunks).toBeLessThan(reads);
   }, 180_000);
 
   it("a second prepare of the same model is warm: nothing is written", async () => {
