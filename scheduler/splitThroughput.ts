@@ -20,8 +20,10 @@
  *   travel ahead of it), sent = the hidden state (n_embd * 4 bytes) plus `rpcOverheadBytes`
  *   of graph inputs and message headers, received = the hidden state, or the logits
  *   (n_vocab * 4 bytes) from the last stage.
- * - `hopOverheadMs` is what the Hearth tunnel adds per round trip (two daemons relaying one
- *   WebSocket frame each way), on top of the measured heartbeat RTT.
+ * - `hopOverheadMs` is what the Hearth tunnel adds per round trip (two daemons relaying the
+ *   token's messages each way), on top of the measured heartbeat RTT. Measured 3.5-4.5 ms per
+ *   token (split bench on the `tiny` model, hearth minus bare RPC, 2026-11-24), with each daemon
+ *   sharing one core with the runner or rpc-server; less where daemons have a core to spare.
  *
  * Pure: no I/O.
  */
@@ -47,7 +49,7 @@ export const DEFAULT_THROUGHPUT_OPTIONS: Readonly<ThroughputOptions> = {
   defaultLinkBytesPerSecond: 117_000_000,
   // Design notes §2: about 15 KB per token go to each device with n_embd 2048 (8 KiB of hidden state).
   rpcOverheadBytes: 7 * 1024,
-  hopOverheadMs: 0.2,
+  hopOverheadMs: 3.5,
 };
 
 const FLOAT32_BYTES = 4;
