@@ -108,7 +108,7 @@ async function startFramingProxy(targetPort: number): Promise<{ port: number; co
   children.push(child);
   let last = { reads: 0, midMessage: 0 };
   let listening = false;
-  child.stdout!.setEncoding("utf8").on("data", (text: string) => {
+  child.stdout.setEncoding("utf8").on("data", (text: string) => {
     for (const line of text.split("\n")) {
       if (line === "listening") listening = true;
       const numbers = /^(\d+) (\d+)$/.exec(line);
