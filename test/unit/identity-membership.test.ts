@@ -143,7 +143,9 @@ describe("ClusterMembership", () => {
   it("a bad token is HEARTH_JOIN_TOKEN_INVALID and writes nothing", async () => {
     const { membership } = await ClusterMembership.init(first);
     const token = membership.joinToken();
-    const broken = token.slice(0, -3) + (token.endsWith("a") ? "b" : "a") + token.slice(-2);
+    // One character changed (the third from the end): always to something else than it was.
+    const broken = token.slice(0, -3) + (token.at(-3) === "a" ? "b" : "a") + token.slice(-2);
+    expect(broken).not.toBe(token);
     for (const bad of ["", "hello", "hearth2_abc", token.slice(0, 50), broken]) {
       const error = await caught(ClusterMembership.join(second, bad));
       expect(error.code).toBe("HEARTH_JOIN_TOKEN_INVALID");
