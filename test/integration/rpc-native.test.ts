@@ -232,7 +232,7 @@ describe("native parts", () => {
     expect(server.output()).toContain("Accepted client connection");
   });
 
-  it("sends whole messages and batches requests queued back to back (Hearth's build): a token costs a few segments, not one per send(2)", async () => {
+  it("sends each small RPC message whole (Hearth's build): none reaches rpc-server in pieces while generating", async () => {
     // Upstream ggml-rpc writes every request as three send(2) calls with Nagle off, and each
     // queued request on its own: every piece is a segment that wakes a tunnel's daemon.
     const server = await startRpcServer();
