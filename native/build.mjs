@@ -216,11 +216,12 @@ function patchHashThreshold(source) {
  */
 const BATCH_MAX_BYTES = 256 * 1024;
 
-const SINGLE_SEND_PATCHES = [
+/** Code inserted at an exact upstream line: `before` it, or `after` it (at the start of the function it opens). */
+const ANCHORED_INSERTS = [
   {
     what: "send_msg in one send(2)",
     anchor: "static bool send_msg(socket_ptr sock, const void * msg, size_t msg_size) {\n",
-    insert: [
+    after: [
       "    // hearth (native/build.mjs): one send(2) for a small message.",
       `    if (msg_size <= ${BATCH_MAX_BYTES}) {`,
       "        std::vector<uint8_t> whole(sizeof(msg_size) + msg_size);",
@@ -233,13 +234,23 @@ const SINGLE_SEND_PATCHES = [
   {
     what: "send_rpc_cmd in one send(2)",
     anchor: "static bool send_rpc_cmd(socket_ptr sock, enum rpc_cmd cmd, const void * input, size_t input_size) {\n",
-    insert: [
+    // The request's bytes as upstream sends them in three calls; the dispatcher batching uses it too.
+    before: [
+      "// hearth (native/build.mjs): appends one request, | cmd u8 | size u64 | input |, to `out`.",
+      "static void append_rpc_request(std::vector<uint8_t> & out, enum rpc_cmd cmd, const void * input, size_t input_size) {",
+      "    size_t at = out.size();",
+      "    out.resize(at + 1 + sizeof(input_size) + input_size);",
+      "    out[at] = (uint8_t) cmd;",
+      "    memcpy(out.data() + at + 1, &input_size, sizeof(input_size));",
+      "    if (input_size > 0) memcpy(out.data() + at + 1 + sizeof(input_size), input, input_size);",
+      "}",
+      "",
+    ],
+    after: [
       "    // hearth (native/build.mjs): one send(2) for a small request.",
       `    if (input_size <= ${BATCH_MAX_BYTES}) {`,
-      "        std::vector<uint8_t> whole(1 + sizeof(input_size) + input_size);",
-      "        whole[0] = (uint8_t) cmd;",
-      "        memcpy(whole.data() + 1, &input_size, sizeof(input_size));",
-      "        if (input_size > 0) memcpy(whole.data() + 1 + sizeof(input_size), input, input_size);",
+      "        std::vector<uint8_t> whole;",
+      "        append_rpc_request(whole, cmd, input, input_size);",
       "        return sock->send_data(whole.data(), whole.size()) && sock->flush();",
       "    }",
     ],
@@ -300,12 +311,7 @@ const BATCHING_DISPATCH = `void rpc_dispatcher::work() {
                     : send_rpc_cmd(sock, msg_ptr->cmd, msg_ptr->input.get(), msg_ptr->input_size);
                 RPC_STATUS_ASSERT(status);
             } else {
-                size_t at = pending.size();
-                uint64_t input_size = msg_ptr->input_size;
-                pending.resize(at + 1 + sizeof(input_size) + input_size);
-                pending[at] = (uint8_t) msg_ptr->cmd;
-                memcpy(pending.data() + at + 1, &input_size, sizeof(input_size));
-                if (input_size > 0) memcpy(pending.data() + at + 1 + sizeof(input_size), msg_ptr->input.get(), input_size);
+                append_rpc_request(pending, msg_ptr->cmd, msg_ptr->input.get(), msg_ptr->input_size);
                 if (msg_ptr->output) {
                     RPC_STATUS_ASSERT(send_pending());
                     uint64_t out_size;
@@ -328,15 +334,17 @@ function patchMessageBatching(source) {
   let text = fs.readFileSync(file, "utf8");
   const skipped = [];
   const anchored = (anchor) => text.split(anchor).length === 2;
-  for (const patch of SINGLE_SEND_PATCHES) {
+  for (const patch of ANCHORED_INSERTS) {
     if (!anchored(patch.anchor)) {
       skipped.push(patch.what);
       continue;
     }
-    text = patch.insert !== undefined ? text.replace(patch.anchor, `${patch.anchor}${patch.insert.join("\n")}\n`) : text.replace(patch.anchor, `${patch.before.join("\n")}\n${patch.anchor}`);
+    const lines = (block) => (block === undefined ? "" : `${block.join("\n")}\n`);
+    text = text.replace(patch.anchor, `${lines(patch.before)}${patch.anchor}${lines(patch.after)}`);
   }
-  // The dispatcher's batching needs message_queue::empty().
-  if (anchored(UPSTREAM_DISPATCH) && !skipped.includes("message_queue::empty()")) text = text.replace(UPSTREAM_DISPATCH, BATCHING_DISPATCH);
+  // The dispatcher's batching needs message_queue::empty() and append_rpc_request().
+  const needs = ["message_queue::empty()", "send_rpc_cmd in one send(2)"];
+  if (anchored(UPSTREAM_DISPATCH) && !needs.some((what) => skipped.includes(what))) text = text.replace(UPSTREAM_DISPATCH, BATCHING_DISPATCH);
   else skipped.push("dispatcher batching");
   fs.writeFileSync(file, text);
   return skipped;

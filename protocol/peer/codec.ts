@@ -16,8 +16,8 @@
  */
 
 import { Packr, Unpackr } from "msgpackr";
-import { PEER_WIRE_LIMITS, peerMessageSchema, protocolVersionSchema } from "./messages.js";
-import type { PeerMessage, StreamDataMessage } from "./messages.js";
+import { peerMessageSchema, protocolVersionSchema } from "./messages.js";
+import type { PeerMessage } from "./messages.js";
 import { scanMessagePack } from "./msgpackScan.js";
 import { PeerProtocolError } from "./peerError.js";
 import { negotiate, PROTOCOL_VERSION } from "./version.js";
@@ -62,23 +62,6 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${path === "" ? "message" : `message${path}`}: ${issue.message.slice(0, 200)}`;
 }
 
-/**
- * streamData is most of a busy link's frames (each tunnelled RPC message is one), so it skips
- * the catalogue's generic validation for a hand-written check of exactly streamDataSchema's
- * rules: ids are safe integers (streamId >= 1, seq >= 0) and bytes a Uint8Array of 1 to
- * PEER_WIRE_LIMITS.maxChunkBytes bytes. Unknown keys are dropped, as the schema does. Anything
- * that fails the check takes the generic path, which words the error.
- */
-function asStreamData(value: unknown): StreamDataMessage | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const { type, streamId, seq, bytes } = value as Record<string, unknown>;
-  if (type !== "streamData") return undefined;
-  if (!Number.isSafeInteger(streamId) || (streamId as number) < 1) return undefined;
-  if (!Number.isSafeInteger(seq) || (seq as number) < 0) return undefined;
-  if (!(bytes instanceof Uint8Array) || bytes.byteLength < 1 || bytes.byteLength > PEER_WIRE_LIMITS.maxChunkBytes) return undefined;
-  return { type, streamId: streamId as number, seq: seq as number, bytes };
-}
-
 export function decodeFrame(frame: Uint8Array, limits: Readonly<PeerFrameLimits> = DEFAULT_PEER_FRAME_LIMITS): DecodeResult {
   try {
     if (!(frame instanceof Uint8Array)) return invalid("a frame must be binary");
@@ -100,8 +83,7 @@ export function decodeFrame(frame: Uint8Array, limits: Readonly<PeerFrameLimits>
       return invalid(`undecodable MessagePack: ${error instanceof Error ? error.message.slice(0, 200) : "unknown error"}`);
     }
 
-    const streamData = asStreamData(decoded);
-    const parsed = streamData !== undefined ? ({ success: true, data: streamData } as const) : peerMessageSchema.safeParse(decoded);
+    const parsed = peerMessageSchema.safeParse(decoded);
     if (!parsed.success) {
       const probe = helloVersionProbe.safeParse(decoded);
       if (probe.success) {
@@ -171,8 +153,7 @@ function plainDataProblem(value: unknown, depthLeft: number): string | undefined
  * that does not match the catalogue, or one larger than the peer would accept.
  */
 export function encodeFrame(message: PeerMessage, limits: Readonly<PeerFrameLimits> = DEFAULT_PEER_FRAME_LIMITS): Uint8Array {
-  const streamData = asStreamData(message);
-  const parsed = streamData !== undefined ? ({ success: true, data: streamData } as const) : peerMessageSchema.safeParse(message);
+  const parsed = peerMessageSchema.safeParse(message);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     throw new PeerProtocolError("HEARTH_PEER_FRAME_INVALID", `refusing to send an invalid ${String(message.type)} message: ${first === undefined ? "invalid" : describeIssue(first)}`);
