@@ -207,7 +207,7 @@ describe("refusals", () => {
     ["an over-long error message", { type: "responseError", id: 1, error: { code: "HEARTH_INTERNAL", message: "x".repeat(4097) } }],
     ["a lower-case error code", { type: "responseError", id: 1, error: { code: "hearth_internal", message: "x" } }],
     ["an empty stream chunk", { type: "streamData", streamId: 1, seq: 0, bytes: new Uint8Array(0) }],
-    // streamData has a hand-written fast path (codec.ts asStreamData): the same rules as its schema.
+    // streamData's id, seq and bytes rules (messages.ts streamDataSchema).
     ["a stream chunk on stream 0", { type: "streamData", streamId: 0, seq: 0, bytes: Uint8Array.of(1) }],
     ["a stream chunk with a negative seq", { type: "streamData", streamId: 1, seq: -1, bytes: Uint8Array.of(1) }],
     ["a stream chunk with a fractional seq", { type: "streamData", streamId: 1, seq: 0.5, bytes: Uint8Array.of(1) }],
