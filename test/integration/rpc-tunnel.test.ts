@@ -32,6 +32,7 @@ import type * as FnvModule from "../../daemon/rpc/fnv1a.js";
 import type * as HelloModule from "../../daemon/rpc/rpcHello.js";
 import { CLI_PATH, freePort } from "../helpers/daemon.js";
 import { captureLogs } from "../helpers/logs.js";
+import { runCommand, type CommandResult } from "../helpers/netns-system.js";
 import { ensureModel } from "../helpers/models.js";
 import { processAlive, waitFor } from "../helpers/wait.js";
 
@@ -79,16 +80,8 @@ let bCacheDir: string;
 const aLogs = captureLogs("info");
 const bLogs = captureLogs("debug");
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, HOME: root }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CommandResult> {
+  return runCommand(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, HOME: root } });
 }
 
 function makeConfig(name: string, peerPort: number, otherPeerPort: number, extraPaths: string[]): HearthConfig {
