@@ -21,7 +21,7 @@
  * `npm run bench -- --only tunnel`.
  */
 
-import { execFileSync, fork, spawnSync, type ChildProcess } from "node:child_process";
+import { fork, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -34,6 +34,7 @@ import { ClusterMembership } from "../../daemon/identity/ClusterMembership.js";
 import { NodeIdentity } from "../../daemon/identity/NodeIdentity.js";
 import { PeerLinkManager } from "../../daemon/peers/PeerLinkManager.js";
 import { emptyTraffic, joinTunnel } from "../../daemon/rpc/tunnelPipe.js";
+import { processCpuTimeMs } from "../helpers/clusterNet.js";
 
 const PURPOSE = "bench.echo";
 const RPC_CMD_SET_TENSOR = 6;
@@ -136,9 +137,7 @@ interface PathResult {
 }
 
 function cpuMicros(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks * 1e6) / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }));
+  return processCpuTimeMs(pid) * 1000;
 }
 
 async function pingPong(port: number, exchanges: number, processes: Record<string, number>): Promise<PathResult> {

@@ -411,12 +411,7 @@ export class ClusterNode {
   cpuTimeMs(): number {
     const pid = this.process?.pid;
     if (pid === undefined) throw new Error(`${this.name} was never started`);
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    return ((utime + stime) * 1000) / clockTicksPerSecond();
+    return processCpuTimeMs(pid);
   }
 
   /** Byte and packet counters of the node's eth0, as its namespace sees them. */
@@ -664,6 +659,16 @@ function parseJsonOutput(result: CommandResult, what: string): unknown {
   } catch {
     throw new Error(`${what} did not print JSON: ${result.stdout}`);
   }
+}
+
+/** User + system CPU time process `pid` has used, in ms (all its threads), from /proc. */
+export function processCpuTimeMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1000) / clockTicksPerSecond();
 }
 
 let clockTicks: number | undefined;
