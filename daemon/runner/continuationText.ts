@@ -25,10 +25,15 @@ export function firstStopIndex(text: string, stops: readonly string[]): number |
   return first;
 }
 
-/** How much of `text` is final: all but a tail that may still become a stop string or a longer character. */
-export function releasableLength(text: string, stops: readonly string[]): number {
+/**
+ * How much of `text` is final: all but a tail that may still become a stop string or a longer
+ * character, and, with `holdTrailingWhitespace` (a grammar that trims its answer's whitespace
+ * suffix, as node-llama-cpp's JSON grammars do), trailing whitespace, which may yet be cut.
+ */
+export function releasableLength(text: string, stops: readonly string[], holdTrailingWhitespace = false): number {
   let end = text.length;
   while (end > 0 && text[end - 1] === REPLACEMENT_CHARACTER) end--;
+  if (holdTrailingWhitespace) end = text.slice(0, end).trimEnd().length;
   let held = 0;
   for (const stop of stops) {
     for (let length = Math.min(stop.length - 1, end); length > held; length--) {

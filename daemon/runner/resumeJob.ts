@@ -7,11 +7,16 @@
  * computes the answer (continuationText.ts), and only what the client has not received yet
  * is sent.
  *
- * Grammars and tool calls keep parser state that cannot be rebuilt from tokens here, so a job
- * with either is not resumed: it fails with HEARTH_RUNNER_FAILED, as without recovery.
+ * Sampler state is rebuilt from the tokens too: a `response_format` grammar replays them into a
+ * fresh parser state (grammarReplay.ts), and frequency/presence penalties count them as
+ * node-llama-cpp does, over the last PENALTY_WINDOW_TOKENS generated tokens. (node-llama-cpp
+ * counts only tokens it has released, so while a stop string is half matched the two windows
+ * can differ by the held tokens.) Tool calls keep LlamaChat's function-call parser state, which
+ * cannot be rebuilt from tokens here, so a job that may call tools is not resumed: it fails
+ * with HEARTH_RUNNER_FAILED, as without recovery.
  */
 
-import type { Token } from "node-llama-cpp";
+import type { LlamaGrammar, LlamaGrammarEvaluationState, Token } from "node-llama-cpp";
 import { HearthError } from "../../protocol/errors.js";
 import type { ChatJob, CompletionJob, GenerationResult } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
@@ -19,6 +24,7 @@ import { toChatHistory } from "./chatHistory.js";
 import { beginningToken } from "./completionJob.js";
 import { firstStopIndex, releasableLength, unsentText } from "./continuationText.js";
 import { EvaluationMeter, alignToPrompt, finishReason, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
+import { replayGrammar } from "./grammarReplay.js";
 import type { RunnerModel } from "./RunnerModel.js";
 
 /** Tokens of context the detokenizer gets before a chat answer (node-llama-cpp uses its last tokens too). */
@@ -31,12 +37,23 @@ interface ResumePrompt {
   stops: string[];
   /** Detokenizer context: chat answers are detokenized after the prompt's last tokens. */
   contextTokens: Token[] | undefined;
+  /** A chat's `response_format` grammar. */
+  grammar: LlamaGrammar | undefined;
 }
 
-function chatPrompt(runner: RunnerModel, job: ChatJob): ResumePrompt {
+/** A grammar's stop triggers made of text only (node-llama-cpp's JSON grammars stop at four newlines). */
+function textTriggers(triggers: LlamaGrammar["stopGenerationTriggers"]): string[] {
+  return triggers.flatMap((trigger) => {
+    if (typeof trigger === "string") return [trigger];
+    if (Array.isArray(trigger)) return trigger.every((value) => typeof value === "string") ? [trigger.join("")] : [];
+    const llamaText = trigger as { values: readonly unknown[]; toString(): string };
+    return llamaText.values.every((value) => typeof value === "string") ? [llamaText.toString()] : [];
+  });
+}
+
+async function chatPrompt(runner: RunnerModel, job: ChatJob): Promise<ResumePrompt> {
   if (job.tools.length > 0 && job.toolChoice !== "none") throw notResumable("it may call tools");
-  if (job.responseFormat.type !== "text") throw notResumable("it is constrained by a response_format grammar");
-  if (job.sampling.frequencyPenalty !== undefined || job.sampling.presencePenalty !== undefined) throw notResumable("it uses frequency or presence penalties");
+  const grammar = await runner.grammars.forResponseFormat(job.responseFormat);
   const history = toChatHistory(job.messages, runner.supportsFunctions);
   if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
   const state = runner.chatWrapper.generateContextState({ chatHistory: history });
@@ -46,28 +63,39 @@ function chatPrompt(runner: RunnerModel, job: ChatJob): ResumePrompt {
     .filter((trigger) => trigger.values.every((value) => typeof value === "string"))
     .map((trigger) => trigger.toString())
     .filter((text) => text !== "");
-  return { promptTokens, leadingText: "", stops: [...job.sampling.stop, ...wrapperStops], contextTokens: promptTokens.slice(-DETOKENIZER_CONTEXT_TOKENS) };
+  const grammarStops = grammar === undefined ? [] : textTriggers(grammar.stopGenerationTriggers);
+  return { promptTokens, leadingText: "", stops: [...job.sampling.stop, ...wrapperStops, ...grammarStops], contextTokens: promptTokens.slice(-DETOKENIZER_CONTEXT_TOKENS), grammar };
 }
 
 function completionPrompt(runner: RunnerModel, job: CompletionJob): ResumePrompt {
   const { model } = runner;
-  if (job.sampling.frequencyPenalty !== undefined || job.sampling.presencePenalty !== undefined) throw notResumable("it uses frequency or presence penalties");
   const beginning = beginningToken(model);
   const textTokens = model.tokenize(job.prompt, false, beginning === undefined ? undefined : "trimLeadingSpace");
   const promptTokens = beginning === undefined ? textTokens : [beginning, ...textTokens];
   // LlamaCompletion detokenizes its answer without the prompt as context.
-  return { promptTokens, leadingText: job.echo ? job.prompt : "", stops: [...job.sampling.stop], contextTokens: undefined };
+  return { promptTokens, leadingText: job.echo ? job.prompt : "", stops: [...job.sampling.stop], contextTokens: undefined, grammar: undefined };
+}
+
+/** The grammar's parser state after the tokens already generated; undefined without a grammar. */
+function grammarStateAfter(runner: RunnerModel, grammar: LlamaGrammar | undefined, tokens: readonly number[]): LlamaGrammarEvaluationState | undefined {
+  if (grammar === undefined) return undefined;
+  const replay = replayGrammar(runner.model, grammar, tokens);
+  if (!replay.ok) throw notResumable(`its response_format grammar cannot be restored: ${replay.reason}`);
+  return replay.state;
 }
 
 export async function runResumedJob(runner: RunnerModel, job: ChatJob | CompletionJob, resume: ResumeState, context: JobContext): Promise<GenerationResult> {
   const { model, slots, contextSize } = runner;
-  const prompt = job.kind === "chat" ? chatPrompt(runner, job) : completionPrompt(runner, job);
+  const prompt = job.kind === "chat" ? await chatPrompt(runner, job) : completionPrompt(runner, job);
   const budget = tokenBudget(prompt.promptTokens.length, contextSize, job.sampling.maxTokens, job.kind === "chat" ? "messages" : "prompt");
   const generated = resume.tokens.slice() as Token[];
   const stops = prompt.stops.filter((stop) => stop !== "");
   const textOf = (tokens: readonly Token[]): string => prompt.leadingText + model.detokenize(tokens, false, prompt.contextTokens);
+  const trimsWhitespace = prompt.grammar?.trimWhitespaceSuffix ?? false;
+  const grammarEvaluationState = grammarStateAfter(runner, prompt.grammar, generated);
   let sent = resume.sentText.length;
   let stopReason = "maxTokens";
+  let sampledEndToken = 0;
   let finalText = textOf(generated);
   const input = [...prompt.promptTokens, ...generated];
 
@@ -82,15 +110,33 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
       stopReason = "stopGenerationTrigger";
     } else if (generated.length < budget.maxTokens) {
       const sampling = samplingSettings(job.sampling);
+      const penalty = sampling.repeatPenalty;
       const iterator = slot.sequence.evaluate(input.slice(cached), {
+        // Without it the iterator just ends at an end-of-generation token, indistinguishable from running out.
+        yieldEogToken: true,
         temperature: sampling.temperature,
         ...(sampling.topP === undefined ? {} : { topP: sampling.topP }),
         ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
+        ...(grammarEvaluationState === undefined ? {} : { grammarEvaluationState }),
+        ...(penalty === false
+          ? {}
+          : {
+              // The window node-llama-cpp punishes: the answer's last tokens (newlines included, as samplingSettings asks).
+              repeatPenalty: {
+                punishTokens: () => generated.slice(-penalty.lastTokens),
+                maxPunishTokens: penalty.lastTokens,
+                penalty: penalty.penalty,
+                ...(penalty.frequencyPenalty === undefined ? {} : { frequencyPenalty: penalty.frequencyPenalty }),
+                ...(penalty.presencePenalty === undefined ? {} : { presencePenalty: penalty.presencePenalty }),
+              },
+            }),
       });
       for await (const token of iterator) {
         if (context.signal.aborted) throw new HearthError("HEARTH_CANCELLED", "The request was cancelled.");
         if (model.isEogToken(token)) {
           stopReason = "eogToken";
+          // node-llama-cpp's meter counts the end-of-generation token as sampled; so does an uninterrupted job's usage.
+          sampledEndToken = 1;
           break;
         }
         generated.push(token);
@@ -103,7 +149,7 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
           break;
         }
         finalText = text;
-        const piece = unsentText(text.slice(0, releasableLength(text, stops)), sent);
+        const piece = unsentText(text.slice(0, releasableLength(text, stops, trimsWhitespace)), sent);
         if (piece !== "") {
           context.onDelta(piece);
           sent += piece.length;
@@ -111,6 +157,7 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
         if (generated.length >= budget.maxTokens) break;
       }
     }
+    if (trimsWhitespace) finalText = finalText.trimEnd();
     const rest = unsentText(finalText, sent);
     if (rest !== "") context.onDelta(rest);
     if (!finalText.startsWith(resume.sentText)) {
@@ -122,7 +169,7 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
       text: finalText,
       toolCalls: [],
       finishReason: finishReason(stopReason, false),
-      usage: { promptTokens: prompt.promptTokens.length, completionTokens: generated.length },
+      usage: { promptTokens: prompt.promptTokens.length, completionTokens: generated.length + sampledEndToken },
       cachedPromptTokens: 0,
     };
   } finally {

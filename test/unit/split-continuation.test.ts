@@ -42,6 +42,14 @@ describe("resumed text", () => {
     expect(releasableLength("", ["STOP"])).toBe(0);
   });
 
+  it("holds back trailing whitespace when the grammar trims its answer's whitespace suffix", () => {
+    expect(releasableLength('{"a": 1} \n', [])).toBe(10);
+    expect(releasableLength('{"a": 1} \n', [], true)).toBe(8);
+    expect(releasableLength('{"a": 1}\n\n\n', ["\n\n\n\n"], true)).toBe(8);
+    expect(releasableLength("   ", [], true)).toBe(0);
+    expect(releasableLength("x \uFFFD", [], true)).toBe(1);
+  });
+
   it("sends only what lies beyond the text the client has, never a repeat", () => {
     const total = "The quick brown fox";
     expect(unsentText(total, 0)).toBe(total);
