@@ -69,9 +69,10 @@ async function main(): Promise<void> {
   if (wanted("batch")) results["batch"] = await benchBatch();
   // The bench model crossing between two namespaces over the peer link vs raw TCP (needs root).
   if (wanted("transfer")) results["transfer"] = await benchTransfer({ modelPath: await ensureBenchModel(preset), repeats: Math.min(Number(values.repeats), 2) });
-  // A tunnelled RPC round trip vs a direct one, relayed raw and coalesced (real peer links, no model; taskset pins if present).
+  // A tunnelled RPC round trip vs a direct one (real peer links, no model; taskset pins if present).
   if (wanted("tunnel")) results["tunnel"] = await runTunnelBench(2_000);
   // One model's layers over 2 nodes: Hearth vs bare llama.cpp RPC vs local, with delays, load times and link bytes (needs root, taskset, native parts).
+  // `repeats` times each load; the speed rounds keep their own default (paired ratios need more of them).
   if (wanted("split")) results["split"] = await benchSplit({ ...DEFAULT_SPLIT_BENCH, modelPath: await ensureBenchModel(preset), repeats: Number(values.repeats) });
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ preset, threads: Number(values.threads), results }, null, 2)}\n`);

@@ -5,7 +5,8 @@
  * core (`taskset`, inherited by its runner and its rpc-server worker) and running one thread
  * (`[runner] threads = 1`, `[rpc] threads = 1`). Prints figures; asserts nothing.
  *
- * Configurations, measured in alternating order, `repeats` times each, medians reported:
+ * Configurations, measured in `rounds` rounds; each round runs every configuration once, back
+ * to back, in an order that rotates from round to round:
  *   local   the whole model in n1's runner (a request pinned to n1: `hearth.node`);
  *   hearth  a forced half/half split (`hearth.placement`): n1's runner holds the first half,
  *           n2's rpc-server worker the rest and the output layer, reached through the tunnel
@@ -15,6 +16,10 @@
  *           RPC shim points straight at a plain rpc-server in n2's namespace, bound to n2's
  *           address (which Hearth never does: only this benchmark exposes an rpc-server), on
  *           direct TCP, no daemon, no TLS.
+ * Warm-up first: `warmTokens` tokens through each configuration (the figures `warmup.*`). A
+ * fresh daemon relays its first split tokens in unoptimised JavaScript (V8 compiles the tunnel's
+ * path after some hundred frames, and a run of 32 tokens at 10 tok/s never gets there), so
+ * without it the rounds would time a daemon that a user only ever meets for its first minute.
  * Each run: a fresh prompt of `promptChars` tokens (no prefix reuse), then `genTokens` greedy
  * tokens. Prompt tok/s = prompt tokens / time to the first token; generation tok/s = tokens
  * after the first / time from the first to the last (as test/bench/foundation.ts). Hearth's
@@ -23,11 +28,13 @@
  *
  *   ratio.tg_hearth_over_local   target >= 0.85
  *   ratio.tg_hearth_over_bare    target >= 0.95
+ *                                Both ratios are paired: each round's Hearth rate over the same
+ *                                round's local (bare) rate, measured minutes apart at most, and
+ *                                the median over the rounds. This machine's speed drifts by
+ *                                +-20 % over minutes; the pairs cancel the drift that a ratio
+ *                                of two medians keeps. `.min` / `.max`: the extreme rounds.
  *   hearth.predicted_tg_tok_s    what the planner (scheduler/splitThroughput.ts) predicts for
  *                                this split once n1's speed score is known
- *   ratio.*.best                 the same from each configuration's best run: on a machine
- *                                shared with other work, interference only ever slows a run
- *                                down, so best-of is the steadier comparison
  *   delay<N>ms.*                 hearth and bare again with N ms added one-way on each node's
  *                                link (a round trip between them grows by 2N). This kernel has
  *                                no netem: the harness's user-space delay line holds frames
@@ -56,7 +63,7 @@
  *
  * Needs root, iproute2, taskset, python3 (for the delay line) and the native parts (`npm run
  * build:native`); without them the suite reports why and returns no figures. Run alone with
- * `node dist/test/bench/split.js --model FILE [--repeats N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads]`.
+ * `node dist/test/bench/split.js --model FILE [--repeats N] [--rounds N] [--warm-tokens N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads]`.
  */
 
 import type { ChildProcess } from "node:child_process";
@@ -77,8 +84,12 @@ import { requirePython, requireTool } from "../helpers/netns-system.js";
 export interface SplitBenchOptions {
   /** The GGUF split (the bench model, `1b` preset). */
   modelPath: string;
-  /** Runs per configuration; medians are reported. */
+  /** Loads timed per kind of load; medians are reported. */
   repeats: number;
+  /** Speed rounds: each runs every configuration once; paired ratios, medians over the rounds. */
+  rounds: number;
+  /** Tokens generated through each configuration before the rounds (see the header). */
+  warmTokens: number;
   /** Prompt length in characters (one token each with the synthetic tokenizer). */
   promptChars: number;
   genTokens: number;
@@ -88,7 +99,7 @@ export interface SplitBenchOptions {
   loads: boolean;
 }
 
-export const DEFAULT_SPLIT_BENCH: Omit<SplitBenchOptions, "modelPath"> = { repeats: 3, promptChars: 128, genTokens: 32, delaysMs: [1, 5], loads: true };
+export const DEFAULT_SPLIT_BENCH: Omit<SplitBenchOptions, "modelPath"> = { repeats: 3, rounds: 6, warmTokens: 128, promptChars: 128, genTokens: 48, delaysMs: [1, 5], loads: true };
 
 const MODEL = "bench";
 const CONTEXT_SIZE = 1024;
@@ -451,10 +462,10 @@ function makeRunner(setup: Setup, bare: BareRpc, promptChars: number): Runner {
   };
 }
 
-/** `repeats` rounds over `configs`, each round starting one further along, so no configuration always runs first. */
-async function alternate(runner: Runner, configs: readonly Config[], repeats: number, genTokens: number, label: string): Promise<Map<Config, Measured[]>> {
+/** `rounds` rounds over `configs`, each round starting one further along, so no configuration always runs first. */
+async function alternate(runner: Runner, configs: readonly Config[], rounds: number, genTokens: number, label: string): Promise<Map<Config, Measured[]>> {
   const results = new Map<Config, Measured[]>(configs.map((config) => [config, []]));
-  for (let roundIndex = 0; roundIndex < repeats; roundIndex++) {
+  for (let roundIndex = 0; roundIndex < rounds; roundIndex++) {
     for (let i = 0; i < configs.length; i++) {
       const config = configs[(roundIndex + i) % configs.length]!;
       const measured = await runner.run(config, `${label}${roundIndex}${config[0]}`, genTokens);
@@ -467,42 +478,47 @@ async function alternate(runner: Runner, configs: readonly Config[], repeats: nu
   return results;
 }
 
-/** Medians, and the best generation rate (a shared machine only ever slows a run down). */
-function rates(results: Map<Config, Measured[]>, config: Config): { pp: number; tg: number; bestTg: number } {
+/** Median rates of one configuration over the rounds. */
+function rates(results: Map<Config, Measured[]>, config: Config): { pp: number; tg: number } {
   const runs = results.get(config)!;
-  const tg = runs.map((run) => tgRate(run.timing));
-  return { pp: median(runs.map((run) => ppRate(run.timing))), tg: median(tg), bestTg: Math.max(...tg) };
+  return { pp: median(runs.map((run) => ppRate(run.timing))), tg: median(runs.map((run) => tgRate(run.timing))) };
 }
+
+/** Each round's `numerator` rate over the same round's `denominator` rate, into `figures` as median, `.min` and `.max`. */
+function pairedRatio(results: Map<Config, Measured[]>, numerator: Config, denominator: Config, rate: (timing: Timing) => number, key: string, figures: Record<string, number>): void {
+  const below = results.get(denominator)!;
+  const ratios = results.get(numerator)!.map((run, index) => rate(run.timing) / rate(below[index]!.timing));
+  figures[key] = median(ratios);
+  figures[`${key}.min`] = Math.min(...ratios);
+  figures[`${key}.max`] = Math.max(...ratios);
+  log(`${key} by round: ${ratios.map((ratio) => ratio.toFixed(3)).join(" ")}`);
+}
+
+/** The delayed runs compare Hearth with bare only, and with fewer rounds: half, at least 3. */
+const delayRounds = (rounds: number): number => Math.max(3, Math.ceil(rounds / 2));
 
 async function speedFigures(setup: Setup, bare: BareRpc, options: SplitBenchOptions, figures: Record<string, number>): Promise<void> {
   const runner = makeRunner(setup, bare, options.promptChars);
-  log("warming up the local runner (whole model on n1)");
-  await runner.run("local", "warm-l", 2);
-  await runner.run("hearth", "warm-h", 2);
-  await runner.run("bare", "warm-b", 2);
+  for (const config of ["local", "hearth", "bare"] as const) {
+    log(`warming up ${config}: ${options.warmTokens} tokens`);
+    const { timing } = await runner.run(config, `warm-${config[0]}`, Math.max(2, options.warmTokens));
+    figures[`warmup.${config}.tg_tok_s`] = round(tgRate(timing));
+  }
   // The host measures its speed score once the whole model is loaded and idle: not during a timed run.
   await setup.net.waitFor([setup.host], ([view]) => (view!.local.speedScores ?? {})[MODEL] !== undefined, { timeoutMs: SETTLE_TIMEOUT_MS, what: "n1's speed score of the bench model" });
   // The planner's throughput model against the measurement (n2 has no score: it counts as fast as n1).
   figures["hearth.predicted_tg_tok_s"] = (await forcedPlan(setup)).predictedTokensPerSecond;
 
-  const results = await alternate(runner, ["local", "hearth", "bare"], options.repeats, options.genTokens, "r");
-  const local = rates(results, "local");
-  const hearth = rates(results, "hearth");
-  const plain = rates(results, "bare");
-  Object.assign(figures, {
-    "local.pp_tok_s": round(local.pp),
-    "local.tg_tok_s": round(local.tg),
-    "hearth.pp_tok_s": round(hearth.pp),
-    "hearth.tg_tok_s": round(hearth.tg),
-    "bare.pp_tok_s": round(plain.pp),
-    "bare.tg_tok_s": round(plain.tg),
-    "ratio.tg_hearth_over_local": hearth.tg / local.tg,
-    "ratio.tg_hearth_over_bare": hearth.tg / plain.tg,
-    "ratio.pp_hearth_over_local": hearth.pp / local.pp,
-    "ratio.pp_hearth_over_bare": hearth.pp / plain.pp,
-    "ratio.tg_hearth_over_local.best": hearth.bestTg / local.bestTg,
-    "ratio.tg_hearth_over_bare.best": hearth.bestTg / plain.bestTg,
-  });
+  const results = await alternate(runner, ["local", "hearth", "bare"], options.rounds, options.genTokens, "r");
+  for (const config of ["local", "hearth", "bare"] as const) {
+    const { pp, tg } = rates(results, config);
+    figures[`${config}.pp_tok_s`] = round(pp);
+    figures[`${config}.tg_tok_s`] = round(tg);
+  }
+  pairedRatio(results, "hearth", "local", tgRate, "ratio.tg_hearth_over_local", figures);
+  pairedRatio(results, "hearth", "bare", tgRate, "ratio.tg_hearth_over_bare", figures);
+  pairedRatio(results, "hearth", "local", ppRate, "ratio.pp_hearth_over_local", figures);
+  pairedRatio(results, "hearth", "bare", ppRate, "ratio.pp_hearth_over_bare", figures);
 
   // Per generated token: the long runs' median minus a short run's, over the extra tokens, so
   // the prompt's share cancels. The daemons' CPU shows what relaying the tunnel costs on the
@@ -525,14 +541,13 @@ async function speedFigures(setup: Setup, bare: BareRpc, options: SplitBenchOpti
     log(`adding ${delayMs} ms one-way on each link`);
     await Promise.all([setup.host.host.setDelay(delayMs), setup.peer.host.setDelay(delayMs)]);
     try {
-      const delayed = await alternate(runner, ["hearth", "bare"], options.repeats, options.genTokens, `d${delayMs}-`);
-      const viaHearth = rates(delayed, "hearth");
-      const viaBare = rates(delayed, "bare");
-      figures[`delay${delayMs}ms.hearth.pp_tok_s`] = round(viaHearth.pp);
-      figures[`delay${delayMs}ms.hearth.tg_tok_s`] = round(viaHearth.tg);
-      figures[`delay${delayMs}ms.bare.pp_tok_s`] = round(viaBare.pp);
-      figures[`delay${delayMs}ms.bare.tg_tok_s`] = round(viaBare.tg);
-      figures[`ratio.tg_hearth_over_bare.delay${delayMs}ms`] = viaHearth.tg / viaBare.tg;
+      const delayed = await alternate(runner, ["hearth", "bare"], delayRounds(options.rounds), options.genTokens, `d${delayMs}-`);
+      for (const config of ["hearth", "bare"] as const) {
+        const { pp, tg } = rates(delayed, config);
+        figures[`delay${delayMs}ms.${config}.pp_tok_s`] = round(pp);
+        figures[`delay${delayMs}ms.${config}.tg_tok_s`] = round(tg);
+      }
+      pairedRatio(delayed, "hearth", "bare", tgRate, `ratio.tg_hearth_over_bare.delay${delayMs}ms`, figures);
     } finally {
       await Promise.all([setup.host.host.setDelay(0), setup.peer.host.setDelay(0)]);
     }
@@ -596,16 +611,20 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     options: {
       model: { type: "string" },
       repeats: { type: "string", default: String(DEFAULT_SPLIT_BENCH.repeats) },
+      rounds: { type: "string", default: String(DEFAULT_SPLIT_BENCH.rounds) },
+      "warm-tokens": { type: "string", default: String(DEFAULT_SPLIT_BENCH.warmTokens) },
       "prompt-chars": { type: "string", default: String(DEFAULT_SPLIT_BENCH.promptChars) },
       "gen-tokens": { type: "string", default: String(DEFAULT_SPLIT_BENCH.genTokens) },
       delays: { type: "string", default: DEFAULT_SPLIT_BENCH.delaysMs.join(",") },
       "skip-loads": { type: "boolean", default: false },
     },
   });
-  if (values.model === undefined) throw new Error("usage: split.js --model FILE [--repeats N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads]");
+  if (values.model === undefined) throw new Error("usage: split.js --model FILE [--repeats N] [--rounds N] [--warm-tokens N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads]");
   benchSplit({
     modelPath: values.model,
     repeats: Number(values.repeats),
+    rounds: Number(values.rounds),
+    warmTokens: Number(values["warm-tokens"]),
     promptChars: Number(values["prompt-chars"]),
     genTokens: Number(values["gen-tokens"]),
     delaysMs: values.delays.split(",").filter((entry) => entry !== "").map(Number),
