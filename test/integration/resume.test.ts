@@ -62,7 +62,7 @@ interface Recorded {
 
 async function record(job: ChatJob | CompletionJob): Promise<Recorded> {
   const events: LedgerEvent[] = [];
-  const result = (await runner.generate(job, { onTokens: (tokens) => events.push({ tokens }), onDelta: (delta) => events.push({ text: delta.text }) })) as GenerationResult;
+  const result = (await runner.generate(job, { onTokens: (tokens) => events.push({ tokens }), onDelta: (delta) => events.push({ text: delta.text }) }));
   return { result, events };
 }
 
@@ -85,7 +85,7 @@ async function resumeFromMiddle(job: ChatJob | CompletionJob, reference: Recorde
   expect(resume.tokens.length).toBeGreaterThan(0);
   expect(resume.sentText.length).toBeLessThan(reference.result.text.length);
   const deltas: string[] = [];
-  const result = (await runner.generate(job, { resume, onDelta: (delta) => deltas.push(delta.text) })) as GenerationResult;
+  const result = (await runner.generate(job, { resume, onDelta: (delta) => deltas.push(delta.text) }));
   return { streamed: resume.sentText + deltas.join(""), result, resume };
 }
 
@@ -149,6 +149,6 @@ describe("resumed generations continue exactly", () => {
     const json = chat("Describe the room.", 12, { responseFormat: { type: "json_object" } });
     await expect(runner.generate(json, { resume })).rejects.toMatchObject({ code: "HEARTH_RUNNER_FAILED", message: expect.stringMatching(/grammar cannot be restored/) as unknown });
     // The runner survives both and still answers.
-    expect(((await runner.generate(chat("Still there?", 4))) as GenerationResult).usage.completionTokens).toBeGreaterThan(0);
+    expect(((await runner.generate(chat("Still there?", 4)))).usage.completionTokens).toBeGreaterThan(0);
   });
 });
