@@ -29,15 +29,17 @@ function nativeSampler(model: LlamaModel): NativeGrammarSampler | undefined {
   return sampler as NativeGrammarSampler;
 }
 
+const NO_REPLAY = "this node-llama-cpp offers no way to replay tokens into a grammar";
+
 export type GrammarReplay = { ok: true; state: LlamaGrammarEvaluationState } | { ok: false; reason: string };
 
 /** A fresh evaluation state of `grammar` that has accepted `tokens`, in order. */
 export function replayGrammar(model: LlamaModel, grammar: LlamaGrammar, tokens: readonly number[]): GrammarReplay {
   const sampler = nativeSampler(model);
-  if (sampler === undefined) return { ok: false, reason: "this node-llama-cpp offers no way to replay tokens into a grammar" };
+  if (sampler === undefined) return { ok: false, reason: NO_REPLAY };
   const state = new LlamaGrammarEvaluationState({ model, grammar });
   const native = (state as unknown as { _state?: unknown })._state;
-  if (native === undefined) return { ok: false, reason: "this node-llama-cpp offers no way to replay tokens into a grammar" };
+  if (native === undefined) return { ok: false, reason: NO_REPLAY };
   for (const [index, token] of tokens.entries()) {
     if (!sampler.canBeNextTokenForGrammarEvaluationState(native, token)) return { ok: false, reason: `generated token ${index} does not fit its grammar` };
     sampler.acceptGrammarEvaluationStateToken(native, token);

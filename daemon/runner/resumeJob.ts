@@ -41,7 +41,11 @@ interface ResumePrompt {
   grammar: LlamaGrammar | undefined;
 }
 
-/** A grammar's stop triggers made of text only (node-llama-cpp's JSON grammars stop at four newlines). */
+/**
+ * The stop triggers made of text only, of a chat wrapper or a grammar (node-llama-cpp's JSON
+ * grammars stop at four newlines); special-token triggers (end of turn) are end-of-generation
+ * tokens, which the decoding loop sees anyway.
+ */
 function textTriggers(triggers: LlamaGrammar["stopGenerationTriggers"]): string[] {
   return triggers.flatMap((trigger) => {
     if (typeof trigger === "string") return [trigger];
@@ -58,11 +62,7 @@ async function chatPrompt(runner: RunnerModel, job: ChatJob): Promise<ResumeProm
   if (history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
   const state = runner.chatWrapper.generateContextState({ chatHistory: history });
   const promptTokens = state.contextText.tokenize(runner.model.tokenizer);
-  // Stop triggers made of text only; special-token triggers (end of turn) are end-of-generation tokens.
-  const wrapperStops = (state.stopGenerationTriggers ?? [])
-    .filter((trigger) => trigger.values.every((value) => typeof value === "string"))
-    .map((trigger) => trigger.toString())
-    .filter((text) => text !== "");
+  const wrapperStops = textTriggers(state.stopGenerationTriggers ?? []);
   const grammarStops = grammar === undefined ? [] : textTriggers(grammar.stopGenerationTriggers);
   return { promptTokens, leadingText: "", stops: [...job.sampling.stop, ...wrapperStops, ...grammarStops], contextTokens: promptTokens.slice(-DETOKENIZER_CONTEXT_TOKENS), grammar };
 }
@@ -95,7 +95,6 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
   const grammarEvaluationState = grammarStateAfter(runner, prompt.grammar, generated);
   let sent = resume.sentText.length;
   let stopReason = "maxTokens";
-  let sampledEndToken = 0;
   let finalText = textOf(generated);
   const input = [...prompt.promptTokens, ...generated];
 
@@ -135,8 +134,6 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
         if (context.signal.aborted) throw new HearthError("HEARTH_CANCELLED", "The request was cancelled.");
         if (model.isEogToken(token)) {
           stopReason = "eogToken";
-          // node-llama-cpp's meter counts the end-of-generation token as sampled; so does an uninterrupted job's usage.
-          sampledEndToken = 1;
           break;
         }
         generated.push(token);
@@ -169,7 +166,8 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
       text: finalText,
       toolCalls: [],
       finishReason: finishReason(stopReason, false),
-      usage: { promptTokens: prompt.promptTokens.length, completionTokens: generated.length + sampledEndToken },
+      // node-llama-cpp's meter counts an end-of-generation token as sampled, and so does an uninterrupted job's usage.
+      usage: { promptTokens: prompt.promptTokens.length, completionTokens: generated.length + (stopReason === "eogToken" ? 1 : 0) },
       cachedPromptTokens: 0,
     };
   } finally {
