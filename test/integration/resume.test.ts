@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as RunnerProcessModule from "../../daemon/runner/RunnerProcess.js";
 import type { ChatJob, CompletionJob, GenerationResult, SamplingOptions } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
+import { ContinuationLedger } from "../../daemon/split/continuation.js";
 import { captureLogs } from "../helpers/logs.js";
 import { ensureModel } from "../helpers/models.js";
 
@@ -62,17 +63,20 @@ interface Recorded {
 
 async function record(job: ChatJob | CompletionJob): Promise<Recorded> {
   const events: LedgerEvent[] = [];
-  const result = (await runner.generate(job, { onTokens: (tokens) => events.push({ tokens }), onDelta: (delta) => events.push({ text: delta.text }) }));
+  const result = await runner.generate(job, { onTokens: (tokens) => events.push({ tokens }), onDelta: (delta) => events.push({ text: delta.text }) });
   return { result, events };
 }
 
-/** What the daemon's ContinuationLedger would hold after the first `eventCount` events. */
+/** What the daemon's own ContinuationLedger holds after the first `eventCount` events. */
 function ledgerAfter(events: readonly LedgerEvent[], eventCount: number): ResumeState {
-  const head = events.slice(0, eventCount);
-  return {
-    tokens: head.flatMap((event) => ("tokens" in event ? event.tokens : [])),
-    sentText: head.map((event) => ("text" in event ? event.text : "")).join(""),
-  };
+  const ledger = new ContinuationLedger();
+  for (const event of events.slice(0, eventCount)) {
+    if ("tokens" in event) ledger.recordTokens(event.tokens);
+    else ledger.recordText(event.text);
+  }
+  const state = ledger.resumeState();
+  expect(state).toBeDefined();
+  return state!;
 }
 
 /** Resumes `job` from the middle of `reference`; returns the client's whole text and the resumed result. */
@@ -85,14 +89,13 @@ async function resumeFromMiddle(job: ChatJob | CompletionJob, reference: Recorde
   expect(resume.tokens.length).toBeGreaterThan(0);
   expect(resume.sentText.length).toBeLessThan(reference.result.text.length);
   const deltas: string[] = [];
-  const result = (await runner.generate(job, { resume, onDelta: (delta) => deltas.push(delta.text) }));
+  const result = await runner.generate(job, { resume, onDelta: (delta) => deltas.push(delta.text) });
   return { streamed: resume.sentText + deltas.join(""), result, resume };
 }
 
 async function expectExactContinuation(job: ChatJob | CompletionJob): Promise<Recorded> {
   const reference = await record(job);
   const { streamed, result, resume } = await resumeFromMiddle(job, reference);
-
   expect(streamed).toBe(reference.result.text);
   expect(result.text).toBe(reference.result.text);
   expect(result.usage.completionTokens).toBe(reference.result.usage.completionTokens);
@@ -149,6 +152,6 @@ describe("resumed generations continue exactly", () => {
     const json = chat("Describe the room.", 12, { responseFormat: { type: "json_object" } });
     await expect(runner.generate(json, { resume })).rejects.toMatchObject({ code: "HEARTH_RUNNER_FAILED", message: expect.stringMatching(/grammar cannot be restored/) as unknown });
     // The runner survives both and still answers.
-    expect(((await runner.generate(chat("Still there?", 4)))).usage.completionTokens).toBeGreaterThan(0);
+    expect((await runner.generate(chat("Still there?", 4))).usage.completionTokens).toBeGreaterThan(0);
   });
 });
