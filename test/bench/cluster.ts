@@ -24,6 +24,7 @@ import { parseArgs } from "node:util";
 import { ClusterNet, clusterFixture, PEER_PORT, sleep, type ClusterNode } from "../helpers/clusterNet.js";
 import { NetnsUnavailableError, assertNetnsSupport } from "../helpers/netns.js";
 import { requireTool } from "../helpers/netns-system.js";
+import { median, quantile } from "./stats.js";
 
 export interface ClusterBenchOptions {
   /** Link setups timed for the handshake figures. */
@@ -41,16 +42,6 @@ const SETTLE_MS = 5_000;
 const CONVERGE_POLL_MS = 50;
 const CONVERGE_TIMEOUT_MS = 60_000;
 
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const position = (sorted.length - 1) * q;
-  const low = Math.floor(position);
-  const high = Math.ceil(position);
-  return sorted[low]! + (sorted[high]! - sorted[low]!) * (position - low);
-}
-
-const median = (values: readonly number[]): number => quantile(values, 0.5);
 const round = (value: number, digits = 1): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
 interface LinkCounters {

@@ -8,6 +8,7 @@
 import { getLlama, LlamaCompletion } from "node-llama-cpp";
 import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { readSse } from "../helpers/sse.js";
+import { median } from "./stats.js";
 
 export interface FoundationBenchOptions {
   modelPath: string;
@@ -36,12 +37,6 @@ function promptFor(tag: string, chars: number): string {
 
 const ppRate = (t: Timing): number => t.promptTokens / t.ttft;
 const tgRate = (t: Timing): number => (t.completionTokens - 1) / t.genSeconds;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 async function streamCompletion(daemon: RunningDaemon, prompt: string, maxTokens: number): Promise<Timing> {
   const started = performance.now();

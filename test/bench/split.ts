@@ -80,6 +80,7 @@ import type { LayerSplitPlan, SplitPlanResult } from "../../scheduler/splitPlan.
 import { ClusterNet, HTTP_PORT, REPO_ROOT, sleep, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
 import { NetnsUnavailableError, assertNetnsSupport } from "../helpers/netns.js";
 import { requirePython, requireTool } from "../helpers/netns-system.js";
+import { median } from "./stats.js";
 
 export interface SplitBenchOptions {
   /** The GGUF split (the bench model, `1b` preset). */
@@ -143,13 +144,6 @@ const BASE_TEXT = "The quick brown fox jumps over the lazy dog while the hearth 
 /** A prompt of exactly `chars` characters whose start differs per tag, so no run reuses another's prefix. */
 function promptFor(tag: string, chars: number): string {
   return `${tag} ${BASE_TEXT.repeat(Math.ceil(chars / BASE_TEXT.length) + 1)}`.slice(0, chars);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 const round = (value: number, digits = 2): number => Math.round(value * 10 ** digits) / 10 ** digits;

@@ -35,6 +35,7 @@ import { NodeIdentity } from "../../daemon/identity/NodeIdentity.js";
 import { PeerLinkManager } from "../../daemon/peers/PeerLinkManager.js";
 import { emptyTraffic, joinTunnel } from "../../daemon/rpc/tunnelPipe.js";
 import { processCpuTimeMs } from "../helpers/clusterNet.js";
+import { median } from "./stats.js";
 
 const PURPOSE = "bench.echo";
 const RPC_CMD_SET_TENSOR = 6;
@@ -209,7 +210,6 @@ export async function runTunnelBench(exchanges: number): Promise<Record<string, 
     for (let round = 0; round < 3; round++) {
       for (const [name, port] of Object.entries(paths) as Array<[keyof typeof paths, number]>) runs.push({ name, result: await pingPong(port, exchanges, pids) });
     }
-    const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     for (const name of Object.keys(paths) as Array<keyof typeof paths>) {
       const mine = runs.filter((run) => run.name === name).map((run) => run.result);
       results[`${name}.us_per_exchange_median`] = median(mine.map((run) => run.medianUs));
