@@ -7,7 +7,7 @@
  * answer is HEARTH_DAEMON_UNREACHABLE (exit 3), an error body from the daemon keeps its code.
  */
 
-import { HearthError, isHearthErrorCode, type HearthErrorCode } from "../protocol/errors.js";
+import { errors, HearthError, type HearthErrorCode, isHearthErrorCode } from "../protocol/errors.js";
 import { loadConfig } from "../daemon/config/loadConfig.js";
 import { stripBrackets } from "../daemon/config/security.js";
 import net from "node:net";
@@ -44,10 +44,10 @@ export async function resolveDaemonTarget(options: ClientTargetOptions = {}): Pr
     try {
       parsed = new URL(explicit);
     } catch {
-      throw new HearthError("HEARTH_CLI_USAGE", `${options.url !== undefined ? "--url" : "HEARTH_URL"}: not a URL: ${explicit}`);
+      throw errors.cliUsage(`${options.url !== undefined ? "--url" : "HEARTH_URL"}: not a URL: ${explicit}`);
     }
     if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-      throw new HearthError("HEARTH_CLI_USAGE", `${options.url !== undefined ? "--url" : "HEARTH_URL"}: expected an http:// or https:// URL, got ${explicit}`);
+      throw errors.cliUsage(`${options.url !== undefined ? "--url" : "HEARTH_URL"}: expected an http:// or https:// URL, got ${explicit}`);
     }
     baseUrl = `${parsed.origin}${parsed.pathname.replace(/\/+$/, "")}`;
   } else {
@@ -109,7 +109,7 @@ export class DaemonClient {
       { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", accept: "text/event-stream" } },
       options,
     );
-    if (!response.body) throw new HearthError("HEARTH_INTERNAL", `the daemon at ${this.baseUrl} sent an empty response`);
+    if (!response.body) throw errors.internal(`the daemon at ${this.baseUrl} sent an empty response`);
     const decoder = new TextDecoder();
     let buffer = "";
     try {
@@ -135,7 +135,7 @@ export class DaemonClient {
     } catch (error) {
       throw this.translateFailure(error, options);
     }
-    throw new HearthError("HEARTH_INTERNAL", `the daemon at ${this.baseUrl} ended the stream before [DONE]`);
+    throw errors.internal(`the daemon at ${this.baseUrl} ended the stream before [DONE]`);
   }
 
   private async request(path: string, init: RequestInit, options: RequestOptions): Promise<Response> {
@@ -170,15 +170,15 @@ export class DaemonClient {
 
   private translateFailure(error: unknown, options: RequestOptions): HearthError {
     if (error instanceof HearthError) return error;
-    if (options.signal?.aborted) return new HearthError("HEARTH_CANCELLED", "cancelled");
+    if (options.signal?.aborted) return errors.cancelled("cancelled");
     const name = (error as { name?: unknown }).name;
     if (name === "TimeoutError") {
-      return new HearthError("HEARTH_DAEMON_UNREACHABLE", `the daemon at ${this.baseUrl} did not answer within ${options.timeoutMs} ms`, { cause: error });
+      return errors.daemonUnreachable(`the daemon at ${this.baseUrl} did not answer within ${options.timeoutMs} ms`, { cause: error });
     }
     const code = networkErrorCode(error);
     if (code !== undefined) {
       const reason = NETWORK_REASONS[code] ?? code;
-      return new HearthError("HEARTH_DAEMON_UNREACHABLE", `no Hearth daemon answers at ${this.baseUrl} (${reason}); start one with: hearth serve`, { cause: error });
+      return errors.daemonUnreachable(`no Hearth daemon answers at ${this.baseUrl} (${reason}); start one with: hearth serve`, { cause: error });
     }
     return HearthError.from(error);
   }
@@ -210,7 +210,7 @@ function parseJson(text: string, baseUrl: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new HearthError("HEARTH_INTERNAL", `the daemon at ${baseUrl} sent a response that is not JSON`, { cause: error });
+    throw errors.internal(`the daemon at ${baseUrl} sent a response that is not JSON`, { cause: error });
   }
 }
 

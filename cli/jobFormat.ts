@@ -4,7 +4,7 @@
  * (daemon/jobs/jobView.ts, GET /hearth/v1/jobs/{id}).
  */
 
-import { HearthError } from "../protocol/errors.js";
+import { errors } from "../protocol/errors.js";
 import { shortNodeId } from "../protocol/peer/identity.js";
 import type { JobView } from "../daemon/jobs/jobView.js";
 import { isValidJobId } from "../daemon/jobs/jobId.js";
@@ -13,7 +13,7 @@ const BAR_WIDTH = 24;
 
 /** Job ids are checked before they go into a URL, so a typo is a usage error (exit 2), not a 404. */
 export function checkJobId(id: string): string {
-  if (!isValidJobId(id)) throw new HearthError("HEARTH_CLI_USAGE", `not a job id: ${JSON.stringify(id)} (job ids look like job_ followed by 24 hex digits; see: hearth jobs)`, { param: "id" });
+  if (!isValidJobId(id)) throw errors.cliUsage(`not a job id: ${JSON.stringify(id)} (job ids look like job_ followed by 24 hex digits; see: hearth jobs)`, { param: "id" });
   return id;
 }
 

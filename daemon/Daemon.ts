@@ -20,7 +20,7 @@ import fs from "node:fs";
 import path from "node:path";
 import net from "node:net";
 import type { Logger } from "pino";
-import { HearthError } from "../protocol/errors.js";
+import { errors, HearthError } from "../protocol/errors.js";
 import { announcedProtocolVersion } from "./cluster/announcedProtocol.js";
 import { ClusterService } from "./cluster/ClusterService.js";
 import type { HearthConfig } from "./config/defaults.js";
@@ -110,7 +110,7 @@ export class Daemon {
   }
 
   start(): Promise<DaemonAddress> {
-    if (this.state !== "new") throw new HearthError("HEARTH_INTERNAL", `the daemon cannot start from state ${this.state}`);
+    if (this.state !== "new") throw errors.internal(`the daemon cannot start from state ${this.state}`);
     this.state = "starting";
     const parts = this.startParts();
     this.partsStarted = parts.then(
@@ -298,7 +298,7 @@ async function makeDirectory(directory: string, key: string, mode: number): Prom
   try {
     await fs.promises.mkdir(directory, { recursive: true, mode });
   } catch (error) {
-    throw new HearthError("HEARTH_CONFIG_INVALID", `${key}: cannot create ${directory}: ${(error as Error).message}`, { param: key, cause: error });
+    throw errors.configInvalid(`${key}: cannot create ${directory}: ${(error as Error).message}`, { param: key, cause: error });
   }
 }
 
@@ -315,7 +315,7 @@ function listenError(error: unknown, host: string, port: number): HearthError {
   const code = (error as NodeJS.ErrnoException).code;
   const reason = code !== undefined ? LISTEN_REASONS[code] : undefined;
   if (reason !== undefined) {
-    return new HearthError("HEARTH_CONFIG_INVALID", `cannot listen on ${formatHost(host)}:${port}: ${reason}`, { param: "port", cause: error });
+    return errors.configInvalid(`cannot listen on ${formatHost(host)}:${port}: ${reason}`, { param: "port", cause: error });
   }
   return HearthError.from(error);
 }

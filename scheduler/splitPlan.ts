@@ -24,7 +24,7 @@
  * on the order nodes are listed in. Pure: no I/O.
  */
 
-import { HearthError } from "../protocol/errors.js";
+import { errors, HearthError } from "../protocol/errors.js";
 import { llamaSplitSettings, type LlamaSplitSettings } from "./llamaLayerSplit.js";
 import { decodeWeightBytes, sumOf, wholeModelBytes, type ModelLayout } from "./modelLayout.js";
 import {
@@ -148,7 +148,7 @@ export type SplitPlanResult = WholeModelPlan | LayerSplitPlan | PlanRefusal;
 
 /** The refusal as the error a caller throws or sends. */
 export function planRefusalError(refusal: PlanRefusal): HearthError {
-  return new HearthError(refusal.code, refusal.message);
+  return errors.withCode(refusal.code, refusal.message);
 }
 
 const MIB = 1024 * 1024;
@@ -475,7 +475,7 @@ function planAutomatically(planner: Planner, modelName: string): SplitPlanResult
 }
 
 function invalidForced(message: string, param: string): HearthError {
-  return new HearthError("HEARTH_INVALID_REQUEST", `invalid forced placement: ${message}`, { param });
+  return errors.invalidRequest(`invalid forced placement: ${message}`, { param });
 }
 
 /**

@@ -14,7 +14,7 @@
  */
 
 import type { Command } from "commander";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { loadConfig } from "../../daemon/config/loadConfig.js";
 import type { HearthConfig } from "../../daemon/config/defaults.js";
 import { ClusterMembership } from "../../daemon/identity/ClusterMembership.js";
@@ -137,7 +137,7 @@ async function readTokenFromStdin(): Promise<string> {
   for await (const chunk of process.stdin) {
     text += (chunk as Buffer).toString("utf8");
     if (text.length > MAX_STDIN_TOKEN_CHARS) {
-      throw new HearthError("HEARTH_JOIN_TOKEN_INVALID", "stdin holds more than a join token; pass only the token printed by `hearth cluster init`.", { param: "token" });
+      throw errors.joinTokenInvalid("stdin holds more than a join token; pass only the token printed by `hearth cluster init`.", { param: "token" });
     }
   }
   return text.trim();

@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { JobView } from "../../daemon/jobs/jobView.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { checkJobId, formatJobDetail, JOB_TABLE_HEADER, jobRow } from "../jobFormat.js";
@@ -102,6 +102,6 @@ export async function writeOutput(text: string, file: string | undefined): Promi
     await fs.promises.rename(temp, file);
   } catch (error) {
     await fs.promises.rm(temp, { force: true });
-    throw new HearthError("HEARTH_CLI_USAGE", `cannot write the output to ${file}: ${(error as Error).message} (the job's output stays on the daemon: hearth jobs output ID)`, { param: "--output" });
+    throw errors.cliUsage(`cannot write the output to ${file}: ${(error as Error).message} (the job's output stays on the daemon: hearth jobs output ID)`, { param: "--output" });
   }
 }

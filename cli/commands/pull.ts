@@ -14,7 +14,7 @@
 
 import path from "node:path";
 import type { Command } from "commander";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { loadConfig } from "../../daemon/config/loadConfig.js";
 import { describeFetchFailure, networkErrorCode } from "../client.js";
 import { formatBytes } from "../output.js";
@@ -59,7 +59,7 @@ export function huggingFaceEndpoint(env: NodeJS.ProcessEnv = process.env): strin
 /** Accepts hf:<user>/<repo>/<path/to/file>.gguf[#branch] and http(s)://.../<file>.gguf. */
 export function parseModelUri(uri: string, env: NodeJS.ProcessEnv = process.env): ParsedModelUri {
   const usage = (reason: string) =>
-    new HearthError("HEARTH_CLI_USAGE", `${reason}: ${JSON.stringify(uri)}; expected hf:<user>/<repo>/<file>.gguf or https://<host>/<path>/<file>.gguf`, {
+    errors.cliUsage(`${reason}: ${JSON.stringify(uri)}; expected hf:<user>/<repo>/<file>.gguf or https://<host>/<path>/<file>.gguf`, {
       param: "uri",
     });
   if (uri.startsWith("hf:")) {
@@ -103,11 +103,11 @@ export function registerPullCommand(program: Command): void {
 
 async function pull(uri: string, options: PullOptions): Promise<void> {
   if (options.fromPeer === true) {
-    if (options.modelsDir !== undefined) throw new HearthError("HEARTH_CLI_USAGE", "--models-dir does not apply to --from-peer: the daemon saves into its own models dir", { param: "models-dir" });
+    if (options.modelsDir !== undefined) throw errors.cliUsage("--models-dir does not apply to --from-peer: the daemon saves into its own models dir", { param: "models-dir" });
     await pullFromPeer(uri, { ...(options.url === undefined ? {} : { url: options.url }), ...(options.config === undefined ? {} : { config: options.config }), json: options.json === true });
     return;
   }
-  if (options.url !== undefined || options.json === true) throw new HearthError("HEARTH_CLI_USAGE", "--url and --json apply only to --from-peer", { param: options.url !== undefined ? "url" : "json" });
+  if (options.url !== undefined || options.json === true) throw errors.cliUsage("--url and --json apply only to --from-peer", { param: options.url !== undefined ? "url" : "json" });
   const model = parseModelUri(uri);
   const { config } = await loadConfig({
     ...(options.config === undefined ? {} : { configFile: options.config }),
@@ -148,9 +148,9 @@ async function pull(uri: string, options: PullOptions): Promise<void> {
     process.stdout.write(`${savedPath}\n`);
   } catch (error) {
     progress.finish();
-    if (stalled) throw new HearthError("HEARTH_DOWNLOAD_FAILED", `downloading ${model.uri} stalled: no data for ${STALL_TIMEOUT_MS / 1000} s`, { cause: error });
-    if (controller.signal.aborted) throw new HearthError("HEARTH_CANCELLED", `download of ${model.uri} cancelled`);
-    throw new HearthError("HEARTH_DOWNLOAD_FAILED", `could not download ${model.uri}: ${(error as Error).message}`, { cause: error });
+    if (stalled) throw errors.downloadFailed(`downloading ${model.uri} stalled: no data for ${STALL_TIMEOUT_MS / 1000} s`, { cause: error });
+    if (controller.signal.aborted) throw errors.cancelled(`download of ${model.uri} cancelled`);
+    throw errors.downloadFailed(`could not download ${model.uri}: ${(error as Error).message}`, { cause: error });
   } finally {
     clearInterval(watchdog);
     process.off("SIGINT", onSigint);
@@ -172,7 +172,7 @@ async function probe(model: ParsedModelUri): Promise<void> {
     const timedOut = (error as { name?: unknown }).name === "TimeoutError";
     const reason = timedOut ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : describeFetchFailure(error);
     const offline = timedOut || OFFLINE_CODES.has(networkErrorCode(error) ?? "");
-    throw new HearthError("HEARTH_DOWNLOAD_FAILED", `cannot reach ${model.host} to download ${model.uri} (${reason})${offline ? "; is this machine offline?" : ""}`, {
+    throw errors.downloadFailed(`cannot reach ${model.host} to download ${model.uri} (${reason})${offline ? "; is this machine offline?" : ""}`, {
       cause: error,
     });
   }
@@ -184,7 +184,7 @@ async function probe(model: ParsedModelUri): Promise<void> {
       : response.status === 401 || response.status === 403
         ? "access denied: the repo may be gated or private (set HF_TOKEN)"
         : `the server answered HTTP ${response.status}`;
-  throw new HearthError("HEARTH_DOWNLOAD_FAILED", `could not download ${model.uri}: ${hint} (HTTP ${response.status} from ${model.host})`);
+  throw errors.downloadFailed(`could not download ${model.uri}: ${hint} (HTTP ${response.status} from ${model.host})`);
 }
 
 /** One redrawn line on stderr when it is a terminal; silent otherwise (logs stay clean). */

@@ -8,7 +8,7 @@
  * following, not the transfer, which goes on in the daemon (`hearth status` shows it).
  */
 
-import { HearthError, isHearthErrorCode } from "../../protocol/errors.js";
+import { errors, HearthError, isHearthErrorCode } from "../../protocol/errors.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import type { ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, formatBytes, printJson } from "../output.js";
@@ -39,7 +39,7 @@ export async function pullFromPeer(model: string, options: ClientCommandOptions)
     return;
   }
   const sha256 = answer.transfer?.sha256;
-  if (typeof sha256 !== "string") throw new HearthError("HEARTH_INTERNAL", "the daemon did not say which transfer it started");
+  if (typeof sha256 !== "string") throw errors.internal("the daemon did not say which transfer it started");
   if (answer.joined === true) process.stderr.write(`joining the transfer already running for ${sha256.slice(0, 12)}\n`);
 
   let interrupted = false;
@@ -69,7 +69,7 @@ export async function pullFromPeer(model: string, options: ClientCommandOptions)
       if (transfer.state === "failed") {
         line.finish();
         const error = transfer.error;
-        throw new HearthError(error !== null && isHearthErrorCode(error.code) ? error.code : "HEARTH_MODEL_TRANSFER_FAILED", error?.message ?? "the transfer failed");
+        throw errors.withCode(error !== null && isHearthErrorCode(error.code) ? error.code : "HEARTH_MODEL_TRANSFER_FAILED", error?.message ?? "the transfer failed");
       }
       line.draw(formatTransferLine(transfer));
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));

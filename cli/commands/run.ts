@@ -7,7 +7,7 @@
  */
 
 import type { Command } from "commander";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { addClientOptions, parseInteger, parsePositiveInt, parseTemperature, type ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, printJson } from "../output.js";
@@ -83,11 +83,11 @@ async function streamText(client: DaemonClient, body: Record<string, unknown>, s
 async function resolvePrompt(argument: string | undefined): Promise<string> {
   if (argument !== undefined && argument !== "-") return argument;
   if (process.stdin.isTTY) {
-    throw new HearthError("HEARTH_CLI_USAGE", 'missing prompt: pass it as an argument, or pipe it in with "-"');
+    throw errors.cliUsage('missing prompt: pass it as an argument, or pipe it in with "-"');
   }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString("utf8").trim();
-  if (text === "") throw new HearthError("HEARTH_CLI_USAGE", "the prompt read from stdin is empty");
+  if (text === "") throw errors.cliUsage("the prompt read from stdin is empty");
   return text;
 }

@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { JobView } from "../../daemon/jobs/jobView.js";
 import { DaemonClient, DaemonResponseError, resolveDaemonTarget } from "../client.js";
 import { formatProgressLine } from "../jobFormat.js";
@@ -47,8 +47,8 @@ export function registerSubmitCommand(program: Command): void {
 }
 
 async function submit(file: string, options: SubmitOptions): Promise<void> {
-  if (options.detach && options.output !== undefined) throw new HearthError("HEARTH_CLI_USAGE", "--output cannot be used with --detach; fetch the output later with: hearth jobs output ID -o FILE");
-  if (options.model !== undefined && options.model.trim() === "") throw new HearthError("HEARTH_CLI_USAGE", "--model: expected a model name");
+  if (options.detach && options.output !== undefined) throw errors.cliUsage("--output cannot be used with --detach; fetch the output later with: hearth jobs output ID -o FILE");
+  if (options.model !== undefined && options.model.trim() === "") throw errors.cliUsage("--model: expected a model name");
   if (options.output !== undefined) checkOutputDirectory(options.output);
   const input = readInput(file);
   const target = await resolveDaemonTarget({ url: options.url, config: options.config });
@@ -88,7 +88,7 @@ function readInput(file: string): Buffer {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (error as Error).message;
-    throw new HearthError("HEARTH_CLI_USAGE", `cannot read the batch file ${file}: ${reason}`, { param: "file" });
+    throw errors.cliUsage(`cannot read the batch file ${file}: ${reason}`, { param: "file" });
   }
 }
 
@@ -96,7 +96,7 @@ function readInput(file: string): Buffer {
 function checkOutputDirectory(file: string): void {
   const directory = path.dirname(path.resolve(file));
   if (!fs.statSync(directory, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new HearthError("HEARTH_CLI_USAGE", `--output: the directory ${directory} does not exist`, { param: "--output" });
+    throw errors.cliUsage(`--output: the directory ${directory} does not exist`, { param: "--output" });
   }
 }
 
@@ -148,7 +148,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     const onAbort = (): void => {
       clearTimeout(timer);
-      reject(new HearthError("HEARTH_CANCELLED", "cancelled"));
+      reject(errors.cancelled("cancelled"));
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });

@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import {
   SYNTH_PRESETS,
   SYNTH_QUANTS,
@@ -78,14 +78,14 @@ export function registerSynthCommand(program: Command): void {
 function parseIntegerFlag(text: string, flag: string, param: keyof SynthOptions): number {
   const value = Number(text);
   if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(value)) {
-    throw new HearthError("HEARTH_CLI_USAGE", `${flag} must be a non-negative integer (got ${JSON.stringify(text)})`, { param });
+    throw errors.cliUsage(`${flag} must be a non-negative integer (got ${JSON.stringify(text)})`, { param });
   }
   return value;
 }
 
 export function synthOptionsFromFlags(flags: SynthCommandOptions): { preset: SynthPreset; options: SynthOptions } {
   if (!isSynthPreset(flags.preset)) {
-    throw new HearthError("HEARTH_CLI_USAGE", `--preset must be one of ${Object.keys(SYNTH_PRESETS).join(", ")} (got ${JSON.stringify(flags.preset)})`, { param: "preset" });
+    throw errors.cliUsage(`--preset must be one of ${Object.keys(SYNTH_PRESETS).join(", ")} (got ${JSON.stringify(flags.preset)})`, { param: "preset" });
   }
   const options: SynthOptions = { ...SYNTH_PRESETS[flags.preset], seed: DEFAULT_SEED };
   for (const [flagKey, key, flag] of INTEGER_FLAGS) {
@@ -94,7 +94,7 @@ export function synthOptionsFromFlags(flags: SynthCommandOptions): { preset: Syn
   }
   if (flags.quant !== undefined) {
     const quant = flags.quant.toLowerCase();
-    if (!isSynthQuant(quant)) throw new HearthError("HEARTH_CLI_USAGE", `--quant must be one of ${SYNTH_QUANTS.join(", ")} (got ${JSON.stringify(flags.quant)})`, { param: "quant" });
+    if (!isSynthQuant(quant)) throw errors.cliUsage(`--quant must be one of ${SYNTH_QUANTS.join(", ")} (got ${JSON.stringify(flags.quant)})`, { param: "quant" });
     options.quant = quant;
   }
   if (flags.textOnly === true) options.textOnlyOutput = true;
@@ -118,7 +118,7 @@ function progressReporter(): ((written: number, total: number) => void) | undefi
 
 async function runSynth(out: string, flags: SynthCommandOptions): Promise<void> {
   if (!out.toLowerCase().endsWith(".gguf")) {
-    throw new HearthError("HEARTH_CLI_USAGE", `the output file must end in .gguf (got ${JSON.stringify(out)})`, { param: "out" });
+    throw errors.cliUsage(`the output file must end in .gguf (got ${JSON.stringify(out)})`, { param: "out" });
   }
   const { preset, options } = synthOptionsFromFlags(flags);
   const target = path.resolve(out);
@@ -128,13 +128,13 @@ async function runSynth(out: string, flags: SynthCommandOptions): Promise<void> 
   // and a typo in the directory is better reported than silently created.
   const directory = path.dirname(target);
   const isDirectory = await fs.promises.stat(directory).then((stat) => stat.isDirectory(), () => false);
-  if (!isDirectory) throw new HearthError("HEARTH_CLI_USAGE", `directory ${directory} does not exist`, { param: "out" });
+  if (!isDirectory) throw errors.cliUsage(`directory ${directory} does not exist`, { param: "out" });
   let result;
   try {
     result = await writeSyntheticModel(target, options, onProgress ? { onProgress } : {});
   } catch (error) {
     if (error instanceof HearthError) throw error;
-    throw new HearthError("HEARTH_INTERNAL", `cannot write ${target}: ${(error as Error).message}`, { cause: error });
+    throw errors.internal(`cannot write ${target}: ${(error as Error).message}`, { cause: error });
   }
   const seconds = (performance.now() - started) / 1000;
   if (flags.json) {

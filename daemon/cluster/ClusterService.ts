@@ -21,7 +21,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { ProtocolVersion } from "../../protocol/peer/version.js";
 import type { HearthConfig } from "../config/defaults.js";
@@ -508,6 +508,6 @@ function peerListenError(error: unknown, host: string, port: number): HearthErro
   const code = (error as NodeJS.ErrnoException).code;
   const reason = code === undefined ? undefined : LISTEN_REASONS[code];
   const param = code === "EADDRNOTAVAIL" ? "peer.bind" : "peer.port";
-  if (reason !== undefined) return new HearthError("HEARTH_CONFIG_INVALID", `cannot listen for peers on ${formatHostPort(host, port)}: ${reason}`, { param, cause: error });
+  if (reason !== undefined) return errors.configInvalid(`cannot listen for peers on ${formatHostPort(host, port)}: ${reason}`, { param, cause: error });
   return HearthError.from(error);
 }

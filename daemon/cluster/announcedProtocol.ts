@@ -10,7 +10,7 @@
  * Pure: the environment is passed in.
  */
 
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { PROTOCOL_VERSION, type ProtocolVersion } from "../../protocol/peer/version.js";
 
 export const TEST_PROTOCOL_MAJOR_ENV = "HEARTH_TEST_PROTOCOL_MAJOR";
@@ -22,7 +22,7 @@ export function announcedProtocolVersion(env: NodeJS.ProcessEnv): ProtocolVersio
   const text = raw.trim();
   const major = Number(text);
   if (!/^\d{1,5}$/.test(text) || major > 65_535) {
-    throw new HearthError("HEARTH_CONFIG_INVALID", `${TEST_PROTOCOL_MAJOR_ENV}: expected an integer from 0 to 65535, got ${JSON.stringify(raw.slice(0, 20))}`, {
+    throw errors.configInvalid(`${TEST_PROTOCOL_MAJOR_ENV}: expected an integer from 0 to 65535, got ${JSON.stringify(raw.slice(0, 20))}`, {
       param: TEST_PROTOCOL_MAJOR_ENV,
     });
   }

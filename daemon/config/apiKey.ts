@@ -7,7 +7,7 @@
  */
 
 import fs from "node:fs";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 
 export interface ApiKeyFromFile {
   key: string;
@@ -21,16 +21,16 @@ export async function readApiKeyFile(filePath: string, describedAs: string): Pro
   let mode: number;
   try {
     const stat = await fs.promises.stat(filePath);
-    if (!stat.isFile()) throw new HearthError("HEARTH_CONFIG_INVALID", `${describedAs}: ${filePath} is not a file`, { param: describedAs });
+    if (!stat.isFile()) throw errors.configInvalid(`${describedAs}: ${filePath} is not a file`, { param: describedAs });
     mode = stat.mode;
     text = await fs.promises.readFile(filePath, "utf8");
   } catch (error) {
     if (error instanceof HearthError) throw error;
     const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
-    throw new HearthError("HEARTH_CONFIG_INVALID", `${describedAs}: cannot read the API key file ${filePath}: ${reason}`, { param: describedAs, cause: error });
+    throw errors.configInvalid(`${describedAs}: cannot read the API key file ${filePath}: ${reason}`, { param: describedAs, cause: error });
   }
   const key = text.trim();
-  if (key === "") throw new HearthError("HEARTH_CONFIG_INVALID", `${describedAs}: the API key file ${filePath} is empty`, { param: describedAs });
+  if (key === "") throw errors.configInvalid(`${describedAs}: the API key file ${filePath} is empty`, { param: describedAs });
   checkKeyCharacters(key, `${describedAs} (${filePath})`);
   const result: ApiKeyFromFile = { key };
   if ((mode & 0o077) !== 0) {
@@ -42,6 +42,6 @@ export async function readApiKeyFile(filePath: string, describedAs: string): Pro
 /** A key travels in an HTTP header, so it must be one line of visible characters. */
 export function checkKeyCharacters(key: string, describedAs: string): void {
   if (!/^[\x21-\x7e]+$/.test(key)) {
-    throw new HearthError("HEARTH_CONFIG_INVALID", `${describedAs}: the API key must be one line of printable ASCII without spaces`, { param: describedAs });
+    throw errors.configInvalid(`${describedAs}: the API key must be one line of printable ASCII without spaces`, { param: describedAs });
   }
 }

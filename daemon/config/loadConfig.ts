@@ -12,7 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { validateModelAliases } from "../models/aliases.js";
 import { MAX_STATIC_PEERS, parseStaticPeer } from "../discovery/staticPeerEntry.js";
 import { PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
@@ -157,7 +157,7 @@ async function readConfigText(filePath: string, mustExist: boolean): Promise<str
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && !mustExist) return undefined;
     const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (error as Error).message;
-    throw new HearthError("HEARTH_CONFIG_INVALID", `cannot read the config file ${filePath}: ${reason}`, { param: "--config", cause: error });
+    throw errors.configInvalid(`cannot read the config file ${filePath}: ${reason}`, { param: "--config", cause: error });
   }
 }
 
@@ -170,7 +170,7 @@ function parseTomlText(text: string, filePath: string): unknown {
       const [firstLine = "", ...rest] = error.message.split("\n");
       const reason = firstLine.replace(/^Invalid TOML document:\s*/, "");
       const excerpt = rest.join("\n").trimEnd();
-      throw new HearthError("HEARTH_CONFIG_INVALID", `${filePath}:${error.line}:${error.column}: TOML syntax error: ${reason}${excerpt ? `\n${excerpt}` : ""}`, {
+      throw errors.configInvalid(`${filePath}:${error.line}:${error.column}: TOML syntax error: ${reason}${excerpt ? `\n${excerpt}` : ""}`, {
         param: `${filePath}:${error.line}:${error.column}`,
         cause: error,
       });
@@ -205,7 +205,7 @@ function configError(issues: ConfigIssue[], name: (issue: ConfigIssue) => string
   const first = issues[0];
   const param = first ? name(first) : null;
   const message = lines.length === 1 ? `${lines[0]} (${where})` : `invalid configuration ${where}:\n  ${lines.join("\n  ")}`;
-  return new HearthError("HEARTH_CONFIG_INVALID", message, { param });
+  return errors.configInvalid(message, { param });
 }
 
 /** "~/x" -> home/x; relative -> against base. */
@@ -268,7 +268,7 @@ function checkAliases(config: HearthConfig, where: string): void {
     validateModelAliases(config.models.aliases);
   } catch (error) {
     if (!(error instanceof HearthError)) throw error;
-    throw new HearthError("HEARTH_CONFIG_INVALID", `${error.param ?? "models.aliases"}: ${error.message} (${where})`, { param: error.param });
+    throw errors.configInvalid(`${error.param ?? "models.aliases"}: ${error.message} (${where})`, { param: error.param });
   }
 }
 
@@ -280,7 +280,7 @@ function checkAliases(config: HearthConfig, where: string): void {
 function checkStaticPeers(entries: readonly string[], name: (index: number) => string, where: string, options: { total?: boolean } = {}): void {
   if (options.total === true) {
     if (entries.length > MAX_STATIC_PEERS) {
-      throw new HearthError("HEARTH_CONFIG_INVALID", `${name(0)}: at most ${MAX_STATIC_PEERS} static peers may be listed, got ${entries.length} (${where})`, {
+      throw errors.configInvalid(`${name(0)}: at most ${MAX_STATIC_PEERS} static peers may be listed, got ${entries.length} (${where})`, {
         param: name(0),
       });
     }
@@ -291,7 +291,7 @@ function checkStaticPeers(entries: readonly string[], name: (index: number) => s
       parseStaticPeer(entry, DEFAULT_PEER_PORT, name(index));
     } catch (error) {
       if (!(error instanceof HearthError)) throw error;
-      throw new HearthError("HEARTH_CONFIG_INVALID", `${name(index)}: ${error.message} (${where})`, { param: name(index), cause: error });
+      throw errors.configInvalid(`${name(index)}: ${error.message} (${where})`, { param: name(index), cause: error });
     }
   }
 }

@@ -9,7 +9,7 @@
  */
 
 import net from "node:net";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { HearthConfig } from "./defaults.js";
 
 export function stripBrackets(host: string): string {
@@ -31,9 +31,7 @@ export function isLoopbackHost(host: string): boolean {
 /** Refuses a configuration that would expose the API to the network without a key. */
 export function assertSafeToServe(config: HearthConfig): void {
   if (config.apiKey === undefined && !isLoopbackHost(config.host)) {
-    throw new HearthError(
-      "HEARTH_CONFIG_INVALID",
-      `refusing to listen on ${config.host} without an API key: every device on the network could use this machine's models. ` +
+    throw errors.configInvalid(`refusing to listen on ${config.host} without an API key: every device on the network could use this machine's models. ` +
         "Set api_key_file in config.toml, pass --api-key-file, or set HEARTH_API_KEY (or bind to 127.0.0.1).",
       { param: "host" },
     );

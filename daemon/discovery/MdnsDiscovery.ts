@@ -29,7 +29,7 @@ import { randomInt } from "node:crypto";
 import { isIPv4 } from "node:net";
 import Bonjour from "bonjour-service";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { nodeIdFromFingerprint, shortNodeId } from "../../protocol/peer/identity.js";
 import { PROTOCOL_VERSION, type ProtocolVersion } from "../../protocol/peer/version.js";
 import type { InterfaceAddress } from "./interfaces.js";
@@ -144,20 +144,20 @@ function multicastDnsOf(bonjour: Bonjour): MulticastDns {
   // the daemon) nor exposes raw responses; both live on its Server's multicast-dns instance.
   const mdns = (bonjour as unknown as { server?: { mdns?: unknown } }).server?.mdns as Partial<MulticastDns> | undefined;
   if (typeof mdns?.on !== "function" || typeof mdns.query !== "function" || typeof mdns.removeListener !== "function") {
-    throw new HearthError("HEARTH_INTERNAL", "bonjour-service has no multicast-dns instance where this version expects one.");
+    throw errors.internal("bonjour-service has no multicast-dns instance where this version expects one.");
   }
   return mdns as MulticastDns;
 }
 
 function positive(value: number, name: string): number {
-  if (!Number.isFinite(value) || value <= 0) throw new HearthError("HEARTH_CONFIG_INVALID", `${name} must be a positive number of milliseconds, got ${value}.`, { param: name });
+  if (!Number.isFinite(value) || value <= 0) throw errors.configInvalid(`${name} must be a positive number of milliseconds, got ${value}.`, { param: name });
   return value;
 }
 
 /** multicast-dns here is IPv4 only: the interface is a local IPv4 address, the group an IPv4 multicast one. */
 function validateMulticast(multicast: NonNullable<MdnsDiscoveryInit["multicast"]>): void {
   const refuse = (param: string, why: string): never => {
-    throw new HearthError("HEARTH_CONFIG_INVALID", `multicast.${param} ${why}.`, { param: `multicast.${param}` });
+    throw errors.configInvalid(`multicast.${param} ${why}.`, { param: `multicast.${param}` });
   };
   if (multicast.interface !== undefined && !isIPv4(multicast.interface)) refuse("interface", "must be a local IPv4 address");
   if (multicast.group !== undefined && !(isIPv4(multicast.group) && Number(multicast.group.split(".")[0]) >= 224 && Number(multicast.group.split(".")[0]) <= 239)) {
@@ -214,19 +214,19 @@ export class MdnsDiscovery extends DiscoveryEmitter implements PeerDiscovery {
     super(components.logger.child({ component: "discovery", source: "mdns" }));
     const { identity } = components;
     if (nodeIdFromFingerprint(identity.fingerprint) !== identity.nodeId) {
-      throw new HearthError("HEARTH_IDENTITY_INVALID", "The node id does not match the certificate fingerprint it should be derived from.");
+      throw errors.identityInvalid("The node id does not match the certificate fingerprint it should be derived from.");
     }
     if (!Number.isInteger(init.port) || init.port < 1 || init.port > 65_535) {
-      throw new HearthError("HEARTH_CONFIG_INVALID", `The advertised peer port must be 1-65535, got ${init.port}.`, { param: "peer.port" });
+      throw errors.configInvalid(`The advertised peer port must be 1-65535, got ${init.port}.`, { param: "peer.port" });
     }
     const serviceType = init.serviceType ?? MDNS_SERVICE_TYPE;
     if (!SERVICE_TYPE_PATTERN.test(serviceType)) {
-      throw new HearthError("HEARTH_CONFIG_INVALID", `"${serviceType}" is not a DNS-SD service name (1-15 of a-z, 0-9, -).`, { param: "serviceType" });
+      throw errors.configInvalid(`"${serviceType}" is not a DNS-SD service name (1-15 of a-z, 0-9, -).`, { param: "serviceType" });
     }
     const timings = { ...DEFAULT_MDNS_TIMINGS, ...init.timings };
     for (const key of ["queryIntervalMs", "peerExpiryMs", "expirySweepIntervalMs", "goodbyeTimeoutMs"] as const) positive(timings[key], key);
     if (!Number.isFinite(timings.queryJitterMs) || timings.queryJitterMs < 0) {
-      throw new HearthError("HEARTH_CONFIG_INVALID", `queryJitterMs must be 0 or more milliseconds, got ${timings.queryJitterMs}.`, { param: "queryJitterMs" });
+      throw errors.configInvalid(`queryJitterMs must be 0 or more milliseconds, got ${timings.queryJitterMs}.`, { param: "queryJitterMs" });
     }
     validateMulticast(init.multicast ?? {});
 

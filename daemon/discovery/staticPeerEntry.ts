@@ -13,7 +13,7 @@
  */
 
 import net from "node:net";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { isUnroutableAddress } from "./interfaces.js";
 import type { PeerAddress } from "./PeerDiscovery.js";
 
@@ -33,7 +33,7 @@ function quote(text: string, limit = 24): string {
 }
 
 function invalid(entry: string, why: string, param: string): HearthError {
-  return new HearthError("HEARTH_CONFIG_INVALID", `Static peer ${quote(entry, 80)}: ${why} (${EXAMPLE}).`, { param });
+  return errors.configInvalid(`Static peer ${quote(entry, 80)}: ${why} (${EXAMPLE}).`, { param });
 }
 
 function isHostName(host: string): boolean {
@@ -95,7 +95,7 @@ export function parseStaticPeer(text: string, defaultPort: number, param = "peer
  */
 export function parseStaticPeers(entries: readonly string[], defaultPort: number, param = "peers"): PeerAddress[] {
   if (entries.length > MAX_STATIC_PEERS) {
-    throw new HearthError("HEARTH_CONFIG_INVALID", `At most ${MAX_STATIC_PEERS} static peers may be listed, got ${entries.length}.`, { param });
+    throw errors.configInvalid(`At most ${MAX_STATIC_PEERS} static peers may be listed, got ${entries.length}.`, { param });
   }
   const result: PeerAddress[] = [];
   const seen = new Set<string>();

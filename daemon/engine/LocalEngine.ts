@@ -11,7 +11,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import type { JobOptions } from "../runner/RunnerProcess.js";
@@ -67,9 +67,9 @@ export class LocalEngine implements LocalInferenceEngine {
 
   async embed(job: EmbeddingJob, options: { signal: AbortSignal }): Promise<EmbeddingResult> {
     const { maxEmbeddingInputs } = this.#options.limits;
-    if (job.inputs.length === 0) throw new HearthError("HEARTH_INVALID_REQUEST", "input must not be empty.", { param: "input" });
+    if (job.inputs.length === 0) throw errors.invalidRequest("input must not be empty.", { param: "input" });
     if (job.inputs.length > maxEmbeddingInputs) {
-      throw new HearthError("HEARTH_INVALID_REQUEST", `input has ${job.inputs.length} items; at most ${maxEmbeddingInputs} are accepted.`, { param: "input" });
+      throw errors.invalidRequest(`input has ${job.inputs.length} items; at most ${maxEmbeddingInputs} are accepted.`, { param: "input" });
     }
     const descriptor = await this.#resolveForWork(job.model);
     return this.#hostFor(descriptor).submit(({ runner, signal }) => runner.embed(job, { signal }), options.signal);
@@ -95,16 +95,16 @@ export class LocalEngine implements LocalInferenceEngine {
     this.#logger.info({ models: hosts.length, drainTimeoutMs }, "engine stopping");
     const drained = await settlesWithin(Promise.all(hosts.map((host) => host.whenIdle())), drainTimeoutMs);
     if (!drained) this.#logger.warn("drain timeout reached; aborting the remaining requests");
-    const error = new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+    const error = errors.shuttingDown();
     await Promise.all(hosts.map((host) => host.shutdown(error)));
     this.#hosts.clear();
     this.#logger.info("engine stopped");
   }
 
   async #resolveForWork(idOrAlias: string): Promise<ModelDescriptor> {
-    if (this.#stopping) throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+    if (this.#stopping) throw errors.shuttingDown();
     const descriptor = await this.#options.catalog.resolve(idOrAlias);
-    if (this.#stopping) throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+    if (this.#stopping) throw errors.shuttingDown();
     return descriptor;
   }
 

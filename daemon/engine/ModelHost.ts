@@ -12,7 +12,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { RunnerLoadOptions, RunnerModelInfo } from "../../protocol/runnerIpc.js";
 import { RequestQueue } from "../../scheduler/requestQueue.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
@@ -88,7 +88,7 @@ export class ModelHost {
    * HEARTH_QUEUE_FULL when the queue is full, HEARTH_CANCELLED when `signal` aborts first.
    */
   submit<T>(execute: (environment: JobEnvironment) => Promise<T>, signal: AbortSignal): Promise<T> {
-    if (this.#closed) return Promise.reject(new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down."));
+    if (this.#closed) return Promise.reject(errors.shuttingDown());
     if (signal.aborted) return Promise.reject(cancelled());
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => this.#abortTicket(ticket, cancelled());
@@ -104,7 +104,7 @@ export class ModelHost {
       if (admission === "rejected") {
         const { running, queued } = this.#queue;
         reject(
-          new HearthError("HEARTH_QUEUE_FULL", `Model "${this.descriptor.id}" is busy: ${running} requests running and ${queued} waiting. Retry later.`, {
+          errors.queueFull(`Model "${this.descriptor.id}" is busy: ${running} requests running and ${queued} waiting. Retry later.`, {
             retryAfterSeconds: this.#options.limits.retryAfterSeconds,
           }),
         );
@@ -232,7 +232,7 @@ export class ModelHost {
   async #load(): Promise<RunnerProcess> {
     // A runner still stopping (keep-alive) frees its memory before the next one loads.
     await this.#stopping;
-    if (this.#closed) throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+    if (this.#closed) throw errors.shuttingDown();
     const { descriptor, limits, runner: config } = this.#options;
     const runner = new RunnerProcess({
       load: {
@@ -269,7 +269,7 @@ export class ModelHost {
     if (this.#closed) {
       if (this.#runner === runner) this.#runner = undefined;
       await runner.stop();
-      throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+      throw errors.shuttingDown();
     }
     this.#callHook(() => this.#options.hooks?.onModelLoaded?.({ ...info, pid: runner.pid }));
     return runner;
@@ -328,5 +328,5 @@ export class ModelHost {
 }
 
 function cancelled(): HearthError {
-  return new HearthError("HEARTH_CANCELLED", "The request was cancelled by the client.");
+  return errors.cancelled("The request was cancelled by the client.");
 }

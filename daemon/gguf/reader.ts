@@ -11,7 +11,7 @@
 
 import fs from "node:fs";
 import { DEFAULT_GGUF_LIMITS, type GgufLimitsConfig } from "../config/defaults.js";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { ggmlTensorBytes, ggmlTypeInfo } from "./quant.js";
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GgufValueType, type GgufValue } from "./writer.js";
 
@@ -44,7 +44,7 @@ export interface GgufHeader {
 }
 
 function invalid(reason: string): HearthError {
-  return new HearthError("HEARTH_GGUF_INVALID", `invalid GGUF: ${reason}`);
+  return errors.ggufInvalid(`invalid GGUF: ${reason}`);
 }
 
 type ReadAt = (target: Buffer, targetOffset: number, length: number, position: number) => Promise<number>;
@@ -307,7 +307,7 @@ export async function readGgufHeader(filePath: string, limits: Partial<GgufLimit
   try {
     handle = await fs.promises.open(filePath, "r");
   } catch (error) {
-    throw new HearthError("HEARTH_GGUF_INVALID", `cannot open GGUF file: ${(error as Error).message}`, { cause: error });
+    throw errors.ggufInvalid(`cannot open GGUF file: ${(error as Error).message}`, { cause: error });
   }
   try {
     const stat = await handle.stat();

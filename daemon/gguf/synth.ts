@@ -11,7 +11,7 @@
  * buffers reused across tensors; no per-element allocation happens anywhere.
  */
 
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { encodeTensor, QK } from "./quant.js";
 import { GgmlType, GgufValueType, writeGgufFile, type GgufTensorSpec, type GgufValue } from "./writer.js";
 
@@ -146,7 +146,7 @@ const MATRIX_TYPE: Record<SynthQuant, GgmlType> = { f32: GgmlType.F32, f16: Ggml
  * load the shape. `label` names options in messages, so the CLI can say `--kv-heads`.
  */
 export function validateSynthOptions(options: SynthOptions, label: (key: keyof SynthOptions) => string = (key) => key): void {
-  const usage = (param: keyof SynthOptions, message: string): HearthError => new HearthError("HEARTH_CLI_USAGE", message, { param });
+  const usage = (param: keyof SynthOptions, message: string): HearthError => errors.cliUsage(message, { param });
   const positive: (keyof SynthShape)[] = ["layers", "embd", "ff", "heads", "kvHeads", "contextLength"];
   for (const key of positive) {
     const value: unknown = options[key];

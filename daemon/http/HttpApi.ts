@@ -10,7 +10,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { InferenceEngine } from "../engine/types.js";
 import type { JobCoordinator } from "../jobs/JobCoordinator.js";
@@ -167,20 +167,20 @@ export class HttpApi {
       const match = this.router.match(req.method ?? "", path);
       if (match.kind !== "notFound") endpoint = match.name;
       if (!this.hostGuard.isAllowed(req.headers.host)) {
-        throw new HearthError("HEARTH_FORBIDDEN_HOST", `The Host header ${JSON.stringify(req.headers.host ?? "")} does not name this node.`);
+        throw errors.forbiddenHost(`The Host header ${JSON.stringify(req.headers.host ?? "")} does not name this node.`);
       }
       if (this.config.apiKey !== undefined && requiresApiKey(path) && !hasValidApiKey(req.headers.authorization, this.config.apiKey)) {
         res.setHeader("www-authenticate", 'Bearer realm="hearth"');
-        throw new HearthError("HEARTH_UNAUTHORIZED", "A valid API key is required: send 'Authorization: Bearer <key>'.");
+        throw errors.unauthorized("A valid API key is required: send 'Authorization: Bearer <key>'.");
       }
-      if (match.kind === "notFound") throw new HearthError("HEARTH_NOT_FOUND", `No endpoint at ${path}.`);
+      if (match.kind === "notFound") throw errors.notFound(`No endpoint at ${path}.`);
       if (match.kind === "methodNotAllowed") {
         res.setHeader("allow", match.allow.join(", "));
-        throw new HearthError("HEARTH_METHOD_NOT_ALLOWED", `${match.name} does not accept ${req.method ?? "this method"}; use ${match.allow.join(" or ")}.`);
+        throw errors.methodNotAllowed(`${match.name} does not accept ${req.method ?? "this method"}; use ${match.allow.join(" or ")}.`);
       }
       if (!this.ready && match.method === "POST") {
         // Work accepted now could not finish before the drain ends; send it elsewhere or later.
-        throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.", { retryAfterSeconds: this.config.limits.retryAfterSeconds });
+        throw errors.shuttingDown(this.config.limits.retryAfterSeconds);
       }
       const context: RequestContext = { req, res, params: match.params, log, services: this.services };
       return match.handler(context);

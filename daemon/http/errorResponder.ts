@@ -9,7 +9,7 @@
 
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { canWrite, sendJson } from "./responses.js";
 
 export interface ErrorResponse {
@@ -19,7 +19,7 @@ export interface ErrorResponse {
 }
 
 export function toHearthError(error: unknown): HearthError {
-  return error instanceof HearthError ? error : new HearthError("HEARTH_INTERNAL");
+  return error instanceof HearthError ? error : errors.internal();
 }
 
 export function errorResponse(error: HearthError): ErrorResponse {

@@ -8,7 +8,7 @@
  */
 
 import type { ServerResponse } from "node:http";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { NODE_PIN_HEADER, requestPin, type HearthExtension } from "../../protocol/openai/hearthExtension.js";
 import type { RouteOptions } from "../engine/types.js";
 import type { RequestContext } from "./context.js";
@@ -25,7 +25,7 @@ export interface RequestRouting {
 export function requestRouting(context: RequestContext, hearth: HearthExtension | undefined): RequestRouting {
   const pin = requestPin(context.req.headers[NODE_PIN_HEADER], hearth);
   if (pin !== undefined && hearth?.placement !== undefined) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", "A request is either pinned to one node or given a forced placement, not both.", { param: "hearth.placement" });
+    throw errors.invalidRequest("A request is either pinned to one node or given a forced placement, not both.", { param: "hearth.placement" });
   }
   const route: RouteOptions = pin === undefined ? {} : { pinnedNodeId: pin };
   if (hearth?.placement !== undefined) route.placement = hearth.placement;

@@ -8,7 +8,7 @@
  */
 
 import type { IncomingMessage } from "node:http";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 
 /** `application/json`, or any `application/<something>+json`, parameters allowed. */
 export function isJsonContentType(header: string | undefined): boolean {
@@ -18,7 +18,7 @@ export function isJsonContentType(header: string | undefined): boolean {
 }
 
 function tooLarge(maxBytes: number): HearthError {
-  return new HearthError("HEARTH_BODY_TOO_LARGE", `The request body exceeds the limit of ${maxBytes} bytes.`);
+  return errors.bodyTooLarge(`The request body exceeds the limit of ${maxBytes} bytes.`);
 }
 
 /** Collects the raw body bytes, failing with HEARTH_BODY_TOO_LARGE as soon as the limit is passed. */
@@ -52,12 +52,12 @@ export function readBodyBytes(req: IncomingMessage, maxBytes: number): Promise<B
     };
     const onError = (error: Error): void => {
       cleanup();
-      reject(new HearthError("HEARTH_CANCELLED", "The client went away while sending the request body.", { cause: error }));
+      reject(errors.cancelled("The client went away while sending the request body.", { cause: error }));
     };
     const onClose = (): void => {
       if (req.complete) return;
       cleanup();
-      reject(new HearthError("HEARTH_CANCELLED", "The client went away while sending the request body."));
+      reject(errors.cancelled("The client went away while sending the request body."));
     };
     req.on("data", onData);
     req.on("end", onEnd);
@@ -76,9 +76,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 export async function readJsonBody(req: IncomingMessage, options: { maxBytes: number }): Promise<Record<string, unknown>> {
   const contentType = req.headers["content-type"];
   if (!isJsonContentType(contentType)) {
-    throw new HearthError(
-      "HEARTH_UNSUPPORTED_MEDIA_TYPE",
-      `The request body must be application/json (got ${contentType === undefined ? "no Content-Type" : JSON.stringify(contentType)}).`,
+    throw errors.unsupportedMediaType(`The request body must be application/json (got ${contentType === undefined ? "no Content-Type" : JSON.stringify(contentType)}).`,
     );
   }
   const bytes = await readBodyBytes(req, options.maxBytes);
@@ -90,18 +88,18 @@ export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   try {
     text = utf8.decode(bytes);
   } catch {
-    throw new HearthError("HEARTH_INVALID_JSON", "The request body is not valid UTF-8.");
+    throw errors.invalidJson("The request body is not valid UTF-8.");
   }
-  if (text.trim() === "") throw new HearthError("HEARTH_INVALID_JSON", "The request body is empty; a JSON object is required.");
+  if (text.trim() === "") throw errors.invalidJson("The request body is empty; a JSON object is required.");
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
     const detail = error instanceof SyntaxError ? `: ${error.message}` : "";
-    throw new HearthError("HEARTH_INVALID_JSON", `The request body is not valid JSON${detail}.`);
+    throw errors.invalidJson(`The request body is not valid JSON${detail}.`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `The request body must be a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}.`);
+    throw errors.invalidRequest(`The request body must be a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}.`);
   }
   return value as Record<string, unknown>;
 }

@@ -16,7 +16,7 @@ import { randomBytes as nodeRandomBytes, timingSafeEqual } from "node:crypto";
 import path from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { CLUSTER_ID_PATTERN, CLUSTER_SECRET_BYTES, decodeJoinToken, encodeJoinToken, generateClusterCredentials } from "../../protocol/peer/joinToken.js";
 import type { ClusterCredentials } from "../../protocol/peer/joinToken.js";
 import { identityDirectory } from "./NodeIdentity.js";
@@ -174,18 +174,14 @@ export class ClusterMembership implements ClusterCredentials {
 
 function conflict(existing: ClusterMembership, attempted: MembershipOrigin): HearthError {
   const what = attempted === "init" ? "Creating a new cluster" : "Joining this cluster";
-  return new HearthError(
-    "HEARTH_CLUSTER_CONFLICT",
-    `This node already belongs to cluster ${existing.clusterId} (${existing.origin === "init" ? "created here" : "joined"} ${existing.since}). ` +
+  return errors.clusterConflict(`This node already belongs to cluster ${existing.clusterId} (${existing.origin === "init" ? "created here" : "joined"} ${existing.since}). ` +
       `${what} would cut it off from that cluster's peers; repeat with --force to do it anyway.`,
     { param: "cluster" },
   );
 }
 
 function invalid(file: string, problem: string, cause?: unknown): HearthError {
-  return new HearthError(
-    "HEARTH_IDENTITY_INVALID",
-    `The cluster membership ${file} is unusable: ${problem}. Rejoin with \`hearth cluster join --force TOKEN\`, or delete the file.`,
+  return errors.identityInvalid(`The cluster membership ${file} is unusable: ${problem}. Rejoin with \`hearth cluster join --force TOKEN\`, or delete the file.`,
     { param: "cluster", cause },
   );
 }

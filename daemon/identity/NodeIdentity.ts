@@ -16,7 +16,7 @@
 import crypto from "node:crypto";
 import path from "node:path";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { certificateFingerprint, fingerprintToHex, nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
 import { createSelfSignedCertificate } from "./selfSignedCertificate.js";
 import { ensurePrivateDirectory, readPrivateFile, restrictFileMode, writePrivateFileAtomic } from "./secureFiles.js";
@@ -154,9 +154,7 @@ function describe(error: unknown): string {
 }
 
 function invalid(file: string, problem: string, cause?: unknown): HearthError {
-  return new HearthError(
-    "HEARTH_IDENTITY_INVALID",
-    `The node identity ${file} is unusable: ${problem}. Hearth will not replace it on its own, because peers know this node by it. ` +
+  return errors.identityInvalid(`The node identity ${file} is unusable: ${problem}. Hearth will not replace it on its own, because peers know this node by it. ` +
       "Restore it from a backup, or delete it to give this node a new identity (peers will then see a new node).",
     { param: "identity", cause },
   );

@@ -18,7 +18,7 @@
 
 import crypto from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 
 // ---- DER building blocks -------------------------------------------------------------
 
@@ -98,7 +98,7 @@ function signatureAlgorithm(privateKey: KeyObject): { algorithm: Buffer; hash: s
   if (privateKey.asymmetricKeyType === "ec" && privateKey.asymmetricKeyDetails?.namedCurve === "prime256v1") {
     return { algorithm: sequence(objectIdentifier(OID.ecdsaWithSha256)), hash: "sha256" };
   }
-  throw new HearthError("HEARTH_INTERNAL", `Cannot sign a certificate with a ${privateKey.asymmetricKeyType ?? "unknown"} key; use EC P-256 or Ed25519.`);
+  throw errors.internal(`Cannot sign a certificate with a ${privateKey.asymmetricKeyType ?? "unknown"} key; use EC P-256 or Ed25519.`);
 }
 
 /** Returns the certificate's DER bytes. */
@@ -130,7 +130,7 @@ export function createSelfSignedCertificate(privateKey: KeyObject, publicKey: Ke
   // Parse it back with OpenSSL: a writer bug must fail here, never in a peer's TLS stack.
   const parsed = new crypto.X509Certificate(der);
   if (!parsed.verify(publicKey) || !parsed.checkPrivateKey(privateKey)) {
-    throw new HearthError("HEARTH_INTERNAL", "The generated certificate does not verify against its own key.");
+    throw errors.internal("The generated certificate does not verify against its own key.");
   }
   return der;
 }

@@ -13,7 +13,7 @@
 import type { Logger } from "pino";
 import { parseBatchInput, type BatchItem } from "../../protocol/batch/batchInput.js";
 import { errorLine, type BatchOutputLine } from "../../protocol/batch/batchOutput.js";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { candidatesFor } from "../../scheduler/placement.js";
 import type { JobsConfig } from "../config/defaults.js";
 import { newJobId } from "./jobId.js";
@@ -75,18 +75,18 @@ export class JobCoordinator {
   }
 
   async submit(input: Uint8Array, options: SubmitOptions): Promise<JobView> {
-    if (this.#stopped) throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+    if (this.#stopped) throw errors.shuttingDown();
     let text: string;
     try {
       text = utf8.decode(input);
     } catch {
-      throw new HearthError("HEARTH_BATCH_INVALID", "The batch input is not valid UTF-8.");
+      throw errors.batchInvalid("The batch input is not valid UTF-8.");
     }
     const parse: JobParseOptions = { model: options.model ?? null, skipInvalid: options.skipInvalid, maxEmbeddingInputs: this.#maxEmbeddingInputs, maxItems: this.#config.maxItems };
     const parsed = parseBatchInput(text, toInputOptions(parse));
     const candidates = candidatesFor(await this.#executor.snapshot(), parsed.model);
     if (candidates.length === 0) {
-      throw new HearthError("HEARTH_MODEL_NOT_FOUND", `No reachable node in the cluster has the model ${JSON.stringify(parsed.model)}.`, { param: "model" });
+      throw errors.modelNotFound(`No reachable node in the cluster has the model ${JSON.stringify(parsed.model)}.`, { param: "model" });
     }
     const now = this.#now();
     const records: ItemRecord[] = parsed.invalid.map((line) => ({
@@ -142,7 +142,7 @@ export class JobCoordinator {
   output(id: string): BatchOutputLine[] {
     const job = this.#get(id);
     if (job.meta.status !== "completed" && job.meta.status !== "cancelled") {
-      throw new HearthError("HEARTH_JOB_NOT_FINISHED", `Job ${id} is ${job.meta.status} (${job.doneCount}/${job.meta.total} items done); its output is ready once it has finished.`);
+      throw errors.jobNotFinished(`Job ${id} is ${job.meta.status} (${job.doneCount}/${job.meta.total} items done); its output is ready once it has finished.`);
     }
     return job.outputLines();
   }
@@ -161,7 +161,7 @@ export class JobCoordinator {
 
   #get(id: string): StoredJob {
     const job = this.#store.get(id);
-    if (job === undefined) throw new HearthError("HEARTH_JOB_NOT_FOUND", `No batch job ${JSON.stringify(id)}.`);
+    if (job === undefined) throw errors.jobNotFound(`No batch job ${JSON.stringify(id)}.`);
     return job;
   }
 

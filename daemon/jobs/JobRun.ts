@@ -7,12 +7,13 @@
  * reports back. Every finished item is recorded in the job store before anything else
  * happens, so a crash loses at most the items in flight, which run again on resume.
  *
- * - A node failure (HEARTH_PEER_UNAVAILABLE, HEARTH_PEER_TIMEOUT, HEARTH_RUNNER_FAILED, a peer
- *   shutting down) re-queues the item, up to jobs.max_attempts runs; a lost peer is dropped
- *   with its in-flight items aborted and handed to the others, and is not taken back for two
- *   refresh periods.
- * - A full queue on a node (HEARTH_QUEUE_FULL) re-queues without counting an attempt and rests
- *   that node for its retry-after.
+ * What a failure means is read from its fault class (scheduler/retryPolicy.ts):
+ * - A node failure (fault `peer` or `runner`: a lost link, a timeout, a crashed runner, a peer
+ *   shutting down) re-queues the item, up to jobs.max_attempts runs; a lost node (fault `peer`)
+ *   is dropped with its in-flight items aborted and handed to the others, and is not taken
+ *   back for two refresh periods.
+ * - A node out of capacity for now (a retryable `resource` fault: its queue is full)
+ *   re-queues without counting an attempt and rests that node for its retry-after.
  * - Any other failure belongs to the item (HEARTH_CONTEXT_OVERFLOW, ...): an error line.
  * - Every jobs.refresh_interval the candidates are read again: nodes that gained the model or
  *   came up join, nodes that went away leave.
@@ -24,14 +25,14 @@
 import type { Logger } from "pino";
 import type { BatchItem } from "../../protocol/batch/batchInput.js";
 import { buildResponseBody, errorLine, successLine, type ItemResult } from "../../protocol/batch/batchOutput.js";
-import { HearthError, type HearthErrorCode } from "../../protocol/errors.js";
+import { HearthError } from "../../protocol/errors.js";
 import { BatchDispatcher, type DispatchNode } from "../../scheduler/batchDispatch.js";
 import type { ClusterSnapshot } from "../../scheduler/clusterSnapshot.js";
 import { candidatesFor } from "../../scheduler/placement.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { GenerateOptions } from "../engine/types.js";
 import type { JobsConfig } from "../config/defaults.js";
-import { NODE_FAILURE_CODES } from "../routing/retryPolicy.js";
+import { isNodeFailure, isNodeLoss, isTransientCapacity } from "../../scheduler/retryPolicy.js";
 import type { StoredJob } from "./JobStore.js";
 
 /** How a job item is sent to one node: pinned, and not retried by the router. */
@@ -47,8 +48,6 @@ export interface JobExecutor {
   snapshot(): Promise<ClusterSnapshot>;
 }
 
-/** Failures after which the node is treated as gone for this job (besides re-queuing the item). */
-const NODE_GONE_CODES: ReadonlySet<HearthErrorCode> = new Set<HearthErrorCode>(["HEARTH_PEER_UNAVAILABLE", "HEARTH_PEER_TIMEOUT", "HEARTH_SHUTTING_DOWN"]);
 /** Item rates are measured over this recent window, so the ETA follows the current pace. */
 const RATE_WINDOW_MS = 30_000;
 /** A node dropped after failing is not taken back for this many refresh periods (its link may still look up). */
@@ -332,13 +331,13 @@ export class JobRun {
     const failure = HearthError.from(error);
     const { code } = failure;
     const attempts = this.#attempts.get(item.index) ?? 1;
-    if (code === "HEARTH_QUEUE_FULL") {
+    if (isTransientCapacity(code)) {
       this.#attempts.set(item.index, attempts - 1);
       dispatcher.requeue(nodeId, item.index);
       const restMs = failure.retryAfterSeconds !== undefined ? failure.retryAfterSeconds * 1000 : DEFAULT_QUEUE_FULL_REST_MS;
       this.#restUntil.set(nodeId, this.#now() + restMs);
       this.#log.debug({ node: nodeId, item: item.index, restMs }, "node queue full; item re-queued");
-    } else if (NODE_FAILURE_CODES.has(code) || NODE_GONE_CODES.has(code)) {
+    } else if (isNodeFailure(code)) {
       if (attempts >= this.#config.maxAttempts) {
         if (dispatcher.complete(nodeId, item.index)) {
           this.#record(item.index, nodeId, { code, message: `${failure.message} (after ${attempts} attempts)` });
@@ -348,7 +347,7 @@ export class JobRun {
         dispatcher.requeue(nodeId, item.index);
         this.#log.info({ node: nodeId, item: item.index, code, attempts }, "node failed an item; re-queued");
       }
-      if (NODE_GONE_CODES.has(code)) this.#dropNode(nodeId, code);
+      if (isNodeLoss(code)) this.#dropNode(nodeId, code);
     } else if (dispatcher.complete(nodeId, item.index)) {
       this.#record(item.index, nodeId, { code, message: failure.message });
       this.#noteCompletion(nodeId);

@@ -20,7 +20,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { isValidJobId } from "./jobId.js";
 
 export type JobStatus = "queued" | "running" | "completed" | "cancelled";
@@ -233,7 +233,7 @@ export class JobStore {
 
   async create(job: NewJob): Promise<StoredJob> {
     const { id } = job.meta;
-    if (!isValidJobId(id)) throw new HearthError("HEARTH_INTERNAL", `not a job id: ${String(id)}`);
+    if (!isValidJobId(id)) throw errors.internal(`not a job id: ${String(id)}`);
     await fs.promises.mkdir(this.directory, { recursive: true, mode: 0o700 });
     const meta: JobMeta = { version: 1, ...job.meta };
     const staging = path.join(this.directory, `${CREATING_PREFIX}${id}`);
@@ -273,7 +273,7 @@ export class JobStore {
     const directory = path.join(this.directory, id);
     const metaText = await fs.promises.readFile(path.join(directory, META_FILE), "utf8");
     const parsed = metaSchema.safeParse(JSON.parse(metaText));
-    if (!parsed.success || parsed.data.id !== id) throw new HearthError("HEARTH_INTERNAL", `${id}/${META_FILE} is not a valid job meta`);
+    if (!parsed.success || parsed.data.id !== id) throw errors.internal(`${id}/${META_FILE} is not a valid job meta`);
     const meta: JobMeta = parsed.data;
     const records = await readResults(path.join(directory, RESULTS_FILE), meta.total, (problem) => this.#log.warn({ job: id }, problem));
     return new StoredJob(directory, meta, records, this.#log);

@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import type { GgufLimitsConfig } from "../config/defaults.js";
 import type { ModelCatalog, ModelDescriptor } from "../engine/types.js";
 import { describeGguf, readGgufHeader, type GgufDescription, type GgufHeader } from "../gguf/reader.js";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { aliasMap } from "./aliases.js";
 import { FileHashCache } from "./fileHash.js";
 
@@ -107,7 +107,7 @@ export class ModelRegistry implements ModelCatalog {
       if (aliased) return aliased;
     }
     const shown = String(idOrAlias).slice(0, MAX_ECHOED_NAME);
-    throw new HearthError("HEARTH_MODEL_NOT_FOUND", `model ${JSON.stringify(shown)} not found`, { param: "model" });
+    throw errors.modelNotFound(`model ${JSON.stringify(shown)} not found`, { param: "model" });
   }
 
   /** SHA-256 of a model's file (resolving like resolve()); cached per file version. Slow the first time. */

@@ -9,7 +9,7 @@
  * ignored with a warning.
  */
 
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 
 /** Longest accepted alias or target; ids are file names, which are shorter than this everywhere. */
 export const MAX_MODEL_NAME_LENGTH = 255;
@@ -18,7 +18,7 @@ export const MAX_MODEL_NAME_LENGTH = 255;
 export function validateModelAliases(aliases: Readonly<Record<string, unknown>>): void {
   for (const [alias, target] of Object.entries(aliases)) {
     const param = `models.aliases.${alias}`;
-    const fail = (message: string): HearthError => new HearthError("HEARTH_CONFIG_INVALID", message, { param });
+    const fail = (message: string): HearthError => errors.configInvalid(message, { param });
     if (alias.trim() === "" || alias !== alias.trim()) throw fail(`alias ${JSON.stringify(alias)} must be non-empty without surrounding spaces`);
     if (alias.length > MAX_MODEL_NAME_LENGTH) throw fail(`alias ${JSON.stringify(alias.slice(0, 40))}... is longer than ${MAX_MODEL_NAME_LENGTH} characters`);
     if (typeof target !== "string" || target.trim() === "") throw fail(`alias "${alias}" must name a model id`);

@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 
 /** Environment variables read by the native parts (the shim's are documented in native/hearth-rpc-shim.cpp). */
 export const NATIVE_ENV = {
@@ -81,7 +81,7 @@ function packageRoot(): string {
       // No readable manifest here: keep walking up.
     }
     const parent = path.dirname(directory);
-    if (parent === directory) throw new HearthError("HEARTH_NATIVE_MISSING", "Cannot find Hearth's package root to locate native/build.");
+    if (parent === directory) throw errors.nativeMissing("Cannot find Hearth's package root to locate native/build.");
     directory = parent;
   }
 }
@@ -99,11 +99,11 @@ export function installedNodeLlamaCppVersion(): string {
     const manifest = JSON.parse(fs.readFileSync(manifestPath, "utf8")) as { name?: unknown; version?: unknown };
     if (manifest.name === "node-llama-cpp" && typeof manifest.version === "string") return manifest.version;
   }
-  throw new HearthError("HEARTH_NATIVE_MISSING", "Cannot find node-llama-cpp's package.json.");
+  throw errors.nativeMissing("Cannot find node-llama-cpp's package.json.");
 }
 
 function missing(reason: string): HearthError {
-  return new HearthError("HEARTH_NATIVE_MISSING", `${reason} Layer splitting is unavailable on this node; run \`npm run build:native\` (needs g++ and git).`);
+  return errors.nativeMissing(`${reason} Layer splitting is unavailable on this node; run \`npm run build:native\` (needs g++ and git).`);
 }
 
 /**
@@ -188,7 +188,7 @@ export function rpcServerLaunch(
 ): RpcServerLaunch {
   const backend = options.backend ?? "cpu";
   const command = parts.rpcServers[backend];
-  if (command === undefined) throw new HearthError("HEARTH_NATIVE_MISSING", `No rpc-server was built for the ${backend} backend (built: ${Object.keys(parts.rpcServers).join(", ")}).`);
+  if (command === undefined) throw errors.nativeMissing(`No rpc-server was built for the ${backend} backend (built: ${Object.keys(parts.rpcServers).join(", ")}).`);
   const env: NodeJS.ProcessEnv = { ...(options.baseEnv ?? process.env) };
   delete env[NATIVE_ENV.backendPath];
   delete env[NATIVE_ENV.endpoints];

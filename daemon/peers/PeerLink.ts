@@ -18,7 +18,7 @@ import type { Logger } from "pino";
 import { WebSocket } from "ws";
 import type { RawData } from "ws";
 import type { PeerConfig } from "../config/defaults.js";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { HearthErrorCode } from "../../protocol/errors.js";
 import { decodeFrame, encodeFrame } from "../../protocol/peer/codec.js";
 import type { PeerFrameLimits } from "../../protocol/peer/codec.js";
@@ -311,7 +311,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   #unavailable(): HearthError {
     const detail = this.#closeInfo !== undefined ? `the link closed (${this.#closeInfo.errorCode}: ${this.#closeInfo.reason})` : `the link is ${this.#state}`;
-    return new HearthError("HEARTH_PEER_UNAVAILABLE", `no usable link to ${this.peerNodeId ?? this.remoteAddress}: ${detail}`);
+    return errors.peerUnavailable(`no usable link to ${this.peerNodeId ?? this.remoteAddress}: ${detail}`);
   }
 
   // ---- frames in -------------------------------------------------------------------------
@@ -411,7 +411,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       case "hello":
       case "authProof":
       case "authConfirm":
-        violation = new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", `${message.type} after the handshake`);
+        violation = errors.peerProtocolViolation(`${message.type} after the handshake`);
         break;
       case "handshakeReject":
         // The responder refused our authConfirm after we counted the handshake as done (docs/protocol.md).
@@ -551,10 +551,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     const closeInfo: PeerLinkClose = { ...info, wasUp };
     this.#closeInfo = closeInfo;
 
-    const failure = new HearthError("HEARTH_PEER_UNAVAILABLE", `the link to ${this.peerNodeId ?? this.remoteAddress} closed: ${info.errorCode}: ${info.reason}`);
+    const failure = errors.peerUnavailable(`the link to ${this.peerNodeId ?? this.remoteAddress} closed: ${info.errorCode}: ${info.reason}`);
     this.#requests?.closeAll(failure);
     this.#streams?.closeAll(failure);
-    if (!wasUp) this.#rejectReady(new HearthError(info.errorCode, info.reason));
+    if (!wasUp) this.#rejectReady(errors.withCode(info.errorCode, info.reason));
 
     if (this.#socket.readyState === WebSocket.OPEN) {
       try {

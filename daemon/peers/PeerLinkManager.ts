@@ -19,7 +19,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { PeerConfig } from "../config/defaults.js";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { HearthErrorCode } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
@@ -155,7 +155,7 @@ export class PeerLinkManager extends EventEmitter<PeerLinkManagerEvents> {
 
   /** Starts the listener on PeerConfig's host and port (0: any free port). */
   async start(): Promise<{ host: string; port: number }> {
-    if (this.#state !== "new") throw new HearthError("HEARTH_INTERNAL", "PeerLinkManager.start() called twice");
+    if (this.#state !== "new") throw errors.internal("PeerLinkManager.start() called twice");
     this.#state = "started";
     const server = new PeerLinkServer({
       tls: this.#init.identity.tlsCredentials(),
@@ -226,13 +226,13 @@ export class PeerLinkManager extends EventEmitter<PeerLinkManagerEvents> {
 
   request(nodeId: string, method: string, payload: unknown, options?: RequestOptions): Promise<unknown> {
     const link = this.link(nodeId);
-    if (link === undefined) return Promise.reject(new HearthError("HEARTH_PEER_UNAVAILABLE", `no link to ${nodeId} is up`));
+    if (link === undefined) return Promise.reject(errors.peerUnavailable(`no link to ${nodeId} is up`));
     return link.request(method, payload, options);
   }
 
   openStream(nodeId: string, purpose: string, options?: OpenStreamOptions): Promise<PeerStream> {
     const link = this.link(nodeId);
-    if (link === undefined) return Promise.reject(new HearthError("HEARTH_PEER_UNAVAILABLE", `no link to ${nodeId} is up`));
+    if (link === undefined) return Promise.reject(errors.peerUnavailable(`no link to ${nodeId} is up`));
     return link.openStream(purpose, options);
   }
 

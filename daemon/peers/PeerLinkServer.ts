@@ -25,7 +25,7 @@ import type { Logger } from "pino";
 import { WebSocketServer } from "ws";
 import type { WebSocket } from "ws";
 import type { PeerConfig } from "../config/defaults.js";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { FailedAttemptLimiter } from "./FailedAttemptLimiter.js";
 import { normaliseAddress, PEER_LINK_PATH, PEER_SUBPROTOCOL } from "./wire.js";
 
@@ -157,7 +157,7 @@ export class PeerLinkServer {
       });
     }).catch((error: unknown) => {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new HearthError("HEARTH_CONFIG_INVALID", `cannot listen for peers on ${host}:${port}: ${code ?? (error as Error).message}`, { param: "peer.port", cause: error });
+      throw errors.configInvalid(`cannot listen for peers on ${host}:${port}: ${code ?? (error as Error).message}`, { param: "peer.port", cause: error });
     });
     return this.address()!;
   }

@@ -15,7 +15,7 @@
  */
 
 import { Duplex } from "node:stream";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { ErrorPayload } from "../../protocol/errors.js";
 import { PeerProtocolError } from "../../protocol/peer/peerError.js";
 import { wireErrorPayload } from "./wire.js";
@@ -242,7 +242,7 @@ export class PeerStream extends Duplex {
     if (!this.#released) {
       if (!this.#silent && !(this.#sentClose && this.#receivedClose)) {
         try {
-          this.#transport.sendReset(this.streamId, wireErrorPayload(error ?? new HearthError("HEARTH_CANCELLED", "the stream was closed before it finished")));
+          this.#transport.sendReset(this.streamId, wireErrorPayload(error ?? errors.cancelled("the stream was closed before it finished")));
         } catch {
           // The link is gone; the peer drops the stream with it.
         }
@@ -251,7 +251,7 @@ export class PeerStream extends Duplex {
     }
     const pending = this.#pending;
     this.#pending = undefined;
-    const failure = error ?? new HearthError("HEARTH_CANCELLED", "the stream was destroyed");
+    const failure = error ?? errors.cancelled("the stream was destroyed");
     pending?.callback(failure);
     this.#settleAcceptance(failure);
     callback(error);

@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import tls from "node:tls";
 import type { TLSSocket } from "node:tls";
 import { WebSocket } from "ws";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { formatHostPort, PEER_LINK_PATH, PEER_SUBPROTOCOL } from "./wire.js";
 
 export interface DialOptions {
@@ -46,10 +46,10 @@ export function dialPeer(host: string, port: number, options: DialOptions): Prom
       reject(
         error instanceof HearthError
           ? error
-          : new HearthError("HEARTH_PEER_UNAVAILABLE", `cannot reach ${remoteAddress}: ${error instanceof Error ? error.message : String(error)}`, { cause: error }),
+          : errors.peerUnavailable(`cannot reach ${remoteAddress}: ${error instanceof Error ? error.message : String(error)}`, { cause: error }),
       );
     };
-    const onAbort = (): void => fail(new HearthError("HEARTH_CANCELLED", `dialling ${remoteAddress} was cancelled`));
+    const onAbort = (): void => fail(errors.cancelled(`dialling ${remoteAddress} was cancelled`));
 
     // The URL's host is only the Host header; the connection goes where createConnection says.
     const socket = new WebSocket(`wss://hearth-peer${PEER_LINK_PATH}`, [PEER_SUBPROTOCOL], {
@@ -72,7 +72,7 @@ export function dialPeer(host: string, port: number, options: DialOptions): Prom
       },
     });
     // Covers the TCP connect too, which ws's handshakeTimeout only starts after.
-    const timer = setTimeout(() => fail(new HearthError("HEARTH_PEER_TIMEOUT", `${remoteAddress} did not answer within ${options.timeoutMs} ms`)), options.timeoutMs);
+    const timer = setTimeout(() => fail(errors.peerTimeout(`${remoteAddress} did not answer within ${options.timeoutMs} ms`)), options.timeoutMs);
     timer.unref();
     if (options.signal?.aborted === true) {
       onAbort();
@@ -86,11 +86,11 @@ export function dialPeer(host: string, port: number, options: DialOptions): Prom
       if (settled) return;
       const certificate = tlsSocket?.getPeerX509Certificate();
       if (certificate === undefined) {
-        fail(new HearthError("HEARTH_PEER_AUTH_FAILED", `${remoteAddress} presented no certificate`));
+        fail(errors.peerAuthFailed(`${remoteAddress} presented no certificate`));
         return;
       }
       if (socket.protocol !== PEER_SUBPROTOCOL) {
-        fail(new HearthError("HEARTH_PEER_INCOMPATIBLE", `${remoteAddress} did not agree to ${PEER_SUBPROTOCOL}`));
+        fail(errors.peerIncompatible(`${remoteAddress} did not agree to ${PEER_SUBPROTOCOL}`));
         return;
       }
       settled = true;

@@ -13,7 +13,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { PeerMessage, RequestCancelMessage, RequestMessage, ResponseErrorMessage, ResponseMessage } from "../../protocol/peer/messages.js";
 import { PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
 import { PeerProtocolError } from "../../protocol/peer/peerError.js";
@@ -57,7 +57,7 @@ interface Incoming {
 }
 
 function cancellationError(signal: AbortSignal): HearthError {
-  return signal.reason instanceof HearthError ? signal.reason : new HearthError("HEARTH_CANCELLED", "the request was cancelled");
+  return signal.reason instanceof HearthError ? signal.reason : errors.cancelled("the request was cancelled");
 }
 
 export class LinkRequests {
@@ -100,7 +100,7 @@ export class LinkRequests {
         reject(error);
       };
       const timer = setTimeout(
-        () => giveUp(new HearthError("HEARTH_PEER_TIMEOUT", `the peer did not answer ${method} within ${timeoutMs} ms`), "timed out"),
+        () => giveUp(errors.peerTimeout(`the peer did not answer ${method} within ${timeoutMs} ms`), "timed out"),
         timeoutMs,
       );
       const onAbort = (): void => giveUp(cancellationError(signal!), "cancelled");
@@ -141,17 +141,17 @@ export class LinkRequests {
     if (this.#closedError !== undefined) return undefined;
     const handler = this.#init.handlerFor(method);
     if (handler === undefined) {
-      this.#sendError(id, new HearthError("HEARTH_NOT_FOUND", `this node has no handler for "${method}"`, { param: "method" }));
+      this.#sendError(id, errors.notFound(`this node has no handler for "${method}"`, { param: "method" }));
       return undefined;
     }
     if (this.#incoming.size >= this.#init.maxConcurrentRequests) {
-      this.#sendError(id, new HearthError("HEARTH_QUEUE_FULL", `more than ${this.#init.maxConcurrentRequests} requests in flight from this peer`, { retryAfterSeconds: 1 }));
+      this.#sendError(id, errors.queueFull(`more than ${this.#init.maxConcurrentRequests} requests in flight from this peer`, { retryAfterSeconds: 1 }));
       return undefined;
     }
     const controller = new AbortController();
     const entry: Incoming = { controller, timer: undefined };
     if (message.timeoutMs !== undefined) {
-      entry.timer = setTimeout(() => controller.abort(new HearthError("HEARTH_PEER_TIMEOUT", `the requester's ${message.timeoutMs} ms deadline passed`)), message.timeoutMs);
+      entry.timer = setTimeout(() => controller.abort(errors.peerTimeout(`the requester's ${message.timeoutMs} ms deadline passed`)), message.timeoutMs);
     }
     this.#incoming.set(id, entry);
 
@@ -168,7 +168,7 @@ export class LinkRequests {
   onCancel(message: RequestCancelMessage): void {
     const entry = this.#incoming.get(message.id);
     if (entry === undefined) return;
-    const error = new HearthError("HEARTH_CANCELLED", message.reason === undefined ? "cancelled by the requester" : `cancelled by the requester: ${message.reason}`);
+    const error = errors.cancelled(message.reason === undefined ? "cancelled by the requester" : `cancelled by the requester: ${message.reason}`);
     this.#finishIncoming(message.id, entry);
     entry.controller.abort(error);
     this.#sendError(message.id, error);
@@ -199,7 +199,7 @@ export class LinkRequests {
     }
     // A bug in a handler: log it here, tell the peer only that it happened.
     this.#init.logger.error({ err: error, method }, "peer request handler failed");
-    this.#sendError(id, new HearthError("HEARTH_INTERNAL", `internal error while handling "${method}"`));
+    this.#sendError(id, errors.internal(`internal error while handling "${method}"`));
   }
 
   #sendError(id: number, error: unknown): void {

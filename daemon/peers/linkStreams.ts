@@ -11,7 +11,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { HandshakeRole } from "../../protocol/peer/handshake.js";
 import type {
   PeerMessage,
@@ -101,9 +101,9 @@ export class LinkStreams {
   async open(purpose: string, options: OpenStreamOptions = {}): Promise<PeerStream> {
     if (this.#closedError !== undefined) throw this.#closedError;
     const { signal } = options;
-    if (signal?.aborted === true) throw signal.reason instanceof HearthError ? signal.reason : new HearthError("HEARTH_CANCELLED", "opening the stream was cancelled");
+    if (signal?.aborted === true) throw signal.reason instanceof HearthError ? signal.reason : errors.cancelled("opening the stream was cancelled");
     if (this.#streams.size >= this.#init.maxOpenStreams) {
-      throw new HearthError("HEARTH_QUEUE_FULL", `${this.#init.maxOpenStreams} streams are already open on this link`, { retryAfterSeconds: 1 });
+      throw errors.queueFull(`${this.#init.maxOpenStreams} streams are already open on this link`, { retryAfterSeconds: 1 });
     }
     const streamId = this.#nextLocalId;
     this.#nextLocalId += 2;
@@ -130,10 +130,10 @@ export class LinkStreams {
     const timeoutMs = options.timeoutMs ?? this.#init.defaultTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const onAbort = (): void => {
-      stream.destroy(signal?.reason instanceof HearthError ? signal.reason : new HearthError("HEARTH_CANCELLED", "opening the stream was cancelled"));
+      stream.destroy(signal?.reason instanceof HearthError ? signal.reason : errors.cancelled("opening the stream was cancelled"));
     };
     try {
-      timer = setTimeout(() => stream.destroy(new HearthError("HEARTH_PEER_TIMEOUT", `the peer did not accept a "${purpose}" stream within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => stream.destroy(errors.peerTimeout(`the peer did not accept a "${purpose}" stream within ${timeoutMs} ms`)), timeoutMs);
       signal?.addEventListener("abort", onAbort, { once: true });
       await stream.whenAccepted();
       return stream;
@@ -153,11 +153,11 @@ export class LinkStreams {
 
     const handler = this.#init.handlerFor(purpose);
     if (handler === undefined) {
-      this.#refuse(streamId, new HearthError("HEARTH_NOT_FOUND", `this node has no handler for "${purpose}" streams`, { param: "purpose" }));
+      this.#refuse(streamId, errors.notFound(`this node has no handler for "${purpose}" streams`, { param: "purpose" }));
       return undefined;
     }
     if (this.#streams.size >= this.#init.maxOpenStreams) {
-      this.#refuse(streamId, new HearthError("HEARTH_QUEUE_FULL", `${this.#init.maxOpenStreams} streams are already open on this link`, { retryAfterSeconds: 1 }));
+      this.#refuse(streamId, errors.queueFull(`${this.#init.maxOpenStreams} streams are already open on this link`, { retryAfterSeconds: 1 }));
       return undefined;
     }
     const stream = new PeerStream({
@@ -176,7 +176,7 @@ export class LinkStreams {
         () => stream.accept(),
         (error: unknown) => {
           if (!(error instanceof HearthError)) this.#init.logger.error({ err: error, purpose }, "peer stream handler failed");
-          stream.destroy(error instanceof HearthError ? error : new HearthError("HEARTH_INTERNAL", `internal error while accepting a "${purpose}" stream`));
+          stream.destroy(error instanceof HearthError ? error : errors.internal(`internal error while accepting a "${purpose}" stream`));
         },
       );
     return undefined;
@@ -212,7 +212,7 @@ export class LinkStreams {
     if (this.#unknownMessages > this.#init.maxUnknownStreamMessages) {
       return new PeerProtocolError("HEARTH_PEER_UNKNOWN_STREAM", `${this.#unknownMessages} messages for streams that were never opened (last: ${type} on ${streamId})`);
     }
-    this.#refuse(streamId, new HearthError("HEARTH_PEER_UNKNOWN_STREAM", `stream ${streamId} is not open`));
+    this.#refuse(streamId, errors.peerUnknownStream(`stream ${streamId} is not open`));
     return undefined;
   }
 

@@ -5,7 +5,7 @@
  */
 
 import type { PeerConfig } from "../config/defaults.js";
-import { ERROR_CATALOGUE, HearthError } from "../../protocol/errors.js";
+import { ERROR_CATALOGUE, errors, HearthError } from "../../protocol/errors.js";
 import type { ErrorPayload, HearthErrorCode } from "../../protocol/errors.js";
 import type { PeerFrameLimits } from "../../protocol/peer/codec.js";
 import { PROTOCOL_VERSION } from "../../protocol/peer/version.js";
@@ -62,7 +62,7 @@ const MAX_WIRE_MESSAGE = 4096;
  * error reply into an invalid frame).
  */
 export function wireErrorPayload(error: unknown, fallback: HearthErrorCode = "HEARTH_INTERNAL"): ErrorPayload {
-  const hearthError = error instanceof HearthError ? error : new HearthError(fallback, error instanceof Error ? error.message : String(error));
+  const hearthError = error instanceof HearthError ? error : errors.withCode(fallback, error instanceof Error ? error.message : String(error));
   const payload: ErrorPayload = {
     code: hearthError.code,
     // eslint-disable-next-line no-control-regex

@@ -18,7 +18,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult, InferenceJob } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { embeddingVectorsOf, generationResultOf, INFER_STREAM_PURPOSE, INFER_WIRE_LIMITS, jobFrame } from "../../protocol/peer/inferenceWire.js";
@@ -32,7 +32,7 @@ import { clusterModelList, findClusterModel } from "./clusterModels.js";
 import { createInferStreamHandler } from "./inferStreamHandler.js";
 import type { LocalModelProvider } from "./LocalModelProvider.js";
 import { runRemoteJob, type RemoteResult, type StreamOpener } from "./remoteJob.js";
-import { shouldRetryElsewhere } from "./retryPolicy.js";
+import { shouldRetryElsewhere } from "../../scheduler/retryPolicy.js";
 import { snapshotFromView } from "./snapshotFromView.js";
 import type { SplitEngine } from "../split/SplitEngine.js";
 import { settlesWithin } from "../lifecycle/settlesWithin.js";
@@ -73,7 +73,7 @@ const MAX_LOGGED_NAME = 200;
 const SNAPSHOT_TTL_MS = 250;
 
 function cancelled(): HearthError {
-  return new HearthError("HEARTH_CANCELLED", "The request was cancelled.");
+  return errors.cancelled("The request was cancelled.");
 }
 
 export class RoutingEngine implements InferenceEngine {
@@ -155,7 +155,7 @@ export class RoutingEngine implements InferenceEngine {
     const found = findClusterModel(await this.listModels(), idOrAlias);
     if (found !== undefined) return found;
     const shown = String(idOrAlias).slice(0, MAX_LOGGED_NAME);
-    throw new HearthError("HEARTH_MODEL_NOT_FOUND", `model ${JSON.stringify(shown)} not found on any node of the cluster`, { param: "model" });
+    throw errors.modelNotFound(`model ${JSON.stringify(shown)} not found on any node of the cluster`, { param: "model" });
   }
 
   stats(): EngineStats {
@@ -174,7 +174,7 @@ export class RoutingEngine implements InferenceEngine {
       }
       // Without a listener (not streamed, a batch item) the executing node sends no deltas at all.
       const result = await this.#remote(target, job, options.signal, options.onDelta === undefined ? undefined : onDelta);
-      if (result.kind !== "generation") throw new HearthError("HEARTH_PEER_UNAVAILABLE", `Node ${shortNodeId(target.nodeId)} answered a generation with an embedding.`);
+      if (result.kind !== "generation") throw errors.peerUnavailable(`Node ${shortNodeId(target.nodeId)} answered a generation with an embedding.`);
       return { ...generationResultOf(result), nodeId: target.nodeId };
     });
   }
@@ -190,7 +190,7 @@ export class RoutingEngine implements InferenceEngine {
         return { ...result, nodeId: target.nodeId };
       }
       const result = await this.#remote(target, job, options.signal, undefined);
-      if (result.kind !== "embedding") throw new HearthError("HEARTH_PEER_UNAVAILABLE", `Node ${shortNodeId(target.nodeId)} answered an embedding with a generation.`);
+      if (result.kind !== "embedding") throw errors.peerUnavailable(`Node ${shortNodeId(target.nodeId)} answered an embedding with a generation.`);
       return { vectors: embeddingVectorsOf(result), promptTokens: result.promptTokens, nodeId: target.nodeId };
     });
   }
@@ -223,7 +223,7 @@ export class RoutingEngine implements InferenceEngine {
         this.#logger.debug({ model: shown(job.model), code: placement.code, reason: placement.message, candidates: placement.candidates.length }, "no node for the job");
         // A retry that finds no other node reports what made the first attempt fail.
         if (previousFailure !== undefined) throw previousFailure;
-        throw new HearthError(placement.code, placement.message, { param: placement.code === "HEARTH_MODEL_NOT_FOUND" ? "model" : null });
+        throw errors.withCode(placement.code, placement.message, { param: placement.code === "HEARTH_MODEL_NOT_FOUND" ? "model" : null });
       }
       const target = this.#targetOf(placement, snapshot);
       this.#logDecision(job, placement, target, attempts);
@@ -274,18 +274,18 @@ export class RoutingEngine implements InferenceEngine {
     if (!target.mustFetch) return target.modelId;
     const provider = this.#modelProvider;
     if (provider === undefined || target.sha256 === null) {
-      throw new HearthError("HEARTH_MODEL_NOT_FOUND", `This node has no model ${JSON.stringify(shown(requested))}, and model sharing is not available to fetch it.`, { param: "model" });
+      throw errors.modelNotFound(`This node has no model ${JSON.stringify(shown(requested))}, and model sharing is not available to fetch it.`, { param: "model" });
     }
     return provider.ensureLocal({ sha256: target.sha256, modelName: wireModelName(requested), signal });
   }
 
   #remote(target: Target, job: InferenceJob, signal: AbortSignal, onDelta: ((text: string) => void) | undefined): Promise<RemoteResult> {
     const links = this.#cluster.peerLinks;
-    if (links === undefined) return Promise.reject(new HearthError("HEARTH_PEER_UNAVAILABLE", "This node has no peer links."));
+    if (links === undefined) return Promise.reject(errors.peerUnavailable("This node has no peer links."));
     // A node that lacks the file is addressed by its hash alone: the requested name may be an alias here.
     const modelId = isWireModelId(target.modelId) ? target.modelId : target.sha256;
     if (modelId === null) {
-      return Promise.reject(new HearthError("HEARTH_MODEL_NOT_FOUND", `Node ${shortNodeId(target.nodeId)} lacks ${JSON.stringify(shown(job.model))}, and its file is not hashed yet, so it cannot be fetched.`, { param: "model" }));
+      return Promise.reject(errors.modelNotFound(`Node ${shortNodeId(target.nodeId)} lacks ${JSON.stringify(shown(job.model))}, and its file is not hashed yet, so it cannot be fetched.`, { param: "model" }));
     }
     const frame = jobFrame({ ...job, model: modelId }, { sha256: target.sha256, modelName: wireModelName(job.model), deltas: onDelta !== undefined });
     const running = runRemoteJob(links, target.nodeId, frame, onDelta === undefined ? { signal } : { signal, onDelta });

@@ -15,7 +15,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { InferenceJob } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import {
@@ -49,7 +49,7 @@ export function createInferStreamHandler(deps: InferServerDeps): StreamHandler {
   return (stream, _meta, context) => {
     void serveStream(stream, context.peerNodeId, deps, logger).catch((error: unknown) => {
       logger.error({ err: error, peer: shortNodeId(context.peerNodeId) }, "remote inference handler failed");
-      stream.destroy(new HearthError("HEARTH_INTERNAL", "internal error while serving a remote job"));
+      stream.destroy(errors.internal("internal error while serving a remote job"));
     });
   };
 }
@@ -63,7 +63,7 @@ async function serveStream(stream: PeerStream, peerNodeId: string, deps: InferSe
     if (finished || controller.signal.aborted) return;
     const reason = stream.errored instanceof HearthError ? stream.errored.code : "closed";
     logger.info({ ...jobLabel, reason }, "remote job cancelled: the requesting node reset the stream or the link dropped");
-    controller.abort(new HearthError("HEARTH_CANCELLED", "the requesting node cancelled the job"));
+    controller.abort(errors.cancelled("the requesting node cancelled the job"));
   };
   stream.on("error", onGone);
   stream.on("close", onGone);
@@ -142,7 +142,7 @@ function readJobFrame(stream: PeerStream): Promise<InferJobFrame> {
       for (const body of split.bodies) {
         if (job !== undefined) {
           cleanup();
-          reject(new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", "more than one frame on an infer stream"));
+          reject(errors.peerProtocolViolation("more than one frame on an infer stream"));
           return;
         }
         const decoded = decodeJobFrame(body);
@@ -157,7 +157,7 @@ function readJobFrame(stream: PeerStream): Promise<InferJobFrame> {
     const onEnd = (): void => {
       cleanup();
       if (job !== undefined && splitter.idle) resolve(job);
-      else reject(new HearthError("HEARTH_PEER_FRAME_INVALID", job === undefined ? "the infer stream ended before a complete job frame" : "trailing bytes after the job frame"));
+      else reject(errors.peerFrameInvalid(job === undefined ? "the infer stream ended before a complete job frame" : "trailing bytes after the job frame"));
     };
     const onError = (error: Error): void => {
       cleanup();
@@ -194,5 +194,5 @@ async function localModelFor(request: InferJobFrame, deps: InferServerDeps, sign
     if (provider !== undefined) return provider.ensureLocal({ sha256, modelName, signal });
   }
   const which = sha256 === null ? JSON.stringify(wanted) : `${JSON.stringify(wanted)} (sha256 ${sha256.slice(0, 12)}…)`;
-  throw new HearthError("HEARTH_MODEL_NOT_FOUND", `This node has no model ${which}, and model sharing is not available to fetch it.`, { param: "model" });
+  throw errors.modelNotFound(`This node has no model ${which}, and model sharing is not available to fetch it.`, { param: "model" });
 }

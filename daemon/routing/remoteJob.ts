@@ -12,7 +12,7 @@
  *     HEARTH_CANCELLED.
  */
 
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import {
   decodeReplyFrame,
@@ -38,16 +38,16 @@ export interface RemoteJobOptions {
 export type RemoteResult = InferResultFrame["result"];
 
 function cancelled(): HearthError {
-  return new HearthError("HEARTH_CANCELLED", "The request was cancelled.");
+  return errors.cancelled("The request was cancelled.");
 }
 
 /** A stream-level failure as the router sees it: the node is unavailable (or did not answer in time). */
 function streamFailure(nodeId: string, error: unknown, what: string): HearthError {
   const cause = HearthError.from(error, "HEARTH_PEER_UNAVAILABLE");
   if (cause.code === "HEARTH_PEER_UNAVAILABLE" || cause.code === "HEARTH_PEER_TIMEOUT") {
-    return new HearthError(cause.code, `Node ${shortNodeId(nodeId)} ${what}: ${cause.message}`, { cause });
+    return errors.withCode(cause.code, `Node ${shortNodeId(nodeId)} ${what}: ${cause.message}`, { cause });
   }
-  return new HearthError("HEARTH_PEER_UNAVAILABLE", `Node ${shortNodeId(nodeId)} ${what} (${cause.code}: ${cause.message})`, { cause });
+  return errors.peerUnavailable(`Node ${shortNodeId(nodeId)} ${what} (${cause.code}: ${cause.message})`, { cause });
 }
 
 export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: InferJobFrame, options: RemoteJobOptions): Promise<RemoteResult> {
@@ -77,7 +77,7 @@ export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: 
       // Resetting tells the executing node to stop; destroy() is a no-op once the stream is gone.
       stream.destroy(toPeer);
     };
-    const onAbort = (): void => abandon(cancelled(), new HearthError("HEARTH_CANCELLED", "the requesting node cancelled the job"));
+    const onAbort = (): void => abandon(cancelled(), errors.cancelled("the requesting node cancelled the job"));
     signal.addEventListener("abort", onAbort, { once: true });
 
     stream.on("data", (chunk: Buffer) => {
@@ -98,7 +98,7 @@ export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: 
           try {
             options.onDelta?.(reply.text);
           } catch (error) {
-            abandon(HearthError.from(error), new HearthError("HEARTH_CANCELLED", "the requesting node could not deliver the output"));
+            abandon(HearthError.from(error), errors.cancelled("the requesting node could not deliver the output"));
             return;
           }
         } else if (reply.type === "result") {
@@ -111,12 +111,12 @@ export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: 
         }
       }
     });
-    stream.on("end", () => settle({ error: streamFailure(nodeId, new HearthError("HEARTH_PEER_UNAVAILABLE", "the stream ended without a result"), "stopped answering") }));
+    stream.on("end", () => settle({ error: streamFailure(nodeId, errors.peerUnavailable("the stream ended without a result"), "stopped answering") }));
     stream.on("error", (error: Error) => {
       if (signal.aborted) settle({ error: cancelled() });
       else settle({ error: streamFailure(nodeId, error, "failed mid-job") });
     });
-    stream.on("close", () => settle({ error: streamFailure(nodeId, new HearthError("HEARTH_PEER_UNAVAILABLE", "the stream closed without a result"), "stopped answering") }));
+    stream.on("close", () => settle({ error: streamFailure(nodeId, errors.peerUnavailable("the stream closed without a result"), "stopped answering") }));
     // One job frame, then half-close: everything else on this stream comes from the peer.
     stream.end(request);
   });

@@ -22,7 +22,7 @@
 import path from "node:path";
 import os from "node:os";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import {
   RPC_PREPARE_METHOD,
@@ -135,7 +135,7 @@ export class RpcService {
     try {
       result = await this.cache.prefill(model.path, sha256);
     } catch (error) {
-      throw new HearthError("HEARTH_INTERNAL", `pre-filling the rpc tensor cache from ${model.id} failed: ${(error as Error).message}`, { cause: error });
+      throw errors.internal(`pre-filling the rpc tensor cache from ${model.id} failed: ${(error as Error).message}`, { cause: error });
     }
     return { status: result.cachedTensors === result.tensors ? "prefilled" : "partial", ...result, freeMemoryBytes: os.freemem() };
   }

@@ -18,7 +18,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import {
   RPC_PREPARE_METHOD,
@@ -55,7 +55,7 @@ export class RpcTunnels {
 
   /** A loopback endpoint whose connections reach `peerNodeId`'s rpc-server worker for this node. */
   async open(peerNodeId: string): Promise<{ host: string; port: number }> {
-    if (this.#stopped) throw new HearthError("HEARTH_SHUTTING_DOWN", "this node is shutting down");
+    if (this.#stopped) throw errors.shuttingDown();
     const links = this.#links();
     let pending = this.#listeners.get(peerNodeId);
     if (pending === undefined) {
@@ -71,7 +71,7 @@ export class RpcTunnels {
     }
     const listener = await pending;
     const endpoint = listener.endpoint;
-    if (endpoint === undefined) throw new HearthError("HEARTH_INTERNAL", "the tunnel listener is not listening");
+    if (endpoint === undefined) throw errors.internal("the tunnel listener is not listening");
     return endpoint;
   }
 
@@ -135,7 +135,7 @@ export class RpcTunnels {
 
   #links(): Pick<PeerLinkManager, "openStream" | "request"> {
     const links = this.#init.links();
-    if (links === undefined) throw new HearthError("HEARTH_PEER_UNAVAILABLE", "this node is not a cluster member: it has no peer links");
+    if (links === undefined) throw errors.peerUnavailable("this node is not a cluster member: it has no peer links");
     return links;
   }
 }

@@ -16,7 +16,7 @@ import net from "node:net";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { RpcServerLaunch } from "../native/nativeParts.js";
 import { rpcHello, type RpcVersion } from "./rpcHello.js";
@@ -96,7 +96,7 @@ export class RpcWorker {
       lastFailure = failure;
       if (performance.now() >= deadline) break;
     }
-    throw new HearthError("HEARTH_RPC_UNAVAILABLE", `rpc-server did not start: ${lastFailure}`);
+    throw errors.rpcUnavailable(`rpc-server did not start: ${lastFailure}`);
   }
 
   /** SIGTERM to its process group, SIGKILL after a grace period; resolves once it is gone. */
@@ -202,7 +202,7 @@ function freeLoopbackPort(): Promise<number> {
     server.listen({ host: RPC_WORKER_HOST, port: 0, exclusive: true }, () => {
       const address = server.address();
       const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new HearthError("HEARTH_INTERNAL", "no free loopback port"))));
+      server.close(() => (port > 0 ? resolve(port) : reject(errors.internal("no free loopback port"))));
     });
   });
 }

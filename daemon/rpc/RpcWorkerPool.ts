@@ -14,7 +14,7 @@
 
 import os from "node:os";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { RpcConfig } from "../config/defaults.js";
 import { RpcWorker, type RpcServerLauncher } from "./RpcWorker.js";
@@ -94,12 +94,12 @@ export class RpcWorkerPool {
 
   /** The endpoint of `hostNodeId`'s worker, started (or restarted after a crash) if needed. */
   endpointFor(hostNodeId: string): Promise<RpcEndpoint> {
-    if (this.#stopped) return Promise.reject(new HearthError("HEARTH_SHUTTING_DOWN", "this node is shutting down"));
+    if (this.#stopped) return Promise.reject(errors.shuttingDown());
     let slot = this.#slots.get(hostNodeId);
     if (slot === undefined) {
       if (this.#slots.size >= this.#init.config.maxWorkers) {
         return Promise.reject(
-          new HearthError("HEARTH_RPC_UNAVAILABLE", `this node already serves layers to ${this.#slots.size} hosts (rpc.max_workers = ${this.#init.config.maxWorkers})`, { retryAfterSeconds: 5 }),
+          errors.rpcUnavailable(`this node already serves layers to ${this.#slots.size} hosts (rpc.max_workers = ${this.#init.config.maxWorkers})`, { retryAfterSeconds: 5 }),
         );
       }
       slot = { hostNodeId, ready: undefined, worker: undefined, connections: 0, idleTimer: undefined, startedAt: Date.now(), crashes: 0 };

@@ -8,7 +8,7 @@
 
 import net from "node:net";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { RPC_TUNNEL_PURPOSE, RPC_TUNNEL_WIRE_VERSION, type RpcTunnelMeta } from "../../protocol/peer/rpcWire.js";
 import type { OpenStreamOptions } from "../peers/linkStreams.js";
@@ -57,7 +57,7 @@ export class TunnelListener {
       });
     });
     const address = this.#server.address();
-    if (address === null || typeof address !== "object") throw new HearthError("HEARTH_INTERNAL", "the tunnel listener has no address");
+    if (address === null || typeof address !== "object") throw errors.internal("the tunnel listener has no address");
     this.#port = address.port;
     this.#logger.info({ endpoint: `${TUNNEL_LISTEN_HOST}:${address.port}` }, "rpc tunnel listener up");
     return { host: TUNNEL_LISTEN_HOST, port: address.port };

@@ -9,7 +9,7 @@
 
 import net from "node:net";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { parseRpcPayload, rpcTunnelMetaSchema } from "../../protocol/peer/rpcWire.js";
 import type { StreamHandler } from "../peers/linkStreams.js";
@@ -44,7 +44,7 @@ export class TunnelAcceptor {
     const socket = await connectLocal(endpoint, this.#init.connectTimeoutMs);
     if (stream.destroyed) {
       socket.destroy();
-      throw new HearthError("HEARTH_CANCELLED", "the tunnel was closed before it opened");
+      throw errors.cancelled("the tunnel was closed before it opened");
     }
     let traffic = this.#traffic.get(hostNodeId);
     if (traffic === undefined) {
@@ -61,13 +61,13 @@ function connectLocal(endpoint: RpcEndpoint, timeoutMs: number): Promise<net.Soc
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
     socket.pause();
-    const timer = setTimeout(() => fail(new HearthError("HEARTH_RPC_UNAVAILABLE", `the rpc-server worker did not accept a connection within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => fail(errors.rpcUnavailable(`the rpc-server worker did not accept a connection within ${timeoutMs} ms`)), timeoutMs);
     const fail = (error: HearthError): void => {
       clearTimeout(timer);
       socket.destroy();
       reject(error);
     };
-    socket.once("error", (error) => fail(new HearthError("HEARTH_RPC_UNAVAILABLE", `cannot reach the rpc-server worker: ${error.message}`)));
+    socket.once("error", (error) => fail(errors.rpcUnavailable(`cannot reach the rpc-server worker: ${error.message}`)));
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.removeAllListeners("error");

@@ -8,7 +8,7 @@
  */
 
 import type { LlamaEmbeddingContext, LlamaModel } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult } from "../../protocol/inference.js";
 
 export interface EmbedderOptions {
@@ -35,11 +35,11 @@ export class Embedder {
     const context = await this.#getContext();
     // Check every input before computing any, so a bad last input costs nothing.
     const lengths = job.inputs.map((input, index) => {
-      if (input === "") throw new HearthError("HEARTH_INVALID_REQUEST", `input[${index}] is empty.`, { param: "input" });
+      if (input === "") throw errors.invalidRequest(`input[${index}] is empty.`, { param: "input" });
       const length = context.calculateInputLength(input);
       // node-llama-cpp needs one free cell beyond the input.
       if (length >= this.#options.contextSize) {
-        throw new HearthError("HEARTH_CONTEXT_OVERFLOW", `input[${index}] is ${length} tokens; inputs must be shorter than ${this.#options.contextSize} tokens.`, {
+        throw errors.contextOverflow(`input[${index}] is ${length} tokens; inputs must be shorter than ${this.#options.contextSize} tokens.`, {
           param: "input",
         });
       }
@@ -47,7 +47,7 @@ export class Embedder {
     });
     const vectors: number[][] = [];
     for (const input of job.inputs) {
-      if (signal.aborted) throw new HearthError("HEARTH_CANCELLED", "The embedding request was cancelled.");
+      if (signal.aborted) throw errors.cancelled("The embedding request was cancelled.");
       const embedding = await context.getEmbeddingFor(input);
       vectors.push([...embedding.vector]);
     }

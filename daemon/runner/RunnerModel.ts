@@ -8,7 +8,7 @@
 import os from "node:os";
 import type { ChatWrapper, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LlamaLogLevel, getLlama, resolveChatWrapper } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { RunnerLoadOptions, RunnerLogLevel, RunnerModelInfo } from "../../protocol/runnerIpc.js";
 import { Embedder } from "./Embedder.js";
 import { GrammarCache } from "./grammars.js";
@@ -123,13 +123,13 @@ export class RunnerModel {
       await llama?.dispose().catch(() => undefined);
       const reason = error instanceof Error ? error.message : String(error);
       const detail = loadErrors.length > 0 ? ` (llama.cpp: ${loadErrors[0]})` : "";
-      throw new HearthError("HEARTH_MODEL_LOAD_FAILED", `Loading model "${options.modelId}" failed: ${reason}${detail}`, { cause: error });
+      throw errors.modelLoadFailed(`Loading model "${options.modelId}" failed: ${reason}${detail}`, { cause: error });
     }
   }
 
   /** Frees the embedding context, the context and the model, then the bindings. */
   async dispose(): Promise<void> {
-    this.slots.rejectWaiters(new HearthError("HEARTH_SHUTTING_DOWN", "The model runner is shutting down."));
+    this.slots.rejectWaiters(errors.shuttingDown());
     await this.embedder?.dispose();
     await this.context.dispose();
     await this.model.dispose();

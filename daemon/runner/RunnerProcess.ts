@@ -16,7 +16,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type {
   EmbeddingJob,
   EmbeddingResult,
@@ -237,10 +237,10 @@ export class RunnerProcess {
 
   #run(kind: PendingJob["kind"], job: GenerationJob | EmbeddingJob, options: JobOptions): Promise<GenerationResult | EmbeddingResult> {
     if (this.#state !== "ready") {
-      return Promise.reject(new HearthError("HEARTH_RUNNER_FAILED", `The runner for model "${this.modelId}" is not ready (${this.#state}).`));
+      return Promise.reject(errors.runnerNotReady(`The runner for model "${this.modelId}" is not ready (${this.#state}).`));
     }
     const { signal, onDelta, onTokens, resume } = options;
-    if (signal?.aborted) return Promise.reject(new HearthError("HEARTH_CANCELLED", "The request was cancelled."));
+    if (signal?.aborted) return Promise.reject(errors.cancelled("The request was cancelled."));
     const id = `j${this.#nextJobId++}`;
     return new Promise<GenerationResult | EmbeddingResult>((resolve, reject) => {
       const onAbort = (): void => this.#cancel(id);
@@ -323,12 +323,12 @@ export class RunnerProcess {
         this.#jobs.delete(message.id);
         const expected = pending.kind === "generation" ? "generationDone" : "embeddingDone";
         if (message.type !== expected) {
-          pending.reject(new HearthError("HEARTH_INTERNAL", `The runner answered a ${pending.kind} job with ${message.type}.`));
+          pending.reject(errors.internal(`The runner answered a ${pending.kind} job with ${message.type}.`));
           return;
         }
         const valid = message.type === "generationDone" ? isGenerationResult(message.result) : isEmbeddingResult(message.result);
         if (!valid) {
-          pending.reject(new HearthError("HEARTH_INTERNAL", `The runner sent a malformed ${pending.kind} result.`));
+          pending.reject(errors.internal(`The runner sent a malformed ${pending.kind} result.`));
           return;
         }
         pending.resolve(message.result);
@@ -340,7 +340,7 @@ export class RunnerProcess {
         this.#jobs.delete(message.id);
         const payload: unknown = message.error;
         const valid = typeof payload === "object" && payload !== null && typeof (payload as { message?: unknown }).message === "string";
-        pending.reject(valid ? HearthError.fromPayload(message.error) : new HearthError("HEARTH_INTERNAL", "The runner reported a malformed error."));
+        pending.reject(valid ? HearthError.fromPayload(message.error) : errors.internal("The runner reported a malformed error."));
         return;
       }
     }
@@ -354,7 +354,7 @@ export class RunnerProcess {
     if (expected) this.#logger.debug({ runnerPid: this.pid, code, signal }, "runner exited");
     else this.#logger.error({ runnerPid: this.pid, code, signal, inFlight: this.#jobs.size }, `runner ${how}`);
     this.#onLoadOutcome?.(loadFailed(this.modelId, `the runner ${how} while loading`));
-    const failure = new HearthError("HEARTH_RUNNER_FAILED", `The runner for model "${this.modelId}" ${how}.`);
+    const failure = errors.runnerCrashed(`The runner for model "${this.modelId}" ${how}.`);
     for (const pending of this.#jobs.values()) pending.reject(failure);
     this.#jobs.clear();
     this.#resolveExited({ code, signal, expected });
@@ -432,10 +432,10 @@ function isEmbeddingResult(value: unknown): value is EmbeddingResult {
 }
 
 function loadFailed(modelId: string, reason: string, cause?: unknown): HearthError {
-  return new HearthError("HEARTH_MODEL_LOAD_FAILED", `Model "${modelId}" could not be loaded: ${reason}.`, cause === undefined ? {} : { cause });
+  return errors.modelLoadFailed(`Model "${modelId}" could not be loaded: ${reason}.`, cause === undefined ? {} : { cause });
 }
 
 function loadFailedFromRunner(modelId: string, payload: { code: string; message: string }): HearthError {
   // Keep the runner's reason; the code is always a load failure whatever the runner said.
-  return new HearthError("HEARTH_MODEL_LOAD_FAILED", String(payload.message || `Model "${modelId}" could not be loaded.`));
+  return errors.modelLoadFailed(String(payload.message || `Model "${modelId}" could not be loaded.`));
 }

@@ -16,7 +16,7 @@
  */
 
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 
 export interface Slot {
   readonly index: number;
@@ -62,7 +62,7 @@ export class SlotPool {
    * prefix. Waits when all slots are busy; rejects HEARTH_CANCELLED if `signal` aborts first.
    */
   acquire(promptTokens: readonly Token[], signal: AbortSignal): Promise<Slot> {
-    if (signal.aborted) return Promise.reject(new HearthError("HEARTH_CANCELLED", "The request was cancelled while waiting for a slot."));
+    if (signal.aborted) return Promise.reject(errors.cancelled("The request was cancelled while waiting for a slot."));
     const slot = this.#pick(promptTokens);
     if (slot) return Promise.resolve(slot);
     return new Promise<Slot>((resolve, reject) => {
@@ -73,7 +73,7 @@ export class SlotPool {
         onAbort: () => {
           const index = this.#waiters.indexOf(waiter);
           if (index >= 0) this.#waiters.splice(index, 1);
-          reject(new HearthError("HEARTH_CANCELLED", "The request was cancelled while waiting for a slot."));
+          reject(errors.cancelled("The request was cancelled while waiting for a slot."));
         },
       };
       signal.addEventListener("abort", waiter.onAbort, { once: true });

@@ -12,7 +12,7 @@
  */
 
 import type { ChatHistoryItem, ChatModelFunctionCall, ChatModelResponse } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { ChatMessage } from "../../protocol/inference.js";
 
 interface PendingCall {
@@ -110,5 +110,5 @@ function parseResult(text: string): unknown {
 }
 
 function invalid(message: string): never {
-  throw new HearthError("HEARTH_INVALID_REQUEST", message, { param: "messages" });
+  throw errors.invalidRequest(message, { param: "messages" });
 }

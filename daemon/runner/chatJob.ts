@@ -10,7 +10,7 @@
 
 import type { ChatHistoryItem, ChatWrapper, LlamaChatResponseChunk, Token } from "node-llama-cpp";
 import { LlamaChat } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { ChatJob, GenerationResult } from "../../protocol/inference.js";
 import { toChatHistory } from "./chatHistory.js";
 import { EvaluationMeter, alignToPrompt, generationResult, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
@@ -27,7 +27,7 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
   const tools = planTools(job.tools, job.toolChoice);
   const grammar = await runner.grammars.forResponseFormat(job.responseFormat);
   if (grammar && tools.functions) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", 'response_format cannot be combined with tools unless tool_choice is "none".', { param: "response_format" });
+    throw errors.invalidRequest('response_format cannot be combined with tools unless tool_choice is "none".', { param: "response_format" });
   }
   const wrapper = tools.forceCall ? withForcedFunctionCall(runner.chatWrapper) : runner.chatWrapper;
 
@@ -89,7 +89,7 @@ export function renderPrompt(wrapper: ChatWrapper, history: ChatHistoryItem[], f
   } catch (error) {
     // Model chat templates reject some conversations (e.g. roles that do not alternate).
     const reason = error instanceof Error ? error.message : String(error);
-    throw new HearthError("HEARTH_INVALID_REQUEST", `The model's chat template cannot render these messages: ${reason}`, { param: "messages", cause: error });
+    throw errors.invalidRequest(`The model's chat template cannot render these messages: ${reason}`, { param: "messages", cause: error });
   }
   return state.contextText.tokenize(runner.model.tokenizer);
 }

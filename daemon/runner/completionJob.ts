@@ -8,7 +8,7 @@
 
 import type { LlamaModel, Token } from "node-llama-cpp";
 import { LlamaCompletion, LlamaVocabularyType } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { CompletionJob, GenerationResult } from "../../protocol/inference.js";
 import { EvaluationMeter, alignToPrompt, generationResult, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
 import type { RunnerModel } from "./RunnerModel.js";
@@ -19,7 +19,7 @@ export async function runCompletionJob(runner: RunnerModel, job: CompletionJob, 
   // LlamaCompletion prepends the beginning token itself, so it gets the text tokens alone.
   const textTokens = model.tokenize(job.prompt, false, beginning === undefined ? undefined : "trimLeadingSpace");
   const promptTokens = beginning === undefined ? textTokens : [beginning, ...textTokens];
-  if (promptTokens.length === 0) throw new HearthError("HEARTH_INVALID_REQUEST", "The prompt is empty and the model has no beginning-of-text token to start from.", { param: "prompt" });
+  if (promptTokens.length === 0) throw errors.invalidRequest("The prompt is empty and the model has no beginning-of-text token to start from.", { param: "prompt" });
   const budget = tokenBudget(promptTokens.length, contextSize, job.sampling.maxTokens, "prompt");
 
   if (job.echo && job.prompt !== "") context.onDelta(job.prompt);

@@ -11,7 +11,7 @@
 
 import type { LlamaContextSequence, TokenMeterState } from "node-llama-cpp";
 import { TokenMeter } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { FinishReason, GenerationResult, SamplingOptions, ToolCall } from "../../protocol/inference.js";
 import type { RunnerModel } from "./RunnerModel.js";
 
@@ -36,9 +36,7 @@ export interface TokenBudget {
 export function tokenBudget(promptTokens: number, contextSize: number, requestedMaxTokens: number | undefined, param: string): TokenBudget {
   const room = contextSize - promptTokens - 1;
   if (room < 1) {
-    throw new HearthError(
-      "HEARTH_CONTEXT_OVERFLOW",
-      `The prompt is ${promptTokens} tokens, but each request gets a context of ${contextSize} tokens, which must also hold at least one generated token.`,
+    throw errors.contextOverflow(`The prompt is ${promptTokens} tokens, but each request gets a context of ${contextSize} tokens, which must also hold at least one generated token.`,
       { param },
     );
   }

@@ -5,7 +5,7 @@
  */
 
 import type { Llama, LlamaGrammar } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { ResponseFormat } from "../../protocol/inference.js";
 import { normalizeGrammarSchema } from "./jsonSchemaSupport.js";
 
@@ -35,7 +35,7 @@ export class GrammarCache {
             // The schema was checked above; the cast only bridges to node-llama-cpp's schema type.
             return await this.#llama.createGrammarForJsonSchema(schema as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
           } catch (error) {
-            throw new HearthError("HEARTH_UNSUPPORTED_SCHEMA", `node-llama-cpp cannot build a grammar for this schema: ${error instanceof Error ? error.message : String(error)}`, {
+            throw errors.unsupportedSchema(`node-llama-cpp cannot build a grammar for this schema: ${error instanceof Error ? error.message : String(error)}`, {
               param: "response_format",
               cause: error,
             });

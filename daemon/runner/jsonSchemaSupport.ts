@@ -14,7 +14,7 @@
  * Pure: no I/O.
  */
 
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 
 /** Nesting beyond this is rejected rather than risking deep recursion in the grammar builder. */
 export const MAX_SCHEMA_DEPTH = 64;
@@ -221,6 +221,6 @@ class SchemaWalker {
   }
 
   private fail(path: string, problem: string): never {
-    throw new HearthError("HEARTH_UNSUPPORTED_SCHEMA", `The JSON schema at ${path} ${problem}.`, { param: this.param });
+    throw errors.unsupportedSchema(`The JSON schema at ${path} ${problem}.`, { param: this.param });
   }
 }

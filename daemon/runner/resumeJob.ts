@@ -17,7 +17,7 @@
  */
 
 import type { LlamaGrammar, LlamaGrammarEvaluationState, Token } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { ChatJob, CompletionJob, GenerationResult } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
 import { toChatHistory } from "./chatHistory.js";
@@ -131,7 +131,7 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
             }),
       });
       for await (const token of iterator) {
-        if (context.signal.aborted) throw new HearthError("HEARTH_CANCELLED", "The request was cancelled.");
+        if (context.signal.aborted) throw errors.cancelled("The request was cancelled.");
         if (model.isEogToken(token)) {
           stopReason = "eogToken";
           break;
@@ -176,5 +176,5 @@ export async function runResumedJob(runner: RunnerModel, job: ChatJob | Completi
 }
 
 function notResumable(why: string): HearthError {
-  return new HearthError("HEARTH_RUNNER_FAILED", `The generation was interrupted by a lost node and cannot be continued because ${why}.`);
+  return errors.resumeUnsupported(`The generation was interrupted by a lost node and cannot be continued because ${why}.`);
 }

@@ -10,7 +10,7 @@
  */
 
 import { format } from "node:util";
-import { HearthError, type ErrorPayload } from "../../protocol/errors.js";
+import { type ErrorPayload, errors, HearthError } from "../../protocol/errors.js";
 import type { DaemonToRunner, RunnerLoadOptions } from "../../protocol/runnerIpc.js";
 import { isDaemonToRunner } from "../../protocol/runnerIpc.js";
 import { runChatJob } from "./chatJob.js";
@@ -122,7 +122,7 @@ function startJob(message: JobMessage): void {
   }
   const model = runnerModel;
   if (!model || phase !== "ready") {
-    const error = new HearthError(phase === "shutting-down" ? "HEARTH_SHUTTING_DOWN" : "HEARTH_INTERNAL", `The runner cannot take jobs while ${phase}.`);
+    const error = phase === "shutting-down" ? errors.shuttingDown() : errors.internal(`The runner cannot take jobs while ${phase}.`);
     channel.send({ type: "failed", id, error: error.toPayload() });
     return;
   }
@@ -141,7 +141,7 @@ async function runJob(model: RunnerModel, message: JobMessage, controller: Abort
   };
   try {
     if (message.type === "embedding") {
-      if (!model.embedder) throw new HearthError("HEARTH_MODEL_NOT_CAPABLE", "This runner was started without embeddings.", { param: "model" });
+      if (!model.embedder) throw errors.modelNotCapable("This runner was started without embeddings.", { param: "model" });
       const result = await model.embedder.embed(message.job, controller.signal);
       channel.send({ type: "embeddingDone", id, result });
     } else {
@@ -161,7 +161,7 @@ async function runJob(model: RunnerModel, message: JobMessage, controller: Abort
 function toFailure(error: unknown, signal: AbortSignal): ErrorPayload {
   if (error instanceof HearthError) return error.toPayload();
   // node-llama-cpp throws the signal's reason (or its own AbortError) when a job is cancelled.
-  if (signal.aborted) return new HearthError("HEARTH_CANCELLED", "The request was cancelled.").toPayload();
+  if (signal.aborted) return errors.cancelled("The request was cancelled.").toPayload();
   channel.log("error", `job failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   return HearthError.from(error).toPayload();
 }

@@ -15,7 +15,7 @@
 import { randomBytes } from "node:crypto";
 import type { ChatModelFunctions, ChatWrapper, ChatWrapperGeneratedContextState, LlamaChatResponseFunctionCall } from "node-llama-cpp";
 import { LlamaText } from "node-llama-cpp";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { ToolCall, ToolChoice, ToolDefinition } from "../../protocol/inference.js";
 import { normalizeGrammarSchema } from "./jsonSchemaSupport.js";
 
@@ -28,17 +28,17 @@ export interface ToolPlan {
 
 export function planTools(tools: readonly ToolDefinition[], choice: ToolChoice): ToolPlan {
   if (choice === "none" || tools.length === 0) {
-    if (typeof choice === "object") throw new HearthError("HEARTH_INVALID_REQUEST", `tool_choice names "${choice.name}", but no tools were given.`, { param: "tool_choice" });
-    if (choice === "required") throw new HearthError("HEARTH_INVALID_REQUEST", 'tool_choice is "required", but no tools were given.', { param: "tool_choice" });
+    if (typeof choice === "object") throw errors.invalidRequest(`tool_choice names "${choice.name}", but no tools were given.`, { param: "tool_choice" });
+    if (choice === "required") throw errors.invalidRequest('tool_choice is "required", but no tools were given.', { param: "tool_choice" });
     return { functions: undefined, forceCall: false };
   }
   const offered = typeof choice === "object" ? tools.filter((tool) => tool.name === choice.name) : tools;
   if (typeof choice === "object" && offered.length === 0) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `tool_choice names "${choice.name}", which is not among the tools.`, { param: "tool_choice" });
+    throw errors.invalidRequest(`tool_choice names "${choice.name}", which is not among the tools.`, { param: "tool_choice" });
   }
   const functions: Record<string, ChatModelFunctions[string]> = {};
   for (const tool of offered) {
-    if (Object.hasOwn(functions, tool.name)) throw new HearthError("HEARTH_INVALID_REQUEST", `Two tools are named "${tool.name}".`, { param: "tools" });
+    if (Object.hasOwn(functions, tool.name)) throw errors.invalidRequest(`Two tools are named "${tool.name}".`, { param: "tools" });
     const entry: { description?: string; params?: Record<string, unknown> } = {};
     if (tool.description !== undefined) entry.description = tool.description;
     if (tool.parameters !== undefined) entry.params = normalizeGrammarSchema(tool.parameters, "tools");

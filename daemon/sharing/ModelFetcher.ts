@@ -20,7 +20,7 @@ import { createHash, type Hash } from "node:crypto";
 import fs from "node:fs";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
-import { HearthError, type HearthErrorCode } from "../../protocol/errors.js";
+import { errors, HearthError, type HearthErrorCode } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { MODEL_FETCH_PURPOSE, isSha256Hex, type ModelFetchMeta } from "../../protocol/peer/modelTransferWire.js";
 import type { ModelsConfig } from "../config/defaults.js";
@@ -129,7 +129,7 @@ export class ModelFetcher implements LocalModelProvider {
 
   /** LocalModelProvider: the router needs this file here. A cancelled caller stops waiting; the transfer goes on. */
   async ensureLocal(request: { sha256: string; modelName: string; signal: AbortSignal }): Promise<string> {
-    if (!isSha256Hex(request.sha256)) throw new HearthError("HEARTH_INVALID_REQUEST", "a model is fetched by its sha256", { param: "model" });
+    if (!isSha256Hex(request.sha256)) throw errors.invalidRequest("a model is fetched by its sha256", { param: "model" });
     const local = await this.#localIdOf(request.sha256);
     if (local !== undefined) return local;
     const transfer = this.#active.get(request.sha256) ?? this.#start(request.sha256, request.modelName, "auto", undefined);
@@ -138,7 +138,7 @@ export class ModelFetcher implements LocalModelProvider {
 
   /** `hearth pull MODEL --from-peer`: starts (or joins) the transfer and returns at once. */
   async pull(model: string): Promise<PullResult> {
-    if (typeof model !== "string" || model === "") throw new HearthError("HEARTH_INVALID_REQUEST", "model must be a model id or a sha256", { param: "model" });
+    if (typeof model !== "string" || model === "") throw errors.invalidRequest("model must be a model id or a sha256", { param: "model" });
     const byHash = isSha256Hex(model) ? model : undefined;
     const localByName = byHash === undefined ? await this.#localModel(model) : undefined;
     if (localByName !== undefined) return { present: true, modelId: localByName.id, sha256: this.#deps.hashOf(localByName) };
@@ -170,20 +170,20 @@ export class ModelFetcher implements LocalModelProvider {
   /** Shutdown: transfers stop; their partial files stay, to be resumed after the restart. */
   stop(): void {
     this.#stopped = true;
-    for (const transfer of this.#active.values()) transfer.controller.abort(new HearthError("HEARTH_SHUTTING_DOWN", "the daemon is shutting down"));
+    for (const transfer of this.#active.values()) transfer.controller.abort(errors.shuttingDown());
   }
 
   // ---- one transfer ----------------------------------------------------------------------
 
   #start(sha256: string, model: string, origin: FetchOrigin, target: { modelId: string; sizeBytes: number } | undefined): Transfer {
-    if (this.#stopped) throw new HearthError("HEARTH_SHUTTING_DOWN", "the daemon is shutting down");
+    if (this.#stopped) throw errors.shuttingDown();
     const refusal = fetchRefusal(this.#deps.config.sharePolicy, origin, model);
     if (refusal !== undefined) throw refusal;
     const [holder] = holdersOf(this.#deps.peers(), sha256);
     const modelId = target?.modelId ?? holder?.modelId ?? model;
     const totalBytes = target?.sizeBytes ?? holder?.sizeBytes ?? 0;
     if (holder === undefined) {
-      throw new HearthError("HEARTH_MODEL_NOT_FOUND", `no reachable peer offers the model ${JSON.stringify(model.slice(0, 200))} (sha256 ${sha256})`, { param: "model" });
+      throw errors.modelNotFound(`no reachable peer offers the model ${JSON.stringify(model.slice(0, 200))} (sha256 ${sha256})`, { param: "model" });
     }
     const transfer = new Transfer(sha256, model, modelId, totalBytes, origin);
     this.#active.set(sha256, transfer);
@@ -229,10 +229,10 @@ export class ModelFetcher implements LocalModelProvider {
       this.#throwIfStopped(transfer);
       const holder = holdersOf(this.#deps.peers(), sha256, { exclude: transfer.excluded, ...(transfer.fromNodeId === null ? {} : { prefer: transfer.fromNodeId }) })[0];
       if (holder === undefined) {
-        if (!this.#anyHolderLeft(transfer)) throw new HearthError("HEARTH_MODEL_TRANSFER_FAILED", `no peer could send the model ${transfer.modelId} (sha256 ${sha256}) intact`);
+        if (!this.#anyHolderLeft(transfer)) throw errors.modelTransferFailed(`no peer could send the model ${transfer.modelId} (sha256 ${sha256}) intact`);
         waitingSince ??= performance.now();
         if (performance.now() - waitingSince > config.fetchResumeTimeoutMs) {
-          throw new HearthError("HEARTH_MODEL_TRANSFER_FAILED", `no peer holding the model ${transfer.modelId} was reachable for ${config.fetchResumeTimeoutMs} ms; the ${present} bytes fetched are kept for the next attempt`);
+          throw errors.modelTransferFailed(`no peer holding the model ${transfer.modelId} was reachable for ${config.fetchResumeTimeoutMs} ms; the ${present} bytes fetched are kept for the next attempt`);
         }
         transfer.state = "waiting";
         await sleep(HOLDER_POLL_MS, transfer.controller.signal);
@@ -272,7 +272,7 @@ export class ModelFetcher implements LocalModelProvider {
         this.#logger.warn({ sha256, peer: shortNodeId(holder.nodeId), code: failure.code, err: failure.message, bytes: transfer.bytesDone }, "model transfer interrupted");
         fruitless = transfer.bytesDone > before ? 0 : fruitless + 1;
         if (fruitless >= MAX_FRUITLESS_ATTEMPTS) {
-          throw new HearthError("HEARTH_MODEL_TRANSFER_FAILED", `${fruitless} attempts in a row brought no data (last: ${failure.code}: ${failure.message})`);
+          throw errors.modelTransferFailed(`${fruitless} attempts in a row brought no data (last: ${failure.code}: ${failure.message})`);
         }
         waitingSince = performance.now();
         await sleep(HOLDER_POLL_MS, transfer.controller.signal);
@@ -310,7 +310,7 @@ export class ModelFetcher implements LocalModelProvider {
     // Nothing goes the other way: half-close at once so the stream ends when the holder's side does.
     stream.end();
     const onAbort = (): void => {
-      stream.destroy(signal.reason instanceof HearthError ? signal.reason : new HearthError("HEARTH_CANCELLED", "the transfer was stopped"));
+      stream.destroy(signal.reason instanceof HearthError ? signal.reason : errors.cancelled("the transfer was stopped"));
     };
     signal.addEventListener("abort", onAbort, { once: true });
     const file = await fs.promises.open(partialPath(this.#deps.modelsDir, transfer.sha256), "a", 0o644);
@@ -352,7 +352,7 @@ export class ModelFetcher implements LocalModelProvider {
 
   #throwIfStopped(transfer: Transfer): void {
     const reason: unknown = transfer.controller.signal.reason;
-    if (transfer.controller.signal.aborted) throw reason instanceof HearthError ? reason : new HearthError("HEARTH_CANCELLED", "the transfer was stopped");
+    if (transfer.controller.signal.aborted) throw reason instanceof HearthError ? reason : errors.cancelled("the transfer was stopped");
   }
 
   async #localModel(name: string): Promise<ModelDescriptor | undefined> {
@@ -392,9 +392,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new HearthError("HEARTH_CANCELLED", "stopped waiting for the model transfer"));
+  if (signal.aborted) return Promise.reject(errors.cancelled("stopped waiting for the model transfer"));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new HearthError("HEARTH_CANCELLED", "stopped waiting for the model transfer"));
+    const onAbort = (): void => reject(errors.cancelled("stopped waiting for the model transfer"));
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (value) => {

@@ -17,7 +17,7 @@ import fs from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { MODEL_ID_PATTERN, PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
 import { encodeTransferHeader, MODEL_FETCH_PURPOSE, parseModelFetchMeta } from "../../protocol/peer/modelTransferWire.js";
@@ -72,18 +72,18 @@ export class ModelServer {
   }
 
   async #accept(stream: PeerStream, meta: unknown, context: StreamContext): Promise<void> {
-    if (!this.#deps.config.serveToPeers) throw new HearthError("HEARTH_MODEL_NOT_SHARED", "this node does not serve models to peers (models.serve_to_peers = false)");
+    if (!this.#deps.config.serveToPeers) throw errors.modelNotShared("this node does not serve models to peers (models.serve_to_peers = false)");
     const request = parseModelFetchMeta(meta);
     if (this.#serving >= this.#deps.config.maxConcurrentServes) {
-      throw new HearthError("HEARTH_QUEUE_FULL", `this node is already serving ${this.#serving} model transfers`, { retryAfterSeconds: 1 });
+      throw errors.queueFull(`this node is already serving ${this.#serving} model transfers`, { retryAfterSeconds: 1 });
     }
     const model = await this.#advertised(request.sha256);
-    if (model === undefined) throw new HearthError("HEARTH_MODEL_NOT_SHARED", `this node offers no model with sha256 ${request.sha256}`, { param: "sha256" });
+    if (model === undefined) throw errors.modelNotShared(`this node offers no model with sha256 ${request.sha256}`, { param: "sha256" });
     const file = await fs.promises.open(model.path, "r");
     let size: number;
     try {
       size = (await file.stat()).size;
-      if (request.offset > size) throw new HearthError("HEARTH_INVALID_REQUEST", `offset ${request.offset} is beyond the file's ${size} bytes`, { param: "offset" });
+      if (request.offset > size) throw errors.invalidRequest(`offset ${request.offset} is beyond the file's ${size} bytes`, { param: "offset" });
     } catch (error) {
       await file.close().catch(() => undefined);
       throw error;

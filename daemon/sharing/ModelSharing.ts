@@ -16,7 +16,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { ClusterService } from "../cluster/ClusterService.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { ModelCatalog } from "../engine/types.js";
@@ -72,7 +72,7 @@ export class ModelSharing implements ModelSharingSource {
       rememberHash: (filePath, sha256) => cluster.rememberModelHash(filePath, sha256),
       openStream: (nodeId, purpose, options) => {
         const links = cluster.peerLinks;
-        if (links === undefined) return Promise.reject(new HearthError("HEARTH_PEER_UNAVAILABLE", "this node belongs to no cluster"));
+        if (links === undefined) return Promise.reject(errors.peerUnavailable("this node belongs to no cluster"));
         return links.openStream(nodeId, purpose, options);
       },
       logger,
@@ -95,10 +95,10 @@ export class ModelSharing implements ModelSharingSource {
    */
   async askPeerToFetch(peerNodeId: string, sha256: string, modelName: string): Promise<string> {
     const links = this.#cluster.peerLinks;
-    if (links === undefined) throw new HearthError("HEARTH_PEER_UNAVAILABLE", "this node belongs to no cluster");
+    if (links === undefined) throw errors.peerUnavailable("this node belongs to no cluster");
     const answer = await links.request(peerNodeId, MODELS_FETCH_METHOD, { sha256, modelName }, { timeoutMs: this.#peerFetchTimeoutMs });
     const parsed = modelsFetchResponseSchema.safeParse(answer);
-    if (!parsed.success) throw new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", "the peer answered models.fetch with an invalid payload");
+    if (!parsed.success) throw errors.peerProtocolViolation("the peer answered models.fetch with an invalid payload");
     return parsed.data.modelId;
   }
 

@@ -9,7 +9,7 @@
 import type { Hash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import type { Duplex } from "node:stream";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { checkTransferHeader, TransferHeaderDecoder, type TransferHeader } from "../../protocol/peer/modelTransferWire.js";
 
 export interface AttemptInput {
@@ -36,7 +36,7 @@ export async function runFetchAttempt(input: AttemptInput): Promise<number> {
   let stall: NodeJS.Timeout | undefined;
   const armStall = (): void => {
     clearTimeout(stall);
-    stall = setTimeout(() => stream.destroy(new HearthError("HEARTH_PEER_TIMEOUT", `no model bytes arrived for ${input.stallTimeoutMs} ms`)), input.stallTimeoutMs);
+    stall = setTimeout(() => stream.destroy(errors.peerTimeout(`no model bytes arrived for ${input.stallTimeoutMs} ms`)), input.stallTimeoutMs);
     stall.unref();
   };
   armStall();
@@ -56,7 +56,7 @@ export async function runFetchAttempt(input: AttemptInput): Promise<number> {
       }
       if (body.byteLength === 0) continue;
       if (position + body.byteLength > header.size) {
-        throw new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", `the peer sent more than the ${header.size} bytes its header announced`);
+        throw errors.peerProtocolViolation(`the peer sent more than the ${header.size} bytes its header announced`);
       }
       await writeAll(input.file, body);
       input.hash.update(body);
@@ -67,8 +67,8 @@ export async function runFetchAttempt(input: AttemptInput): Promise<number> {
     clearTimeout(stall);
     if (!stream.destroyed) stream.destroy();
   }
-  if (header === undefined) throw new HearthError("HEARTH_PEER_UNAVAILABLE", "the peer closed the transfer before its header");
-  if (position !== header.size) throw new HearthError("HEARTH_PEER_UNAVAILABLE", `the peer ended the transfer at byte ${position} of ${header.size}`);
+  if (header === undefined) throw errors.peerUnavailable("the peer closed the transfer before its header");
+  if (position !== header.size) throw errors.peerUnavailable(`the peer ended the transfer at byte ${position} of ${header.size}`);
   return header.size;
 }
 

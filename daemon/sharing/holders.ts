@@ -6,7 +6,7 @@
  * Pure: decisions over the peer table as it stands.
  */
 
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { isSha256Hex } from "../../protocol/peer/modelTransferWire.js";
 import type { PeerView } from "../cluster/views.js";
 
@@ -60,17 +60,17 @@ export function resolvePullTarget(peers: readonly PeerModels[], model: string): 
   const shown = JSON.stringify(model.slice(0, MAX_ECHOED_NAME));
   if (isSha256Hex(model)) {
     const [holder] = holdersOf(peers, model);
-    if (holder === undefined) throw new HearthError("HEARTH_MODEL_NOT_FOUND", `no reachable peer offers a model with sha256 ${model}`, { param: "model" });
+    if (holder === undefined) throw errors.modelNotFound(`no reachable peer offers a model with sha256 ${model}`, { param: "model" });
     return { sha256: model, modelId: holder.modelId, sizeBytes: holder.sizeBytes };
   }
   const named = peers.filter((peer) => peer.state === "up" && peer.nodeId !== null).flatMap((peer) => (peer.models ?? []).filter((entry) => entry.id === model));
   const hashes = [...new Set(named.map((entry) => entry.sha256).filter((sha): sha is string => sha !== null))].sort();
   if (hashes.length === 0) {
     const pending = named.length > 0 ? " (a peer has it but has not hashed it yet; try again in a moment)" : "";
-    throw new HearthError("HEARTH_MODEL_NOT_FOUND", `no reachable peer offers a model named ${shown}${pending}`, { param: "model" });
+    throw errors.modelNotFound(`no reachable peer offers a model named ${shown}${pending}`, { param: "model" });
   }
   if (hashes.length > 1) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `peers hold different files named ${shown} (sha256 ${hashes.join(", ")}); pull one of them by its sha256`, { param: "model" });
+    throw errors.invalidRequest(`peers hold different files named ${shown} (sha256 ${hashes.join(", ")}); pull one of them by its sha256`, { param: "model" });
   }
   const sha256 = hashes[0]!;
   const sizeBytes = named.find((entry) => entry.sha256 === sha256)!.sizeBytes;

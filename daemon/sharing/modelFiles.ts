@@ -15,7 +15,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { MODEL_ID_PATTERN, PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
 import { SHA256_HEX_PATTERN } from "../../protocol/peer/modelTransferWire.js";
 
@@ -30,7 +30,7 @@ export function partialDir(modelsDir: string): string {
 }
 
 export function partialPath(modelsDir: string, sha256: string): string {
-  if (!SHA256_HEX_PATTERN.test(sha256)) throw new HearthError("HEARTH_INTERNAL", "a partial file is keyed by a sha256");
+  if (!SHA256_HEX_PATTERN.test(sha256)) throw errors.internal("a partial file is keyed by a sha256");
   return path.join(partialDir(modelsDir), `${sha256}${PARTIAL_SUFFIX}`);
 }
 
@@ -96,7 +96,7 @@ export async function installVerified(options: {
       return { id, path: target, created: false };
     }
   }
-  throw new HearthError("HEARTH_MODEL_TRANSFER_FAILED", `no free file name for model ${options.modelId} in the models dir`);
+  throw errors.modelTransferFailed(`no free file name for model ${options.modelId} in the models dir`);
 }
 
 /** link() is atomic and fails with EEXIST rather than replacing; rename() (where links are unsupported) is guarded by a check. */

@@ -9,7 +9,7 @@
  */
 
 import { Transform, type TransformCallback } from "node:stream";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 
 export const CORRUPT_TRANSFER_ENV = "HEARTH_TEST_CORRUPT_TRANSFER_AT";
 
@@ -19,7 +19,7 @@ export function corruptTransferOffset(env: NodeJS.ProcessEnv): number | undefine
   if (text === undefined || text === "") return undefined;
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) {
-    throw new HearthError("HEARTH_CONFIG_INVALID", `${CORRUPT_TRANSFER_ENV}: expected a byte offset (an integer >= 0), got ${JSON.stringify(text.slice(0, 40))}`);
+    throw errors.configInvalid(`${CORRUPT_TRANSFER_ENV}: expected a byte offset (an integer >= 0), got ${JSON.stringify(text.slice(0, 40))}`);
   }
   return value;
 }

@@ -23,7 +23,7 @@
  */
 
 import type { Logger } from "pino";
-import { HearthError } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { planRefusalError, planSplit, type PlanNode, type SplitPlanResult } from "../../scheduler/splitPlan.js";
@@ -38,6 +38,7 @@ import { ModelLayouts } from "./modelLayouts.js";
 import { planNodesFromView, resolvePlacementNodes, upPeers } from "./planInputs.js";
 import { SplitPlacement, type LocalPlan, type PlacementView } from "./SplitPlacement.js";
 import { settlesWithin } from "../lifecycle/settlesWithin.js";
+import { isRecoverableByReplacement } from "../../scheduler/retryPolicy.js";
 
 export interface SplitEngineInit {
   config: HearthConfig;
@@ -139,7 +140,7 @@ export class SplitEngine {
       descriptor = await this.#init.catalog.resolve(modelName);
     } catch (error) {
       if (forced === undefined) return { kind: "route", route };
-      throw new HearthError("HEARTH_INVALID_REQUEST", `A forced placement runs on the node holding the model file, and this node has no model ${JSON.stringify(modelName.slice(0, 200))}; send the request to a node that has it.`, { param: PLACEMENT_PARAM, cause: error });
+      throw errors.invalidRequest(`A forced placement runs on the node holding the model file, and this node has no model ${JSON.stringify(modelName.slice(0, 200))}; send the request to a node that has it.`, { param: PLACEMENT_PARAM, cause: error });
     }
     const sha256 = this.#init.cluster.modelHashOf(descriptor);
     const nodes = planNodesFromView(view, { id: descriptor.id, sha256 });
@@ -188,7 +189,7 @@ export class SplitEngine {
    */
   async stop(options: { drainTimeoutMs?: number } = {}): Promise<void> {
     this.#stopped = true;
-    const error = new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+    const error = errors.shuttingDown();
     await Promise.all([...this.#creating.values()].map((creating) => creating.catch(() => undefined)));
     const drainTimeoutMs = options.drainTimeoutMs ?? 0;
     if (drainTimeoutMs > 0) await settlesWithin(Promise.all([...this.#placements.values()].map((placement) => placement.host.whenIdle())), drainTimeoutMs);
@@ -224,9 +225,9 @@ export class SplitEngine {
         return await run(placement);
       } catch (error) {
         const failure = HearthError.from(error);
-        if (failure.code !== "HEARTH_RUNNER_FAILED" || signal.aborted || this.#stopped) throw failure;
+        if (!isRecoverableByReplacement(failure.code) || signal.aborted || this.#stopped) throw failure;
         if (recoveries >= this.#init.config.rpc.recoveryAttempts) {
-          throw new HearthError("HEARTH_RUNNER_FAILED", `${failure.message} The request was already moved to a new placement ${recoveries} times; giving up.`);
+          throw errors.recoveryExhausted(`${failure.message} The request was already moved to a new placement ${recoveries} times; giving up.`);
         }
         placement = await this.#recover(placement);
       }
@@ -247,9 +248,9 @@ export class SplitEngine {
       if (sameStages(live.plan, target.plan)) return live;
       // A forced placement with another layout replaces the live one once it is idle.
       if (live.host.stats()?.running) {
-        throw new HearthError("HEARTH_QUEUE_FULL", `Model "${key}" is serving requests on another placement; retry later.`, { retryAfterSeconds: this.#init.config.limits.retryAfterSeconds });
+        throw errors.queueFull(`Model "${key}" is serving requests on another placement; retry later.`, { retryAfterSeconds: this.#init.config.limits.retryAfterSeconds });
       }
-      await this.#retire(live, new HearthError("HEARTH_RUNNER_FAILED", "The placement was replaced by a forced one."));
+      await this.#retire(live, errors.placementRetired("The placement was replaced by a forced one."));
     }
     return this.#create(target, 0);
   }
@@ -298,14 +299,14 @@ export class SplitEngine {
   }
 
   async #realise(target: SplitTarget, recoveries: number): Promise<SplitPlacement> {
-    if (this.#stopped) throw new HearthError("HEARTH_SHUTTING_DOWN", "The daemon is shutting down.");
+    if (this.#stopped) throw errors.shuttingDown();
     const { descriptor, sha256, plan } = target;
     const peers = plan.split ? plan.stages.slice(1).map((stage) => stage.nodeId) : [];
     await this.#freePeers(peers, descriptor.id);
     let placementSettings: { env: Record<string, string>; load: { gpuLayers: number; rpcDevicesOnly: true } } | undefined;
     if (plan.split) {
       const tunnels = this.#init.tunnels();
-      if (tunnels === undefined) throw new HearthError("HEARTH_PEER_UNAVAILABLE", "This node has no peer links, so it cannot split a model.");
+      if (tunnels === undefined) throw errors.peerUnavailable("This node has no peer links, so it cannot split a model.");
       const parts = (this.#init.nativeParts ?? (() => locateNativeParts()))();
       const endpoints = await Promise.all(
         peers.map(async (peer, index) => {
@@ -331,13 +332,13 @@ export class SplitEngine {
         ...this.#init.hooks,
         onModelUnloaded: (modelId, reason) => {
           // A crashed split runner must not be replaced by the host with the same (now dead) devices.
-          if (reason === "crash" && placement !== undefined) void this.#retire(placement, new HearthError("HEARTH_RUNNER_FAILED", "The split placement lost its runner."));
+          if (reason === "crash" && placement !== undefined) void this.#retire(placement, errors.placementRetired("The split placement lost its runner."));
           this.#init.hooks?.onModelUnloaded?.(modelId, reason);
         },
       },
       onIdle: () => {
         // Keep-alive unloaded it, or its load failed: the peers' workers are released with it.
-        if (placement !== undefined) void this.#retire(placement, new HearthError("HEARTH_RUNNER_FAILED", "The placement was released."));
+        if (placement !== undefined) void this.#retire(placement, errors.placementRetired("The placement was released."));
       },
       ...(placementSettings === undefined ? {} : { placement: placementSettings }),
     });
@@ -362,9 +363,9 @@ export class SplitEngine {
     for (const other of [...this.#placements.values()]) {
       if (other.descriptor.id === modelId || other.retired || !other.peers.some((peer) => peers.includes(peer))) continue;
       if (other.host.stats()?.running) {
-        throw new HearthError("HEARTH_QUEUE_FULL", `The peers needed are busy serving a split of model "${other.descriptor.id}"; retry later.`, { retryAfterSeconds: this.#init.config.limits.retryAfterSeconds });
+        throw errors.queueFull(`The peers needed are busy serving a split of model "${other.descriptor.id}"; retry later.`, { retryAfterSeconds: this.#init.config.limits.retryAfterSeconds });
       }
-      await this.#retire(other, new HearthError("HEARTH_RUNNER_FAILED", "The placement made way for another model."));
+      await this.#retire(other, errors.placementRetired("The placement made way for another model."));
     }
   }
 
@@ -390,7 +391,7 @@ export class SplitEngine {
   }
 
   async #replan(failed: SplitPlacement): Promise<SplitPlacement> {
-    await this.#retire(failed, new HearthError("HEARTH_RUNNER_FAILED", "The split placement lost a node."));
+    await this.#retire(failed, errors.placementRetired("The split placement lost a node."));
     const lost = await this.#lostPeers(failed.peers);
     const names = lost.length > 0 ? lost.map(shortNodeId).join(", ") : "none (its runner failed while every peer stayed up)";
     const view = await this.#init.cluster.routingView();
@@ -398,10 +399,10 @@ export class SplitEngine {
     const plan = await this.#plan(failed.descriptor, nodes, undefined);
     const lostText = lost.length > 0 ? `Node ${lost.map(shortNodeId).join(" and ")}, which held layers of ${failed.descriptor.id}, was lost` : `The runner of ${failed.descriptor.id}'s split failed`;
     if (!plan.ok) {
-      throw new HearthError("HEARTH_PEER_UNAVAILABLE", `${lostText} mid-generation, and the remaining nodes cannot hold the model: ${plan.message}`);
+      throw errors.peerUnavailable(`${lostText} mid-generation, and the remaining nodes cannot hold the model: ${plan.message}`);
     }
     if (!plan.split && plan.node !== view.local.nodeId) {
-      throw new HearthError("HEARTH_PEER_UNAVAILABLE", `${lostText} mid-generation; the model now fits only whole on node ${shortNodeId(plan.node)}, which cannot continue this generation. Retry the request.`);
+      throw errors.peerUnavailable(`${lostText} mid-generation; the model now fits only whole on node ${shortNodeId(plan.node)}, which cannot continue this generation. Retry the request.`);
     }
     this.#logger.warn({ model: failed.descriptor.id, lost: names, split: plan.split, reason: plan.reason }, "a split placement lost a node; continuing on a new placement");
     const local: LocalPlan = plan.split ? plan : { ...plan, node: plan.node };

@@ -5,7 +5,7 @@
  */
 
 import fs from "node:fs";
-import { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { modelLayoutFromGguf, type ModelLayout } from "../../scheduler/modelLayout.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import { describeGguf, readGgufHeader } from "../gguf/reader.js";
@@ -34,7 +34,7 @@ export class ModelLayouts {
         batchSize: this.#runner.batchSize,
       });
     } catch (error) {
-      throw new HearthError("HEARTH_MODEL_LOAD_FAILED", `Cannot plan model "${modelId}": its GGUF header does not describe a layered model (${(error as Error).message}).`, { cause: error });
+      throw errors.modelLoadFailed(`Cannot plan model "${modelId}": its GGUF header does not describe a layered model (${(error as Error).message}).`, { cause: error });
     }
     this.#cache.set(modelPath, { mtimeMs, layout });
     return layout;

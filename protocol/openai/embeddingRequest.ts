@@ -11,7 +11,7 @@
  */
 
 import { z } from "zod";
-import { HearthError } from "../errors.js";
+import { errors } from "../errors.js";
 import type { EmbeddingJob } from "../inference.js";
 import { modelField } from "./common.js";
 import { hearthExtensionField, hearthExtensionOf, type HearthExtension } from "./hearthExtension.js";
@@ -79,9 +79,7 @@ export interface ParsedEmbeddingRequest {
 export function parseEmbeddingRequest(body: unknown, limits: { maxInputs: number }): ParsedEmbeddingRequest {
   const request = parseWith(embeddingRequestSchema, body);
   if (request.input.length > limits.maxInputs) {
-    throw new HearthError(
-      "HEARTH_INVALID_REQUEST",
-      `Invalid value for 'input': must have at most ${limits.maxInputs} item(s), got ${request.input.length}.`,
+    throw errors.invalidRequest(`Invalid value for 'input': must have at most ${limits.maxInputs} item(s), got ${request.input.length}.`,
       { param: "input" },
     );
   }
@@ -98,9 +96,7 @@ export function parseEmbeddingRequest(body: unknown, limits: { maxInputs: number
 /** Rejects a `dimensions` the model cannot produce (Hearth never truncates vectors). */
 export function checkDimensions(requested: number | undefined, actual: number | undefined): void {
   if (requested === undefined || actual === undefined || requested === actual) return;
-  throw new HearthError(
-    "HEARTH_INVALID_REQUEST",
-    `Invalid value for 'dimensions': this model produces ${actual}-dimensional embeddings and Hearth does not truncate them; omit 'dimensions' or send ${actual}.`,
+  throw errors.invalidRequest(`Invalid value for 'dimensions': this model produces ${actual}-dimensional embeddings and Hearth does not truncate them; omit 'dimensions' or send ${actual}.`,
     { param: "dimensions" },
   );
 }

@@ -12,7 +12,7 @@
  */
 
 import { z } from "zod";
-import { HearthError } from "../errors.js";
+import { errors, HearthError } from "../errors.js";
 
 export const NODE_PIN_HEADER = "x-hearth-node";
 
@@ -62,7 +62,7 @@ export function hearthExtensionOf(value: z.output<typeof hearthExtensionField>):
  */
 export function parsePlacement(value: unknown, param: string): PlacementRequest | undefined {
   if (value === undefined || value === null) return undefined;
-  const invalid = (why: string, at = param): HearthError => new HearthError("HEARTH_INVALID_REQUEST", `Invalid value for '${at}': ${why}.`, { param: at });
+  const invalid = (why: string, at = param): HearthError => errors.invalidRequest(`Invalid value for '${at}': ${why}.`, { param: at });
   if (typeof value !== "object" || Array.isArray(value)) throw invalid('expected an object {"nodes": [...], "layers": [...]}');
   const { nodes, layers, ...rest } = value as Record<string, unknown>;
   const extra = Object.keys(rest);
@@ -86,9 +86,7 @@ export function parseNodePin(value: string | null | undefined, param: string): s
   const pin = value.trim();
   const characters = pin.replace(/-/g, "").length;
   if (!PIN_PATTERN.test(pin) || characters < MIN_PIN_CHARACTERS || characters > MAX_PIN_CHARACTERS) {
-    throw new HearthError(
-      "HEARTH_INVALID_REQUEST",
-      `Invalid value for '${param}': expected a node id or a prefix of at least ${MIN_PIN_CHARACTERS} of its characters (A-Z, 2-7, dashes between groups).`,
+    throw errors.invalidRequest(`Invalid value for '${param}': expected a node id or a prefix of at least ${MIN_PIN_CHARACTERS} of its characters (A-Z, 2-7, dashes between groups).`,
       { param },
     );
   }
@@ -101,12 +99,12 @@ export function parseNodePin(value: string | null | undefined, param: string): s
  */
 export function requestPin(header: string | string[] | undefined, body: { node?: string | null | undefined } | null | undefined): string | undefined {
   if (Array.isArray(header) && header.length > 1) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `Invalid header '${NODE_PIN_HEADER}': send it once.`, { param: NODE_PIN_HEADER });
+    throw errors.invalidRequest(`Invalid header '${NODE_PIN_HEADER}': send it once.`, { param: NODE_PIN_HEADER });
   }
   const fromHeader = parseNodePin(Array.isArray(header) ? header[0] : header, NODE_PIN_HEADER);
   const fromBody = parseNodePin(body?.node, "hearth.node");
   if (fromHeader !== undefined && fromBody !== undefined && fromHeader.replace(/-/g, "") !== fromBody.replace(/-/g, "")) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `The '${NODE_PIN_HEADER}' header and 'hearth.node' name different nodes; send one.`, { param: "hearth.node" });
+    throw errors.invalidRequest(`The '${NODE_PIN_HEADER}' header and 'hearth.node' name different nodes; send one.`, { param: "hearth.node" });
   }
   return fromHeader ?? fromBody;
 }

@@ -10,7 +10,7 @@
  */
 
 import type { z } from "zod";
-import { HearthError } from "../errors.js";
+import { errors, HearthError } from "../errors.js";
 
 type Issue = z.core.$ZodIssue;
 type PathSegment = PropertyKey;
@@ -115,7 +115,7 @@ export function issueToHearthError(issue: Issue): HearthError {
   const param = formatParamPath(path);
   const where = param ?? "request body";
   const message = isMissing(issue) ? `Missing required parameter: '${where}'.` : `Invalid value for '${where}': ${describeIssue(issue)}.`;
-  return new HearthError("HEARTH_INVALID_REQUEST", message, { param });
+  return errors.invalidRequest(message, { param });
 }
 
 /**
@@ -126,7 +126,7 @@ export function parseWith<T extends z.ZodType>(schema: T, body: unknown): z.outp
   const result = schema.safeParse(body, { reportInput: true });
   if (result.success) return result.data;
   const first = result.error.issues[0];
-  if (first === undefined) throw new HearthError("HEARTH_INVALID_REQUEST", "The request is invalid.");
+  if (first === undefined) throw errors.invalidRequest("The request is invalid.");
   throw issueToHearthError(first);
 }
 

@@ -45,7 +45,7 @@
  */
 
 import { createHash, createHmac, hkdfSync, randomBytes as nodeRandomBytes, timingSafeEqual } from "node:crypto";
-import { ERROR_CATALOGUE, HearthError } from "../errors.js";
+import { ERROR_CATALOGUE, errors } from "../errors.js";
 import { fingerprintToHex, FINGERPRINT_BYTES, nodeIdFromFingerprint } from "./identity.js";
 import type { AuthConfirmMessage, AuthProofMessage, HandshakeRejectMessage, HelloMessage, PeerMessage, SoftwareInfo } from "./messages.js";
 import { PEER_WIRE_LIMITS } from "./messages.js";
@@ -127,7 +127,7 @@ const GENERIC_REFUSAL: HandshakeRejectMessage = {
 
 export function derivePeerAuthKey(clusterSecret: Uint8Array): Uint8Array {
   if (clusterSecret.byteLength < MIN_CLUSTER_SECRET_BYTES) {
-    throw new HearthError("HEARTH_CONFIG_INVALID", `The cluster secret must be at least ${MIN_CLUSTER_SECRET_BYTES} bytes.`);
+    throw errors.configInvalid(`The cluster secret must be at least ${MIN_CLUSTER_SECRET_BYTES} bytes.`);
   }
   return new Uint8Array(hkdfSync("sha256", clusterSecret, new Uint8Array(0), PEER_AUTH_CONTEXT, 32));
 }
@@ -211,7 +211,7 @@ class HandshakeMachine implements Handshake {
 
   constructor(role: HandshakeRole, params: HandshakeParams) {
     if (params.remoteFingerprint.byteLength !== FINGERPRINT_BYTES) {
-      throw new HearthError("HEARTH_INVALID_REQUEST", `The peer's certificate fingerprint must be ${FINGERPRINT_BYTES} bytes.`, { param: "remoteFingerprint" });
+      throw errors.invalidRequest(`The peer's certificate fingerprint must be ${FINGERPRINT_BYTES} bytes.`, { param: "remoteFingerprint" });
     }
     this.role = role;
     this.#params = params;
@@ -236,7 +236,7 @@ class HandshakeMachine implements Handshake {
 
   start(): HandshakeStep {
     if (this.role === "responder") return {};
-    if (this.#state !== "start") throw new HearthError("HEARTH_INTERNAL", "Handshake.start() called twice.");
+    if (this.#state !== "start") throw errors.internal("Handshake.start() called twice.");
     this.#state = "awaitingHello";
     return { send: this.#localHello };
   }

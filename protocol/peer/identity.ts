@@ -17,7 +17,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { HearthError } from "../errors.js";
+import { errors } from "../errors.js";
 import { BASE32_ALPHABET, base32Decode, base32Encode } from "./base32.js";
 
 export const FINGERPRINT_BYTES = 32;
@@ -66,7 +66,7 @@ function group(text: string): string {
 
 export function nodeIdFromFingerprint(fingerprint: Uint8Array): string {
   if (fingerprint.byteLength !== FINGERPRINT_BYTES) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `A certificate fingerprint is ${FINGERPRINT_BYTES} bytes, got ${fingerprint.byteLength}.`, {
+    throw errors.invalidRequest(`A certificate fingerprint is ${FINGERPRINT_BYTES} bytes, got ${fingerprint.byteLength}.`, {
       param: "fingerprint",
     });
   }
@@ -105,10 +105,10 @@ export function isValidNodeId(text: string): boolean {
 export function parseNodeId(text: string): string {
   const compact = text.toUpperCase().replace(/[\s-]/g, "");
   if (compact.length !== CHUNKS * (CHUNK_LENGTH + 1) || !/^[A-Z2-7]+$/.test(compact)) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", "A node id is 56 base32 characters (A-Z, 2-7), usually in groups of 7.", { param: "nodeId" });
+    throw errors.invalidRequest("A node id is 56 base32 characters (A-Z, 2-7), usually in groups of 7.", { param: "nodeId" });
   }
   if (fingerprintFromCompactNodeId(compact) === undefined) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", "The node id has a typo: a check character does not match.", { param: "nodeId" });
+    throw errors.invalidRequest("The node id has a typo: a check character does not match.", { param: "nodeId" });
   }
   return group(compact);
 }

@@ -26,7 +26,7 @@
 import { Packr, Unpackr } from "msgpackr";
 import { z } from "zod";
 import type { ErrorPayload } from "../errors.js";
-import { HearthError } from "../errors.js";
+import { errors, HearthError } from "../errors.js";
 import type { ChatJob, CompletionJob, EmbeddingJob, GenerationResult, InferenceJob } from "../inference.js";
 import { errorPayloadSchema, modelIdSchema } from "./messages.js";
 import { scanMessagePack } from "./msgpackScan.js";
@@ -277,7 +277,7 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structured
 
 export type InferDecodeResult<T> = { ok: true; frame: T } | { ok: false; error: HearthError };
 
-const invalid = (message: string): { ok: false; error: HearthError } => ({ ok: false, error: new HearthError("HEARTH_PEER_FRAME_INVALID", message) });
+const invalid = (message: string): { ok: false; error: HearthError } => ({ ok: false, error: errors.peerFrameInvalid(message) });
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   // Keys of free-form maps are peer-chosen: quote and cut them.
@@ -295,19 +295,19 @@ export function encodeInferFrame(frame: InferFrame, maxFrameBytes: number = fram
   const parsed = schema.safeParse(frame);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new HearthError("HEARTH_INTERNAL", `refusing to send an invalid ${frame.type} frame: ${first === undefined ? "invalid" : describeIssue(first)}`);
+    throw errors.internal(`refusing to send an invalid ${frame.type} frame: ${first === undefined ? "invalid" : describeIssue(first)}`);
   }
   let body: Uint8Array;
   try {
     body = packr.pack(parsed.data);
   } catch (error) {
-    throw new HearthError("HEARTH_INTERNAL", `cannot encode a ${frame.type} frame: ${error instanceof Error ? error.message : String(error)}`);
+    throw errors.internal(`cannot encode a ${frame.type} frame: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (body.byteLength > maxFrameBytes) {
-    throw new HearthError("HEARTH_PEER_FRAME_TOO_LARGE", `a ${frame.type} frame of ${body.byteLength} bytes exceeds the limit of ${maxFrameBytes}`);
+    throw errors.peerFrameTooLarge(`a ${frame.type} frame of ${body.byteLength} bytes exceeds the limit of ${maxFrameBytes}`);
   }
   const scan = scanMessagePack(body, INFER_WIRE_LIMITS.maxNestingDepth);
-  if (!scan.ok) throw new HearthError("HEARTH_INTERNAL", `refusing to send a ${frame.type} frame: ${scan.reason}`);
+  if (!scan.ok) throw errors.internal(`refusing to send a ${frame.type} frame: ${scan.reason}`);
   const out = Buffer.allocUnsafe(INFER_WIRE_LIMITS.lengthPrefixBytes + body.byteLength);
   out.writeUInt32BE(body.byteLength, 0);
   out.set(body, INFER_WIRE_LIMITS.lengthPrefixBytes);
@@ -378,9 +378,9 @@ export class InferFrameSplitter {
     while (this.#buffered >= prefix) {
       const head = this.#peek(prefix);
       const length = new DataView(head.buffer, head.byteOffset, prefix).getUint32(0);
-      if (length === 0) return this.#fail(new HearthError("HEARTH_PEER_FRAME_INVALID", "empty infer frame"));
+      if (length === 0) return this.#fail(errors.peerFrameInvalid("empty infer frame"));
       if (length > this.#maxFrameBytes) {
-        return this.#fail(new HearthError("HEARTH_PEER_FRAME_TOO_LARGE", `infer frame of ${length} bytes exceeds the limit of ${this.#maxFrameBytes}`));
+        return this.#fail(errors.peerFrameTooLarge(`infer frame of ${length} bytes exceeds the limit of ${this.#maxFrameBytes}`));
       }
       if (this.#buffered < prefix + length) break;
       const frame = this.#take(prefix + length);

@@ -18,7 +18,7 @@
  */
 
 import { createHash, randomBytes as nodeRandomBytes } from "node:crypto";
-import { HearthError } from "../errors.js";
+import { errors, HearthError } from "../errors.js";
 import { base32Decode, base32Encode } from "./base32.js";
 
 export const CLUSTER_ID_BYTES = 16;
@@ -62,10 +62,10 @@ function checksum(payload: Uint8Array): Uint8Array {
 
 export function encodeJoinToken(credentials: ClusterCredentials): string {
   if (!CLUSTER_ID_PATTERN.test(credentials.clusterId)) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", "A cluster id is 32 lower-case hex characters.", { param: "clusterId" });
+    throw errors.invalidRequest("A cluster id is 32 lower-case hex characters.", { param: "clusterId" });
   }
   if (credentials.secret.byteLength !== CLUSTER_SECRET_BYTES) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `A cluster secret is ${CLUSTER_SECRET_BYTES} bytes.`, { param: "secret" });
+    throw errors.invalidRequest(`A cluster secret is ${CLUSTER_SECRET_BYTES} bytes.`, { param: "secret" });
   }
   const payload = new Uint8Array(PAYLOAD_BYTES + CHECK_BYTES);
   payload.set(Buffer.from(credentials.clusterId, "hex"), 0);

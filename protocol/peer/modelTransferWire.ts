@@ -18,7 +18,7 @@
  */
 
 import { z } from "zod";
-import { HearthError } from "../errors.js";
+import { errors, HearthError } from "../errors.js";
 
 /** The stream purpose (purposes are dotted lower-camel names: messages.ts). */
 export const MODEL_FETCH_PURPOSE = "model.fetch";
@@ -59,7 +59,7 @@ export function parseModelFetchMeta(meta: unknown): ModelFetchMeta {
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const field = typeof issue?.path[0] === "string" ? issue.path[0] : "meta";
-  throw new HearthError("HEARTH_INVALID_REQUEST", `invalid model.fetch request: ${field} ${issue?.message ?? "is invalid"}`, { param: field });
+  throw errors.invalidRequest(`invalid model.fetch request: ${field} ${issue?.message ?? "is invalid"}`, { param: field });
 }
 
 export function encodeTransferHeader(header: TransferHeader): Uint8Array {
@@ -85,7 +85,7 @@ export class TransferHeaderDecoder {
   #done = false;
 
   push(chunk: Uint8Array): HeaderDecodeResult {
-    if (this.#done) return { kind: "error", error: new HearthError("HEARTH_INTERNAL", "the transfer header was already decoded") };
+    if (this.#done) return { kind: "error", error: errors.internal("the transfer header was already decoded") };
     const joined = new Uint8Array(this.#buffered.byteLength + chunk.byteLength);
     joined.set(this.#buffered, 0);
     joined.set(chunk, this.#buffered.byteLength);
@@ -117,16 +117,16 @@ export class TransferHeaderDecoder {
   #fail(message: string): HeaderDecodeResult {
     this.#done = true;
     this.#buffered = new Uint8Array(0);
-    return { kind: "error", error: new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", message) };
+    return { kind: "error", error: errors.peerProtocolViolation(message) };
   }
 }
 
 /** The header must describe exactly the file and range that were asked for. */
 export function checkTransferHeader(header: TransferHeader, expected: { sha256: string; offset: number; size?: number }): HearthError | undefined {
-  if (header.sha256 !== expected.sha256) return new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", "the peer announced another file than the one requested");
-  if (header.offset !== expected.offset) return new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", `the peer starts at byte ${header.offset}, not at the requested ${expected.offset}`);
+  if (header.sha256 !== expected.sha256) return errors.peerProtocolViolation("the peer announced another file than the one requested");
+  if (header.offset !== expected.offset) return errors.peerProtocolViolation(`the peer starts at byte ${header.offset}, not at the requested ${expected.offset}`);
   if (expected.size !== undefined && header.size !== expected.size) {
-    return new HearthError("HEARTH_PEER_PROTOCOL_VIOLATION", `the peer's file has ${header.size} bytes; ${expected.size} were expected`);
+    return errors.peerProtocolViolation(`the peer's file has ${header.size} bytes; ${expected.size} were expected`);
   }
   return undefined;
 }
@@ -158,5 +158,5 @@ export function parseModelsFetchRequest(payload: unknown): ModelsFetchRequest {
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const field = issue?.path.join(".") || "payload";
-  throw new HearthError("HEARTH_INVALID_REQUEST", `invalid models.fetch request: ${field}: ${issue?.message ?? "invalid"}`, { param: field });
+  throw errors.invalidRequest(`invalid models.fetch request: ${field}: ${issue?.message ?? "invalid"}`, { param: field });
 }

@@ -17,7 +17,7 @@
  */
 
 import { z } from "zod";
-import { HearthError } from "../errors.js";
+import { errors } from "../errors.js";
 import { SHA256_HEX_PATTERN } from "./modelTransferWire.js";
 
 /** Purposes and methods are dotted lower-camel names (messages.ts), hence not `rpc-tunnel`. */
@@ -72,5 +72,5 @@ export function parseRpcPayload<T>(schema: z.ZodType<T>, payload: unknown, what:
   const keys = issue?.code === "unrecognized_keys" ? issue.keys : [];
   const field = keys[0] ?? (typeof issue?.path[0] === "string" ? issue.path[0] : "payload");
   const reason = issue?.code === "unrecognized_keys" ? "is not a known field" : (issue?.message ?? "is invalid");
-  throw new HearthError("HEARTH_INVALID_REQUEST", `invalid ${what}: ${field} ${reason}`, { param: field });
+  throw errors.invalidRequest(`invalid ${what}: ${field} ${reason}`, { param: field });
 }

@@ -135,7 +135,7 @@ describe("a new user's first session against hearth serve", () => {
       failure = error;
     }
     expect(failure).toBeInstanceOf(OpenAI.APIError);
-    expect(String((failure as Error).message)).toMatch(/HEARTH_RUNNER_FAILED|runner/i);
+    expect(String((failure as Error).message)).toMatch(/HEARTH_RUNNER_CRASHED|runner/i);
 
     const next = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "Still there?" }], max_tokens: 4, temperature: 0 });
     expect(next.choices[0]!.message.role).toBe("assistant");

@@ -597,7 +597,7 @@ describe("LocalEngine cancellation and failures", () => {
     await waitFor(() => started, 10_000, "generation to start");
     process.kill(pid, "SIGKILL");
     for (const request of inFlight) {
-      const error = await expectHearthError(request, "HEARTH_RUNNER_FAILED");
+      const error = await expectHearthError(request, "HEARTH_RUNNER_CRASHED");
       expect(String(error["message"])).toContain("SIGKILL");
     }
     await waitFor(() => !processAlive(pid), 5_000, "the runner to be gone");

@@ -457,7 +457,7 @@ describe("load shedding and failures", () => {
     for await (const event of events) rest.push(event.data);
     expect(rest).not.toContain("[DONE]");
     const last = rest[rest.length - 1] as { error?: { code: string; type: string } };
-    expect(last.error?.code).toBe("HEARTH_RUNNER_FAILED");
+    expect(last.error?.code).toBe("HEARTH_RUNNER_CRASHED");
     const after = await client(stack).chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: 2 });
     expect(after.choices[0]!.message.role).toBe("assistant");
   });

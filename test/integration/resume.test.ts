@@ -141,16 +141,16 @@ describe("resumed generations continue exactly", () => {
     expect(object.result.text.trimStart().startsWith("{")).toBe(true);
   });
 
-  it("refuses, with HEARTH_RUNNER_FAILED, a job that may call tools, and a grammar job whose tokens do not fit its grammar", async () => {
+  it("refuses, with HEARTH_RESUME_UNSUPPORTED, a job that may call tools, and a grammar job whose tokens do not fit its grammar", async () => {
     const tools = [{ name: "light", description: "Lights the fire.", parameters: { type: "object", properties: {} } }];
     const withTools = chat("Light the fire.", 20, { tools, toolChoice: "auto" });
-    await expect(runner.generate(withTools, { resume: { tokens: [5, 6], sentText: "x" } })).rejects.toMatchObject({ code: "HEARTH_RUNNER_FAILED", message: expect.stringMatching(/may call tools/) as unknown });
+    await expect(runner.generate(withTools, { resume: { tokens: [5, 6], sentText: "x" } })).rejects.toMatchObject({ code: "HEARTH_RESUME_UNSUPPORTED", message: expect.stringMatching(/may call tools/) as unknown });
 
     // Tokens of plain text cannot be the start of a JSON answer.
     const plain = await record(chat("Describe the room.", 12));
     const resume = ledgerAfter(plain.events, plain.events.length);
     const json = chat("Describe the room.", 12, { responseFormat: { type: "json_object" } });
-    await expect(runner.generate(json, { resume })).rejects.toMatchObject({ code: "HEARTH_RUNNER_FAILED", message: expect.stringMatching(/grammar cannot be restored/) as unknown });
+    await expect(runner.generate(json, { resume })).rejects.toMatchObject({ code: "HEARTH_RESUME_UNSUPPORTED", message: expect.stringMatching(/grammar cannot be restored/) as unknown });
     // The runner survives both and still answers.
     expect((await runner.generate(chat("Still there?", 4))).usage.completionTokens).toBeGreaterThan(0);
   });

@@ -105,7 +105,7 @@ describe("runner child process", () => {
     expect(await runner.exited).toEqual({ code: 0, signal: null, expected: true });
     expect(processAlive(pid)).toBe(false);
     expect(runner.state).toBe("exited");
-    await expectHearthError(runner.generate(completion("late", 1)), "HEARTH_RUNNER_FAILED");
+    await expectHearthError(runner.generate(completion("late", 1)), "HEARTH_RUNNER_NOT_READY");
   });
 
   it("exits on its own when the daemon dies, leaving no orphan", async () => {
@@ -187,7 +187,7 @@ describe("jobs on a runner", () => {
     await runner.stop();
   });
 
-  it("a runner that dies mid-job fails it with HEARTH_RUNNER_FAILED naming the exit code", async () => {
+  it("a runner that dies mid-job fails it with HEARTH_RUNNER_CRASHED naming the exit code", async () => {
     const entryPath = await standInRunner(
       "dies-mid-job",
       `if (message.type === "load") send({ type: "ready", info: { modelId: "tiny", trainContextSize: 8, contextSize: 8, parallelSlots: 1, embeddingSize: 1, layers: 1, gpuLayers: 0, chatWrapper: "x", supportsFunctions: false, loadMs: 0 } });
@@ -196,7 +196,7 @@ describe("jobs on a runner", () => {
     const runner = newRunner({ entryPath });
     await runner.start();
     const deltas: string[] = [];
-    const error = await expectHearthError(runner.generate(completion("x", 4), { onDelta: (delta) => deltas.push(delta.text) }), "HEARTH_RUNNER_FAILED");
+    const error = await expectHearthError(runner.generate(completion("x", 4), { onDelta: (delta) => deltas.push(delta.text) }), "HEARTH_RUNNER_CRASHED");
     expect(String(error["message"])).toContain("exited with code 7");
     expect(deltas).toEqual(["a"]);
     expect(await runner.exited).toMatchObject({ code: 7, expected: false });

@@ -111,7 +111,7 @@ describe("daemon client", () => {
         }, 20);
       } else if (req.url === "/stream-error") {
         res.setHeader("content-type", "text/event-stream");
-        res.end('data: {"n":1}\n\ndata: {"error":{"message":"runner died","type":"service_unavailable","param":null,"code":"HEARTH_RUNNER_FAILED"}}\n\n');
+        res.end('data: {"n":1}\n\ndata: {"error":{"message":"runner died","type":"service_unavailable","param":null,"code":"HEARTH_RUNNER_CRASHED"}}\n\n');
       } else if (req.url === "/stream-truncated") {
         res.end('data: {"n":1}\n\n');
       } else {
@@ -204,7 +204,7 @@ describe("daemon client", () => {
       })(),
     );
     expect(events).toEqual([{ n: 1 }]);
-    expect(error.code).toBe("HEARTH_RUNNER_FAILED");
+    expect(error.code).toBe("HEARTH_RUNNER_CRASHED");
     expect(error.message).toBe("runner died");
     const truncated = await failure(
       (async () => {

@@ -146,19 +146,19 @@ describe("JobRun", () => {
 
   it("re-queues a runner failure on another node, and after max_attempts writes an error line with the code", async () => {
     const executor = new ScriptedExecutor(({ node, prompt, signal }) => {
-      if (prompt === "p3") return Promise.reject(new HearthError("HEARTH_RUNNER_FAILED", "runner crashed"));
-      if (prompt === "p5" && node === "A") return Promise.reject(new HearthError("HEARTH_RUNNER_FAILED", "runner crashed on A"));
+      if (prompt === "p3") return Promise.reject(new HearthError("HEARTH_RUNNER_CRASHED", "runner crashed"));
+      if (prompt === "p5" && node === "A") return Promise.reject(new HearthError("HEARTH_RUNNER_CRASHED", "runner crashed on A"));
       return work(signal, 1, `${node}:${prompt}`);
     });
     const { run, job } = await makeRun(10, executor);
     await run.run();
     const lines = job.outputLines();
-    expect(lines[3]?.error).toEqual({ code: "HEARTH_RUNNER_FAILED", message: "runner crashed (after 3 attempts)" });
+    expect(lines[3]?.error).toEqual({ code: "HEARTH_RUNNER_CRASHED", message: "runner crashed (after 3 attempts)" });
     expect(executor.calls.filter((call) => call.prompt === "p3")).toHaveLength(3);
     // p5 failed on A at most once or twice and then succeeded on B.
     expect(lines[5]?.error).toBeNull();
     expect(lines[5]?.hearth.node).toBe("B");
-    expect(codes(job).filter((code) => code !== null)).toEqual(["HEARTH_RUNNER_FAILED"]);
+    expect(codes(job).filter((code) => code !== null)).toEqual(["HEARTH_RUNNER_CRASHED"]);
   });
 
   it("a full queue re-queues the item without spending an attempt and rests that node for its retry-after", async () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { ClusterView, NodeView, PeerView } from "../../daemon/cluster/views.js";
 import type { ModelDescriptor } from "../../daemon/engine/types.js";
 import { clusterModelList, findClusterModel } from "../../daemon/routing/clusterModels.js";
-import { MAX_ROUTE_ATTEMPTS, shouldRetryElsewhere, type RetryQuestion } from "../../daemon/routing/retryPolicy.js";
+import { MAX_ROUTE_ATTEMPTS, shouldRetryElsewhere, type RetryQuestion } from "../../scheduler/retryPolicy.js";
 import { snapshotFromView } from "../../daemon/routing/snapshotFromView.js";
 import type { HearthError } from "../../protocol/errors.js";
 import { parseNodePin, requestPin } from "../../protocol/openai/hearthExtension.js";
@@ -137,7 +137,7 @@ describe("shouldRetryElsewhere", () => {
   const base: RetryQuestion = { code: "HEARTH_PEER_UNAVAILABLE", attempts: 1, deltasSent: false, pinned: false, retry: true, aborted: false };
 
   it("retries a node failure before the first token, once", () => {
-    for (const code of ["HEARTH_PEER_UNAVAILABLE", "HEARTH_PEER_TIMEOUT", "HEARTH_RUNNER_FAILED", "HEARTH_SHUTTING_DOWN"] as const) {
+    for (const code of ["HEARTH_PEER_UNAVAILABLE", "HEARTH_PEER_TIMEOUT", "HEARTH_RUNNER_CRASHED", "HEARTH_SHUTTING_DOWN"] as const) {
       expect(shouldRetryElsewhere({ ...base, code })).toBe(true);
     }
     expect(shouldRetryElsewhere({ ...base, attempts: MAX_ROUTE_ATTEMPTS })).toBe(false);

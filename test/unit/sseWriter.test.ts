@@ -88,11 +88,11 @@ describe("SseWriter over a real socket", () => {
     const url = await serve((res) => {
       const sse = new SseWriter(res, 10_000);
       sse.send({ n: 1 });
-      sse.fail({ error: { message: "runner died", code: "HEARTH_RUNNER_FAILED" } });
+      sse.fail({ error: { message: "runner died", code: "HEARTH_RUNNER_CRASHED" } });
       sse.send({ n: 2 });
     });
     const text = await (await fetch(url)).text();
-    expect(text).toBe('data: {"n":1}\n\ndata: {"error":{"message":"runner died","code":"HEARTH_RUNNER_FAILED"}}\n\n');
+    expect(text).toBe('data: {"n":1}\n\ndata: {"error":{"message":"runner died","code":"HEARTH_RUNNER_CRASHED"}}\n\n');
   });
 
   it("ignores writes after the client went away", async () => {

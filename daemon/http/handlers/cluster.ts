@@ -7,13 +7,13 @@
  * Both sit behind the API key like /v1: peer addresses and resources are nobody else's business.
  */
 
-import { HearthError } from "../../../protocol/errors.js";
+import { errors } from "../../../protocol/errors.js";
 import type { ClusterSource, RequestContext } from "../context.js";
 import { sendJson } from "../responses.js";
 
 function clusterOf(context: RequestContext): ClusterSource {
   const cluster = context.services.cluster;
-  if (cluster === undefined) throw new HearthError("HEARTH_NOT_FOUND", "This API runs without a cluster service.");
+  if (cluster === undefined) throw errors.notFound("This API runs without a cluster service.");
   return cluster;
 }
 

@@ -15,7 +15,7 @@
  */
 
 import { BatchInputError } from "../../../protocol/batch/batchInput.js";
-import { HearthError } from "../../../protocol/errors.js";
+import { errors } from "../../../protocol/errors.js";
 import type { JobCoordinator, SubmitOptions } from "../../jobs/JobCoordinator.js";
 import type { RequestContext } from "../context.js";
 import { isJsonContentType, parseJsonObject, readBodyBytes } from "../requestBody.js";
@@ -25,7 +25,7 @@ const JSONL_MEDIA_TYPES = new Set(["application/jsonl", "application/x-ndjson", 
 
 function jobsOf(context: RequestContext): JobCoordinator {
   const { jobs } = context.services;
-  if (jobs === undefined) throw new HearthError("HEARTH_NOT_FOUND", "Batch jobs are not available on this API.");
+  if (jobs === undefined) throw errors.notFound("Batch jobs are not available on this API.");
   return jobs;
 }
 
@@ -38,12 +38,12 @@ function parseFlag(value: unknown, name: string): boolean | undefined {
   if (typeof value === "boolean") return value;
   if (value === "true" || value === "1") return true;
   if (value === "false" || value === "0") return false;
-  throw new HearthError("HEARTH_INVALID_REQUEST", `Invalid value for '${name}': expected true or false.`, { param: name });
+  throw errors.invalidRequest(`Invalid value for '${name}': expected true or false.`, { param: name });
 }
 
 function parseModel(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== "string" || value.trim() === "") throw new HearthError("HEARTH_INVALID_REQUEST", "Invalid value for 'model': expected a non-empty string.", { param: "model" });
+  if (typeof value !== "string" || value.trim() === "") throw errors.invalidRequest("Invalid value for 'model': expected a non-empty string.", { param: "model" });
   return value;
 }
 
@@ -67,14 +67,12 @@ export async function handleSubmitJob(context: RequestContext): Promise<void> {
   } else if (isJsonContentType(req.headers["content-type"])) {
     const body = parseJsonObject(await readBodyBytes(req, jobs.maxInputBytes));
     if (typeof body["input"] !== "string") {
-      throw new HearthError("HEARTH_INVALID_REQUEST", "Missing required parameter: 'input' (the batch as JSONL text).", { param: "input" });
+      throw errors.invalidRequest("Missing required parameter: 'input' (the batch as JSONL text).", { param: "input" });
     }
     options = submitOptions(body["model"] ?? query.get("model") ?? undefined, body["skip_invalid"] ?? query.get("skip_invalid") ?? undefined);
     input = Buffer.from(body["input"], "utf8");
   } else {
-    throw new HearthError(
-      "HEARTH_UNSUPPORTED_MEDIA_TYPE",
-      `A batch is submitted as application/jsonl (or application/x-ndjson), or as application/json {"input": ...}; got ${type === "" ? "no Content-Type" : JSON.stringify(type)}.`,
+    throw errors.unsupportedMediaType(`A batch is submitted as application/jsonl (or application/x-ndjson), or as application/json {"input": ...}; got ${type === "" ? "no Content-Type" : JSON.stringify(type)}.`,
     );
   }
   try {

@@ -11,7 +11,7 @@
  * leaves the transfer running. Paths are never sent.
  */
 
-import { HearthError } from "../../../protocol/errors.js";
+import { errors } from "../../../protocol/errors.js";
 import { isSha256Hex } from "../../../protocol/peer/modelTransferWire.js";
 import type { ModelSharingSource } from "../../sharing/ModelSharing.js";
 import type { RequestContext } from "../context.js";
@@ -22,7 +22,7 @@ const MAX_MODEL_NAME_LENGTH = 256;
 
 function sharingOf(context: RequestContext): ModelSharingSource {
   const sharing = context.services.sharing;
-  if (sharing === undefined) throw new HearthError("HEARTH_NOT_FOUND", "This API runs without model sharing.");
+  if (sharing === undefined) throw errors.notFound("This API runs without model sharing.");
   return sharing;
 }
 
@@ -31,7 +31,7 @@ export async function handlePullModel(context: RequestContext): Promise<void> {
   const body = await readJsonBody(context.req, { maxBytes: context.services.config.limits.maxBodyBytes });
   const model = body["model"];
   if (typeof model !== "string" || model === "" || model.length > MAX_MODEL_NAME_LENGTH) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `model must be a model id or a sha256 (a non-empty string of at most ${MAX_MODEL_NAME_LENGTH} characters)`, { param: "model" });
+    throw errors.invalidRequest(`model must be a model id or a sha256 (a non-empty string of at most ${MAX_MODEL_NAME_LENGTH} characters)`, { param: "model" });
   }
   const result = await sharing.pull(model);
   sendJson(context.res, result.present ? 200 : 202, result);
@@ -44,9 +44,9 @@ export function handleListPulls(context: RequestContext): Promise<void> {
 
 export function handleGetPull(context: RequestContext): Promise<void> {
   const sha256 = context.params["sha256"] ?? "";
-  if (!isSha256Hex(sha256)) throw new HearthError("HEARTH_INVALID_REQUEST", "expected a sha256 (64 lower-case hex characters) in the path", { param: "sha256" });
+  if (!isSha256Hex(sha256)) throw errors.invalidRequest("expected a sha256 (64 lower-case hex characters) in the path", { param: "sha256" });
   const transfer = sharingOf(context).transfer(sha256);
-  if (transfer === undefined) throw new HearthError("HEARTH_NOT_FOUND", `no recent transfer of sha256 ${sha256}`, { param: "sha256" });
+  if (transfer === undefined) throw errors.notFound(`no recent transfer of sha256 ${sha256}`, { param: "sha256" });
   sendJson(context.res, 200, { transfer });
   return Promise.resolve();
 }

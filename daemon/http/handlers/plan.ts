@@ -5,7 +5,7 @@
  * A refusal is not an error here: the report carries it with its numbers.
  */
 
-import { HearthError } from "../../../protocol/errors.js";
+import { errors } from "../../../protocol/errors.js";
 import { parsePlacement } from "../../../protocol/openai/hearthExtension.js";
 import type { RequestContext } from "../context.js";
 import { sendJson } from "../responses.js";
@@ -14,11 +14,11 @@ const MAX_MODEL_NAME = 256;
 
 export async function handlePlan({ req, res, services }: RequestContext): Promise<void> {
   const split = services.split;
-  if (split === undefined) throw new HearthError("HEARTH_NOT_FOUND", "This API runs without a split engine.");
+  if (split === undefined) throw errors.notFound("This API runs without a split engine.");
   const query = new URL(req.url ?? "/", "http://hearth.invalid").searchParams;
   const model = query.get("model");
   if (model === null || model === "" || model.length > MAX_MODEL_NAME) {
-    throw new HearthError("HEARTH_INVALID_REQUEST", `Query parameter 'model' is required (at most ${MAX_MODEL_NAME} characters).`, { param: "model" });
+    throw errors.invalidRequest(`Query parameter 'model' is required (at most ${MAX_MODEL_NAME} characters).`, { param: "model" });
   }
   const nodes = query.get("nodes");
   const layers = query.get("layers");
