@@ -24,7 +24,8 @@
  * on the order nodes are listed in. Pure: no I/O.
  */
 
-import { errors, HearthError } from "../protocol/errors.js";
+import type { HearthError } from "../protocol/errors.js";
+import { errors } from "../protocol/errors.js";
 import { llamaSplitSettings, type LlamaSplitSettings } from "./llamaLayerSplit.js";
 import { decodeWeightBytes, sumOf, wholeModelBytes, type ModelLayout } from "./modelLayout.js";
 import {

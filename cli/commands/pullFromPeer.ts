@@ -8,7 +8,7 @@
  * following, not the transfer, which goes on in the daemon (`hearth status` shows it).
  */
 
-import { errors, HearthError, isHearthErrorCode } from "../../protocol/errors.js";
+import { errors, isHearthErrorCode } from "../../protocol/errors.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import type { ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, formatBytes, printJson } from "../output.js";

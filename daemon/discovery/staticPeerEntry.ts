@@ -13,7 +13,8 @@
  */
 
 import net from "node:net";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { isUnroutableAddress } from "./interfaces.js";
 import type { PeerAddress } from "./PeerDiscovery.js";
 

@@ -11,7 +11,8 @@
 
 import fs from "node:fs";
 import { DEFAULT_GGUF_LIMITS, type GgufLimitsConfig } from "../config/defaults.js";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { ggmlTensorBytes, ggmlTypeInfo } from "./quant.js";
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GgufValueType, type GgufValue } from "./writer.js";
 

@@ -11,7 +11,8 @@
  * buffers reused across tensors; no per-element allocation happens anywhere.
  */
 
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { encodeTensor, QK } from "./quant.js";
 import { GgmlType, GgufValueType, writeGgufFile, type GgufTensorSpec, type GgufValue } from "./writer.js";
 

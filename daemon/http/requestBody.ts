@@ -8,7 +8,8 @@
  */
 
 import type { IncomingMessage } from "node:http";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 
 /** `application/json`, or any `application/<something>+json`, parameters allowed. */
 export function isJsonContentType(header: string | undefined): boolean {

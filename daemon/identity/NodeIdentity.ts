@@ -16,7 +16,8 @@
 import crypto from "node:crypto";
 import path from "node:path";
 import type { Logger } from "pino";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { certificateFingerprint, fingerprintToHex, nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
 import { createSelfSignedCertificate } from "./selfSignedCertificate.js";
 import { ensurePrivateDirectory, readPrivateFile, restrictFileMode, writePrivateFileAtomic } from "./secureFiles.js";

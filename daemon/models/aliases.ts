@@ -9,7 +9,8 @@
  * ignored with a warning.
  */
 
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 
 /** Longest accepted alias or target; ids are file names, which are shorter than this everywhere. */
 export const MAX_MODEL_NAME_LENGTH = 255;

@@ -13,7 +13,8 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 
 /** Environment variables read by the native parts (the shim's are documented in native/hearth-rpc-shim.cpp). */
 export const NATIVE_ENV = {

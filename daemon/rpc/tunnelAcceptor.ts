@@ -9,7 +9,8 @@
 
 import net from "node:net";
 import type { Logger } from "pino";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { parseRpcPayload, rpcTunnelMetaSchema } from "../../protocol/peer/rpcWire.js";
 import type { StreamHandler } from "../peers/linkStreams.js";

@@ -14,7 +14,7 @@
  * Pure: no I/O.
  */
 
-import { errors, HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 
 /** Nesting beyond this is rejected rather than risking deep recursion in the grammar builder. */
 export const MAX_SCHEMA_DEPTH = 64;

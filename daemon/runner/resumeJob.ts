@@ -17,7 +17,8 @@
  */
 
 import type { LlamaGrammar, LlamaGrammarEvaluationState, Token } from "node-llama-cpp";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { ChatJob, CompletionJob, GenerationResult } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
 import { toChatHistory } from "./chatHistory.js";

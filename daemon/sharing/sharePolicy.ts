@@ -5,7 +5,8 @@
  * Pure.
  */
 
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import type { SharePolicy } from "../config/defaults.js";
 
 /** `auto`: a request this node was asked to run; `pull`: the user's `hearth pull MODEL --from-peer`. */

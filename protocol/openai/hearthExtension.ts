@@ -12,7 +12,8 @@
  */
 
 import { z } from "zod";
-import { errors, HearthError } from "../errors.js";
+import type { HearthError } from "../errors.js";
+import { errors } from "../errors.js";
 
 export const NODE_PIN_HEADER = "x-hearth-node";
 

@@ -10,7 +10,8 @@
  */
 
 import type { z } from "zod";
-import { errors, HearthError } from "../errors.js";
+import type { HearthError } from "../errors.js";
+import { errors } from "../errors.js";
 
 type Issue = z.core.$ZodIssue;
 type PathSegment = PropertyKey;

@@ -25,8 +25,8 @@
 
 import { Packr, Unpackr } from "msgpackr";
 import { z } from "zod";
-import type { ErrorPayload } from "../errors.js";
-import { errors, HearthError } from "../errors.js";
+import type { ErrorPayload , HearthError } from "../errors.js";
+import { errors } from "../errors.js";
 import type { ChatJob, CompletionJob, EmbeddingJob, GenerationResult, InferenceJob } from "../inference.js";
 import { errorPayloadSchema, modelIdSchema } from "./messages.js";
 import { scanMessagePack } from "./msgpackScan.js";

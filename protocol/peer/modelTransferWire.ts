@@ -18,7 +18,8 @@
  */
 
 import { z } from "zod";
-import { errors, HearthError } from "../errors.js";
+import type { HearthError } from "../errors.js";
+import { errors } from "../errors.js";
 
 /** The stream purpose (purposes are dotted lower-camel names: messages.ts). */
 export const MODEL_FETCH_PURPOSE = "model.fetch";
