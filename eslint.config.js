@@ -1,9 +1,10 @@
 // Type-aware lint: floating and misused promises are the daemon bugs that matter most.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { layerRules } from "./eslint.layers.js";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", "eslint.config.js", "vitest.config.ts"] },
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", "eslint.config.js", "eslint.layers.js", "vitest.config.ts"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -32,4 +33,5 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
     },
   },
+  ...layerRules,
 );

@@ -102,6 +102,17 @@ export interface GenerationResult {
   timeToFirstTokenMs?: number;
   /** The node that ran the job; set by the cluster router (daemon/routing/). */
   nodeId?: string;
+  /** Where the router decided to run it, and why (scheduler/decision.ts); the `hearth` response extension. */
+  placement?: PlacementSummary;
+}
+
+/** A placement decision as responses and `hearth plan` show it. */
+export interface PlacementSummary {
+  kind: "local" | "remote" | "split" | "refused";
+  /** The node that runs it (a split's host); null when refused. */
+  nodeId: string | null;
+  /** The decision's reasons, most general first. */
+  reasons: string[];
 }
 
 /** One streamed piece of a generation, in order. */

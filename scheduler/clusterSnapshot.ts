@@ -32,6 +32,12 @@ export interface SnapshotNode {
   speedScores: Record<string, number>;
   /** Smoothed heartbeat round trip; null for the local node or when unknown. */
   rttMs: number | null;
+  /**
+   * Bytes the node offers a model or its layers of a split (scheduler/memoryBudget.ts), as it
+   * publishes it; null for a peer that has not reported its resources yet (it cannot take part
+   * in a split plan).
+   */
+  memoryBudgetBytes: number | null;
 }
 
 export interface ClusterSnapshot {

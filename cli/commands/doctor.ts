@@ -19,7 +19,7 @@
 import type { Command } from "commander";
 import { HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
-import type { ClusterDiagnostics } from "../../daemon/cluster/ClusterService.js";
+import type { ClusterDiagnostics } from "../../daemon/cluster/views.js";
 import type { ClusterView } from "../../daemon/cluster/views.js";
 import { parseDuration } from "../../daemon/config/duration.js";
 import { loadConfig } from "../../daemon/config/loadConfig.js";

@@ -9,6 +9,7 @@
  * until its hash is known. A file that changes while it is hashed is hashed again next time.
  */
 
+import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { ModelDescriptor } from "../engine/types.js";
@@ -23,8 +24,6 @@ type HashEntry = z.infer<typeof hashEntrySchema>;
 export interface ModelHashesOptions {
   dataDir: string;
   logger: Logger;
-  /** Called after each newly computed hash, so the node's state can be re-published. */
-  onHashed?: (modelId: string, sha256: string) => void;
   /**
    * False: only report hashes already cached, compute none (a standalone node has nobody to
    * tell, and hashing gigabytes would compete with its requests). Default true.
@@ -34,7 +33,12 @@ export interface ModelHashesOptions {
   hashes?: FileHashCache;
 }
 
-export class ModelHashes {
+/** `hashed` follows each newly known hash, so the node's state can be re-published. */
+export interface ModelHashesEvents {
+  hashed: [modelId: string, sha256: string];
+}
+
+export class ModelHashes extends EventEmitter<ModelHashesEvents> {
   readonly #logger: Logger;
   readonly #file: string;
   readonly #options: ModelHashesOptions;
@@ -48,6 +52,7 @@ export class ModelHashes {
   #stopped = false;
 
   constructor(options: ModelHashesOptions) {
+    super();
     this.#options = options;
     this.#logger = options.logger.child({ component: "cluster" });
     this.#file = cacheFilePath(options.dataDir, MODEL_HASH_CACHE_FILE);
@@ -139,7 +144,7 @@ export class ModelHashes {
       this.#forgetOtherVersions(model.path, key);
       this.#logger.info({ model: model.id, sha256, ms: Date.now() - started }, "model hashed");
       await writeJsonCache(this.#file, this.#known).catch((error: unknown) => this.#logger.warn({ err: error, file: this.#file }, "could not save the model hash cache"));
-      this.#options.onHashed?.(model.id, sha256);
+      this.emit("hashed", model.id, sha256);
     } catch (error) {
       this.#logger.warn({ err: error, model: model.id }, "could not hash a model file");
     }

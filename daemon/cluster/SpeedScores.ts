@@ -10,6 +10,7 @@
  * request, in the runner process. Failures are logged and retried a few times at later chances.
  */
 
+import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { CompletionJob } from "../../protocol/inference.js";
@@ -37,8 +38,6 @@ export interface SpeedScoresOptions {
   /** Tokens generated per measurement (PeerConfig.speedProbeTokens). */
   probeTokens: number;
   logger: Logger;
-  /** Called after a new measurement, so the node's state can be re-published. */
-  onMeasured?: (modelId: string, tokensPerSecond: number) => void;
   /** The sha256 of a model's file if already known (ModelHashes), to key the cache by content too. */
   hashOf?: (model: ModelDescriptor) => string | null;
 }
@@ -54,7 +53,12 @@ export function tokensPerSecond(tokens: number, startedAt: number, firstTokenAt:
   return Number.isFinite(rate) && rate <= PEER_WIRE_LIMITS.maxTokensPerSecond ? Math.round(rate * 100) / 100 : undefined;
 }
 
-export class SpeedScores {
+/** `measured` follows a new measurement, so the node's state can be re-published. */
+export interface SpeedScoresEvents {
+  measured: [modelId: string, tokensPerSecond: number];
+}
+
+export class SpeedScores extends EventEmitter<SpeedScoresEvents> {
   readonly #options: SpeedScoresOptions;
   readonly #logger: Logger;
   readonly #file: string;
@@ -68,6 +72,7 @@ export class SpeedScores {
   readonly #abort = new AbortController();
 
   constructor(options: SpeedScoresOptions) {
+    super();
     this.#options = options;
     this.#logger = options.logger.child({ component: "cluster" });
     this.#file = cacheFilePath(options.dataDir, SPEED_SCORE_CACHE_FILE);
@@ -90,7 +95,8 @@ export class SpeedScores {
    */
   measureIdle(loaded: readonly LoadedModelStats[]): void {
     if (this.#stopped || this.#measuring !== undefined) return;
-    void this.#measureNext(loaded).catch((error: unknown) => this.#logger.warn({ err: error }, "speed measurement failed"));
+    // A split placement is measured by its plan, not by loading the model whole here.
+    void this.#measureNext(loaded.filter((model) => model.placement === "whole")).catch((error: unknown) => this.#logger.warn({ err: error }, "speed measurement failed"));
   }
 
   stop(): void {
@@ -176,6 +182,6 @@ export class SpeedScores {
     if (sha256 !== null) this.#known.set(`sha256:${sha256}`, entry);
     this.#logger.info({ model: model.id, tokensPerSecond: rate, tokens: entry.tokens }, "speed measured");
     await writeJsonCache(this.#file, this.#known).catch((error: unknown) => this.#logger.warn({ err: error, file: this.#file }, "could not save the speed score cache"));
-    this.#options.onMeasured?.(model.id, rate);
+    this.emit("measured", model.id, rate);
   }
 }

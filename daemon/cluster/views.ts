@@ -11,6 +11,9 @@
  */
 
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
+import type { MdnsDiscoveryStatus } from "../discovery/MdnsDiscovery.js";
+import type { GpuProbeState } from "../hardware/ResourceProbe.js";
+import type { InboundFailure } from "../peers/PeerTable.js";
 
 export interface GpuView {
   name: string;
@@ -89,6 +92,36 @@ export interface PeerView {
   lastError: PeerErrorView | null;
   /** How this node first learned of the peer. */
   source: PeerSource;
+}
+
+export interface DialTargetDiagnostics {
+  address: string;
+  nodeId: string | null;
+  linked: boolean;
+  failures: number;
+  lastFailure: { code: string; reason: string; agoMs: number } | null;
+}
+
+/** What `hearth doctor` needs beyond the ClusterView (`GET /hearth/v1/cluster/diagnostics`). */
+export interface ClusterDiagnostics {
+  nodeId: string;
+  clusterId: string | null;
+  listener: { host: string; port: number } | null;
+  mdns: { enabled: boolean; status: MdnsDiscoveryStatus | null };
+  staticPeers: string[];
+  dialTargets: DialTargetDiagnostics[];
+  inboundFailures: (Omit<InboundFailure, "at"> & { agoMs: number })[];
+  /** Remote addresses the listener's failed-attempt limiter tracks, and handshakes running. */
+  listenerLimiter: { trackedAddresses: number; pendingHandshakes: number } | null;
+  hardware: { gpuProbe: GpuProbeState; failure: string | null };
+  hashing: { pending: number };
+}
+
+/** `hearth status`'s line about the cluster. */
+export interface ClusterSummary {
+  clusterId: string | null;
+  nodeId: string;
+  peers: { total: number; up: number };
 }
 
 export interface ClusterView {

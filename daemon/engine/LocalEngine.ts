@@ -1,43 +1,74 @@
 /**
- * The inference engine of this machine: model ids in, generations and embeddings out, every
- * model in a runner child process of its own (never inside the daemon).
+ * The inference engine of this machine, and the one owner of every loaded model here: model
+ * ids in, generations and embeddings out, every model in a runner child process of its own
+ * (never inside the daemon).
+ *
+ * It holds one ModelHost (queue, runner, keep-alive) per whole model, created on first use and
+ * forgotten once idle and unloaded, and the hosts of the split placements this node runs
+ * (daemon/split/ asks for them with openPlacementHost and retires them). Because every host is
+ * here, queue depth, `/metrics`, `hearth status` and the shutdown drain see every loaded model.
  *
  * Model ids and aliases are resolved through the catalog, which alone knows file paths; a
- * request never names a file. Each resolved model gets one ModelHost (queue, runner,
- * keep-alive), created on first use and forgotten once it is idle and unloaded.
+ * request never names a file. Callers that resolved the model already pass its descriptor.
  *
- * Shutdown (stop): refuse new work, let running and queued requests finish for up to
- * drainTimeoutMs, fail the rest with HEARTH_SHUTTING_DOWN, then stop every runner.
+ * Events (for the state published to peers): `modelLoaded`, `modelUnloaded`, `loadFailed`.
+ *
+ * Shutdown (stop): refuse new work, let running and queued requests on every host finish for
+ * up to drainTimeoutMs, fail the rest with HEARTH_SHUTTING_DOWN, then stop every runner.
  */
 
+import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { errors } from "../../protocol/errors.js";
+import { errors, type HearthError } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
+import type { RunnerModelInfo } from "../../protocol/runnerIpc.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
-import type { JobOptions } from "../runner/RunnerProcess.js";
-import { ModelHost, type EngineHooks } from "./ModelHost.js";
-import type { EngineStats, GenerateOptions, LocalInferenceEngine, ModelCatalog, ModelDescriptor } from "./types.js";
 import { settlesWithin } from "../lifecycle/settlesWithin.js";
+import { ModelHost, type PlacementSettings, type UnloadReason } from "./ModelHost.js";
+import type { JobOptions } from "./RunnerProcess.js";
+import type { EngineStats, LoadedModelStats, LocalInferenceEngine, LocalJobOptions, ModelCatalog, ModelDescriptor } from "./types.js";
 
-export type { EngineHooks, UnloadReason } from "./ModelHost.js";
+export type { UnloadReason } from "./ModelHost.js";
 
 export interface LocalEngineOptions {
   catalog: ModelCatalog;
   limits: LimitsConfig;
   runner: RunnerConfig;
   logger: Logger;
-  /** The runner's entry script; defaults to the built runnerMain.js next to RunnerProcess. */
+  /** The runner's entry script; defaults to the built daemon/runner/runnerMain.js. */
   runnerEntryPath?: string;
-  hooks?: EngineHooks;
 }
 
-export class LocalEngine implements LocalInferenceEngine {
+export interface LocalEngineEvents {
+  modelLoaded: [info: RunnerModelInfo & { pid: number | undefined }];
+  modelUnloaded: [modelId: string, reason: UnloadReason];
+  loadFailed: [modelId: string, error: HearthError];
+}
+
+/** Where a local job runs: the model's whole-model host (from `descriptor` or the job's name), or a split placement's host. */
+export interface LocalRunOptions extends LocalJobOptions {
+  host?: ModelHost;
+}
+
+export interface PlacementHostInit {
+  descriptor: ModelDescriptor;
+  placement: PlacementSettings;
+  /** The runner died under it; its devices (peers' workers) must not be used again. */
+  onCrash(): void;
+  /** Keep-alive unloaded it, or its load failed: nothing runs on it any more. */
+  onIdle(): void;
+}
+
+export class LocalEngine extends EventEmitter<LocalEngineEvents> implements LocalInferenceEngine {
   readonly #options: LocalEngineOptions;
   readonly #logger: Logger;
+  /** Whole-model hosts by model id, and placement hosts by a key of their own. */
   readonly #hosts = new Map<string, ModelHost>();
+  #nextPlacement = 1;
   #stopping: Promise<void> | undefined;
 
   constructor(options: LocalEngineOptions) {
+    super();
     this.#options = options;
     this.#logger = options.logger.child({ component: "engine" });
   }
@@ -50,33 +81,63 @@ export class LocalEngine implements LocalInferenceEngine {
     return this.#options.catalog.resolve(idOrAlias);
   }
 
-  async generate(job: GenerationJob, options: GenerateOptions): Promise<GenerationResult> {
-    const descriptor = await this.#resolveForWork(job.model);
-    const { onDelta } = options;
-    return this.#hostFor(descriptor).submit(({ runner, signal, isLive }) => {
+  async generate(job: GenerationJob, options: LocalRunOptions): Promise<GenerationResult> {
+    const host = options.host ?? this.#wholeHost(await this.#descriptorFor(job.model, options.descriptor));
+    const { onDelta, onTokens, resume } = options;
+    return host.submit(({ runner, signal, isLive }) => {
       const jobOptions: JobOptions = { signal };
-      // Deltas that arrive after the caller got its answer (e.g. cancelled) are dropped.
+      // Output that arrives after the caller got its answer (e.g. cancelled) is dropped.
       if (onDelta) {
         jobOptions.onDelta = (delta) => {
           if (isLive()) onDelta(delta);
         };
       }
+      if (onTokens) {
+        jobOptions.onTokens = (tokens) => {
+          if (isLive()) onTokens(tokens);
+        };
+      }
+      if (resume) jobOptions.resume = resume;
       return runner.generate(job, jobOptions);
     }, options.signal);
   }
 
-  async embed(job: EmbeddingJob, options: { signal: AbortSignal }): Promise<EmbeddingResult> {
+  async embed(job: EmbeddingJob, options: Pick<LocalRunOptions, "signal" | "descriptor" | "host">): Promise<EmbeddingResult> {
     const { maxEmbeddingInputs } = this.#options.limits;
     if (job.inputs.length === 0) throw errors.invalidRequest("input must not be empty.", { param: "input" });
     if (job.inputs.length > maxEmbeddingInputs) {
       throw errors.invalidRequest(`input has ${job.inputs.length} items; at most ${maxEmbeddingInputs} are accepted.`, { param: "input" });
     }
-    const descriptor = await this.#resolveForWork(job.model);
-    return this.#hostFor(descriptor).submit(({ runner, signal }) => runner.embed(job, { signal }), options.signal);
+    const host = options.host ?? this.#wholeHost(await this.#descriptorFor(job.model, options.descriptor));
+    return host.submit(({ runner, signal }) => runner.embed(job, { signal }), options.signal);
   }
 
+  /**
+   * A host for a split placement's runner (daemon/split/SplitEngine.ts), owned here like every
+   * other: counted in stats, drained and stopped with the rest. The split engine retires it.
+   */
+  openPlacementHost(init: PlacementHostInit): ModelHost {
+    if (this.#stopping) throw errors.shuttingDown();
+    const key = `${init.descriptor.id}\u0000placement ${this.#nextPlacement++}`;
+    const host = this.#createHost(key, init.descriptor, init.placement, {
+      onUnloaded: (reason) => {
+        if (reason === "crash") init.onCrash();
+      },
+      onIdle: () => init.onIdle(),
+    });
+    this.#hosts.set(key, host);
+    return host;
+  }
+
+  /** Stops a placement host (failing what still runs on it with `error`) and forgets it. */
+  async retireHost(host: ModelHost, error: HearthError): Promise<void> {
+    for (const [key, known] of this.#hosts) if (known === host) this.#hosts.delete(key);
+    await host.shutdown(error);
+  }
+
+  /** Every host with something loaded, loading or waiting, whole and split alike. */
   stats(): EngineStats {
-    const loaded = [];
+    const loaded: LoadedModelStats[] = [];
     for (const host of this.#hosts.values()) {
       const stats = host.stats();
       if (stats) loaded.push(stats);
@@ -101,33 +162,54 @@ export class LocalEngine implements LocalInferenceEngine {
     this.#logger.info("engine stopped");
   }
 
-  async #resolveForWork(idOrAlias: string): Promise<ModelDescriptor> {
+  async #descriptorFor(idOrAlias: string, resolved: ModelDescriptor | undefined): Promise<ModelDescriptor> {
     if (this.#stopping) throw errors.shuttingDown();
-    const descriptor = await this.#options.catalog.resolve(idOrAlias);
+    const descriptor = resolved ?? (await this.#options.catalog.resolve(idOrAlias));
     if (this.#stopping) throw errors.shuttingDown();
     return descriptor;
   }
 
   /**
-   * The host for `descriptor`, created on first use. Synchronous on purpose: callers submit
-   * in the same tick, so a host cannot be forgotten as idle between lookup and submission.
+   * The whole-model host for `descriptor`, created on first use. Synchronous on purpose:
+   * callers submit in the same tick, so a host cannot be forgotten as idle between lookup and
+   * submission.
    */
-  #hostFor(descriptor: ModelDescriptor): ModelHost {
-    let host = this.#hosts.get(descriptor.id);
+  #wholeHost(descriptor: ModelDescriptor): ModelHost {
+    const key = descriptor.id;
+    let host = this.#hosts.get(key);
     if (!host) {
-      host = new ModelHost({
-        descriptor,
-        limits: this.#options.limits,
-        runner: this.#options.runner,
-        logger: this.#options.logger,
-        ...(this.#options.runnerEntryPath === undefined ? {} : { runnerEntryPath: this.#options.runnerEntryPath }),
-        ...(this.#options.hooks === undefined ? {} : { hooks: this.#options.hooks }),
-        onIdle: (idle) => {
-          if (this.#hosts.get(idle.descriptor.id) === idle) this.#hosts.delete(idle.descriptor.id);
+      const created = this.#createHost(key, descriptor, undefined, {
+        onIdle: () => {
+          if (this.#hosts.get(key) === created) this.#hosts.delete(key);
         },
       });
-      this.#hosts.set(descriptor.id, host);
+      host = created;
+      this.#hosts.set(key, host);
     }
+    return host;
+  }
+
+  #createHost(key: string, descriptor: ModelDescriptor, placement: PlacementSettings | undefined, owner: { onUnloaded?: (reason: UnloadReason) => void; onIdle: () => void }): ModelHost {
+    const host: ModelHost = new ModelHost({
+      descriptor,
+      limits: this.#options.limits,
+      runner: this.#options.runner,
+      logger: this.#options.logger,
+      ...(this.#options.runnerEntryPath === undefined ? {} : { runnerEntryPath: this.#options.runnerEntryPath }),
+      ...(placement === undefined ? {} : { placement }),
+      events: {
+        loaded: (info) => this.emit("modelLoaded", info),
+        unloaded: (reason) => {
+          owner.onUnloaded?.(reason);
+          this.emit("modelUnloaded", descriptor.id, reason);
+        },
+        loadFailed: (error) => this.emit("loadFailed", descriptor.id, error),
+        idle: () => {
+          if (placement !== undefined) this.#hosts.delete(key);
+          owner.onIdle();
+        },
+      },
+    });
     return host;
   }
 }

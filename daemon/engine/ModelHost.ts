@@ -16,16 +16,27 @@ import { errors, HearthError } from "../../protocol/errors.js";
 import type { RunnerLoadOptions, RunnerModelInfo } from "../../protocol/runnerIpc.js";
 import { RequestQueue } from "../../scheduler/requestQueue.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
-import { RunnerProcess, type RunnerExit } from "../runner/RunnerProcess.js";
+import { RunnerProcess, type RunnerExit } from "./RunnerProcess.js";
 import type { LoadedModelStats, ModelDescriptor } from "./types.js";
 
 export type UnloadReason = "keep-alive" | "crash" | "shutdown";
 
-/** Optional observers, e.g. for metrics. They must not throw. */
-export interface EngineHooks {
-  onModelLoaded?(info: RunnerModelInfo & { pid: number | undefined }): void;
-  onModelUnloaded?(modelId: string, reason: UnloadReason): void;
-  onLoadFailed?(modelId: string, error: HearthError): void;
+/** What a host tells its owner (daemon/engine/LocalEngine.ts). Observers must not throw. */
+export interface ModelHostEvents {
+  loaded(info: RunnerModelInfo & { pid: number | undefined }): void;
+  unloaded(reason: UnloadReason): void;
+  loadFailed(error: HearthError): void;
+  /** The host has no runner and no work left; its owner may drop it. */
+  idle(): void;
+}
+
+/**
+ * A split placement's runner (daemon/split/): environment for the RPC shim and load settings
+ * that override the single-node ones (numeric gpuLayers, RPC devices only).
+ */
+export interface PlacementSettings {
+  env: Record<string, string>;
+  load: Partial<RunnerLoadOptions>;
 }
 
 export interface ModelHostOptions {
@@ -34,14 +45,9 @@ export interface ModelHostOptions {
   runner: RunnerConfig;
   logger: Logger;
   runnerEntryPath?: string;
-  hooks?: EngineHooks;
-  /** Called when the host has no runner and no work left; its owner may drop it. */
-  onIdle: (host: ModelHost) => void;
-  /**
-   * A split placement's runner (daemon/split/): environment for the RPC shim and load settings
-   * that override the single-node ones (numeric gpuLayers, RPC devices only). Absent otherwise.
-   */
-  placement?: { env: Record<string, string>; load: Partial<RunnerLoadOptions> };
+  events: ModelHostEvents;
+  /** Absent for a whole-model host. */
+  placement?: PlacementSettings;
 }
 
 /** What a job gets to run with. */
@@ -89,9 +95,9 @@ export class ModelHost {
    */
   submit<T>(execute: (environment: JobEnvironment) => Promise<T>, signal: AbortSignal): Promise<T> {
     if (this.#closed) return Promise.reject(errors.shuttingDown());
-    if (signal.aborted) return Promise.reject(cancelled());
+    if (signal.aborted) return Promise.reject(errors.cancelled());
     return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => this.#abortTicket(ticket, cancelled());
+      const onAbort = (): void => this.#abortTicket(ticket, errors.cancelled());
       const ticket: Ticket = {
         execute,
         controller: new AbortController(),
@@ -116,6 +122,11 @@ export class ModelHost {
     });
   }
 
+  /** Whether this host runs a split placement's runner. */
+  get split(): boolean {
+    return this.#options.placement !== undefined;
+  }
+
   /** Undefined when nothing is loaded, loading or waiting. */
   stats(): LoadedModelStats | undefined {
     const runner = this.#runner ?? this.#stoppingRunner;
@@ -126,6 +137,7 @@ export class ModelHost {
     else return undefined;
     return {
       modelId: this.descriptor.id,
+      placement: this.split ? "split" : "whole",
       pid: runner?.pid,
       state,
       running: this.#queue.running,
@@ -216,7 +228,7 @@ export class ModelHost {
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
     if (this.#closed) return;
     if (this.#runner) this.#scheduleKeepAlive();
-    else if (!this.#loading && !this.#stopping) this.#options.onIdle(this);
+    else if (!this.#loading && !this.#stopping) this.#emit("idle");
   }
 
   // ---- runner lifecycle ---------------------------------------------------------------
@@ -262,7 +274,7 @@ export class ModelHost {
       if (this.#runner === runner) this.#runner = undefined;
       const failure = HearthError.from(error, "HEARTH_MODEL_LOAD_FAILED");
       this.#logger.error({ err: failure }, "model load failed");
-      this.#callHook(() => this.#options.hooks?.onLoadFailed?.(descriptor.id, failure));
+      this.#emit("loadFailed", failure);
       throw failure;
     }
     void runner.exited.then((exit) => this.#onRunnerExit(runner, exit));
@@ -271,20 +283,20 @@ export class ModelHost {
       await runner.stop();
       throw errors.shuttingDown();
     }
-    this.#callHook(() => this.#options.hooks?.onModelLoaded?.({ ...info, pid: runner.pid }));
+    this.#emit("loaded", { ...info, pid: runner.pid });
     return runner;
   }
 
   #onRunnerExit(runner: RunnerProcess, exit: RunnerExit): void {
     if (!exit.expected) {
       this.#logger.warn({ code: exit.code, signal: exit.signal, runnerPid: runner.pid }, "runner died; the next request starts a new one");
-      this.#callHook(() => this.#options.hooks?.onModelUnloaded?.(this.descriptor.id, "crash"));
+      this.#emit("unloaded", "crash");
     }
     // Its jobs already failed through RunnerProcess, and may have started a new runner.
     if (this.#runner !== runner) return;
     this.#runner = undefined;
     this.#clearKeepAlive();
-    if (this.#queue.idle && !this.#loading && !this.#stopping && !this.#closed) this.#options.onIdle(this);
+    if (this.#queue.idle && !this.#loading && !this.#stopping && !this.#closed) this.#emit("idle");
   }
 
   #scheduleKeepAlive(): void {
@@ -311,22 +323,18 @@ export class ModelHost {
     const stopping = runner.stop().finally(() => {
       if (this.#stoppingRunner === runner) this.#stoppingRunner = undefined;
       if (this.#stopping === stopping) this.#stopping = undefined;
-      this.#callHook(() => this.#options.hooks?.onModelUnloaded?.(this.descriptor.id, reason));
-      if (this.#queue.idle && !this.#runner && !this.#loading && !this.#closed) this.#options.onIdle(this);
+      this.#emit("unloaded", reason);
+      if (this.#queue.idle && !this.#runner && !this.#loading && !this.#closed) this.#emit("idle");
     });
     this.#stopping = stopping;
     return stopping;
   }
 
-  #callHook(call: () => void): void {
+  #emit<E extends keyof ModelHostEvents>(event: E, ...args: Parameters<ModelHostEvents[E]>): void {
     try {
-      call();
+      (this.#options.events[event] as (...values: Parameters<ModelHostEvents[E]>) => void)(...args);
     } catch (error) {
-      this.#logger.warn({ err: error }, "an engine hook threw");
+      this.#logger.warn({ err: error, event }, "a model host observer threw");
     }
   }
-}
-
-function cancelled(): HearthError {
-  return errors.cancelled("The request was cancelled by the client.");
 }

@@ -13,6 +13,7 @@ import type {
   GenerationJob,
   GenerationResult,
 } from "../../protocol/inference.js";
+import type { ResumeState } from "../../protocol/runnerIpc.js";
 
 export interface ModelDescriptor {
   /** File name without `.gguf`; what clients put in `model`. */
@@ -64,6 +65,8 @@ export interface RouteOptions {
 export interface GenerateOptions {
   /** Aborting cancels the job wherever it is: queued, loading or generating. */
   signal: AbortSignal;
+  /** The job's model as resolveModel() gave it to the caller (the HTTP handler), so the name is resolved once. */
+  model?: ModelInfo;
   /** Called for every streamed piece, in order, before the promise resolves. */
   onDelta?: (delta: GenerationDelta) => void;
   route?: RouteOptions;
@@ -73,12 +76,15 @@ export interface GenerateOptions {
 
 export interface EmbedOptions {
   signal: AbortSignal;
+  model?: ModelInfo;
   route?: RouteOptions;
   onNode?: (nodeId: string) => void;
 }
 
 export interface LoadedModelStats {
   modelId: string;
+  /** A whole-model runner, or the host runner of a split placement (daemon/split/). */
+  placement: "whole" | "split";
   pid: number | undefined;
   state: "loading" | "ready" | "stopping";
   running: number;
@@ -99,10 +105,25 @@ export interface InferenceEngine {
   stats(): EngineStats;
 }
 
+/** How a job runs on this machine (LocalEngine). */
+export interface LocalJobOptions {
+  signal: AbortSignal;
+  onDelta?: (delta: GenerationDelta) => void;
+  /** The model, already resolved by the caller; resolved from the job's name otherwise. */
+  descriptor?: ModelDescriptor;
+  /** Token ids as they are generated, for exact continuation (daemon/split/continuation.ts). */
+  onTokens?: (tokens: number[]) => void;
+  /** Continue a generation a lost runner started. */
+  resume?: ResumeState;
+}
+
 /** An engine that runs models from files on this machine (LocalEngine): its models have paths. */
-export interface LocalInferenceEngine extends InferenceEngine {
+export interface LocalInferenceEngine {
   listModels(): Promise<ModelDescriptor[]>;
   resolveModel(idOrAlias: string): Promise<ModelDescriptor>;
+  generate(job: GenerationJob, options: LocalJobOptions): Promise<GenerationResult>;
+  embed(job: EmbeddingJob, options: Pick<LocalJobOptions, "signal" | "descriptor">): Promise<EmbeddingResult>;
+  stats(): EngineStats;
 }
 
 /** Where model ids come from. Implemented by daemon/models/ModelRegistry.ts. */

@@ -10,11 +10,12 @@
  * Lifecycle as js-libp2p services: construct, start(), stop() (kills a probe still running).
  */
 
-import { fork, type ChildProcess } from "node:child_process";
+import { EventEmitter } from "node:events";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { NO_GPU, parseGpuProbeMessage, type GpuInfo } from "./gpuInfo.js";
+import { ChildProcessHandle, describeExit } from "../lifecycle/ChildProcessHandle.js";
+import { NO_GPU, parseGpuProbeMessage, type GpuInfo, type GpuProbeMessage } from "./gpuInfo.js";
 
 /** The probe child's entry: the built gpuProbeMain.js next to this file. */
 const DEFAULT_PROBE_ENTRY = fileURLToPath(new URL("./gpuProbeMain.js", import.meta.url));
@@ -34,22 +35,26 @@ export interface ResourceProbeOptions {
   logger: Logger;
   /** Kill the probe child after this long (PeerConfig.hardwareProbeTimeoutMs). */
   timeoutMs: number;
-  /** Called once the GPU answer is in (or known to be missing), so the state can be re-published. */
-  onGpuInfo?: (gpu: GpuInfo) => void;
   /** The probe's entry script; tests point it elsewhere. */
   entryPath?: string;
 }
 
-export class ResourceProbe {
+/** `gpuInfo` follows the GPU answer (or the news that there is none), so the state can be re-published. */
+export interface ResourceProbeEvents {
+  gpuInfo: [gpu: GpuInfo];
+}
+
+export class ResourceProbe extends EventEmitter<ResourceProbeEvents> {
   readonly #logger: Logger;
   readonly #options: ResourceProbeOptions;
   #gpu: GpuInfo = NO_GPU;
   #state: GpuProbeState = "idle";
   #failure: string | undefined;
-  #child: ChildProcess | undefined;
+  #child: ChildProcessHandle | undefined;
   #stopped = false;
 
   constructor(options: ResourceProbeOptions) {
+    super();
     this.#options = options;
     this.#logger = options.logger.child({ component: "hardware" });
   }
@@ -68,43 +73,44 @@ export class ResourceProbe {
     if (this.#state !== "idle" || this.#stopped) return;
     this.#state = "probing";
     const started = Date.now();
-    let child: ChildProcess;
-    try {
-      child = fork(this.#options.entryPath ?? DEFAULT_PROBE_ENTRY, [], { stdio: ["ignore", "ignore", "pipe", "ipc"], serialization: "json" });
-    } catch (error) {
-      this.#finish(undefined, `could not start the GPU probe: ${error instanceof Error ? error.message : String(error)}`);
-      return;
-    }
-    this.#child = child;
     let stderr = "";
-    child.stderr?.on("data", (chunk: Buffer) => {
-      if (stderr.length < MAX_STDERR_CHARS) stderr += chunk.toString("utf8").slice(0, MAX_STDERR_CHARS - stderr.length);
+    const child = new ChildProcessHandle({
+      command: { kind: "fork", entry: this.#options.entryPath ?? DEFAULT_PROBE_ENTRY, serialization: "json" },
+      ownProcessGroup: false,
+      output: { stdout: false, stderr: true },
+      onOutput: (line) => {
+        if (stderr.length < MAX_STDERR_CHARS) stderr += `${line}\n`.slice(0, MAX_STDERR_CHARS - stderr.length);
+      },
     });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      this.#finish(undefined, `the GPU probe did not answer within ${this.#options.timeoutMs} ms`);
-    }, this.#options.timeoutMs);
-    timer.unref();
-    child.on("message", (message: unknown) => {
-      const parsed = parseGpuProbeMessage(message);
-      if (parsed === undefined) this.#finish(undefined, "the GPU probe sent an unexpected message");
-      else if (parsed.type === "gpuProbeFailed") this.#finish(undefined, `node-llama-cpp could not start: ${parsed.message}`);
-      else {
-        this.#finish(parsed.info, undefined);
-        this.#logger.info({ backend: parsed.info.backend, devices: parsed.info.devices, vramTotalBytes: parsed.info.vramTotalBytes, ms: Date.now() - started }, "GPU probe done");
-      }
-    });
-    child.on("error", (error) => this.#finish(undefined, `the GPU probe failed: ${error.message}`));
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      this.#child = undefined;
-      if (this.#state === "probing") this.#finish(undefined, `the GPU probe exited (${code ?? signal}) without an answer${stderr === "" ? "" : `: ${stderr.trim()}`}`);
+    this.#child = child;
+    const answer = child.whenReady(
+      this.#options.timeoutMs,
+      () => new Promise<GpuProbeMessage | undefined>((resolve) => child.onMessage((message) => resolve(parseGpuProbeMessage(message)))),
+    );
+    answer.then(
+      (parsed) => {
+        if (parsed === undefined) this.#finish(undefined, "the GPU probe sent an unexpected message");
+        else if (parsed.type === "gpuProbeFailed") this.#finish(undefined, `node-llama-cpp could not start: ${parsed.message}`);
+        else {
+          this.#finish(parsed.info, undefined);
+          this.#logger.info({ backend: parsed.info.backend, devices: parsed.info.devices, vramTotalBytes: parsed.info.vramTotalBytes, ms: Date.now() - started }, "GPU probe done");
+        }
+      },
+      (error: unknown) => {
+        const reason = (error as Error).message;
+        if (reason.startsWith("not ready within")) this.#finish(undefined, `the GPU probe did not answer within ${this.#options.timeoutMs} ms`);
+        else if (child.spawnError !== undefined) this.#finish(undefined, `could not start the GPU probe: ${child.spawnError.message}`);
+        else this.#finish(undefined, `the GPU probe ${describeExit(child.exit!)} without an answer${stderr === "" ? "" : `: ${stderr.trim()}`}`);
+      },
+    );
+    void child.exited.then(() => {
+      if (this.#child === child) this.#child = undefined;
     });
   }
 
   stop(): void {
     this.#stopped = true;
-    this.#child?.kill("SIGKILL");
+    this.#child?.kill();
     this.#child = undefined;
   }
 
@@ -130,7 +136,7 @@ export class ResourceProbe {
     }
     if (this.#stopped) return;
     try {
-      this.#options.onGpuInfo?.(this.#gpu);
+      this.emit("gpuInfo", this.#gpu);
     } catch (error) {
       this.#logger.error({ err: error }, "GPU info listener failed");
     }

@@ -17,7 +17,7 @@ import type { JobCoordinator } from "../jobs/JobCoordinator.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
-import type { ClusterSource, HttpServices, RequestContext, SplitSource } from "./context.js";
+import type { ClusterSource, HttpServices, PlanSource, RequestContext, SplitSource } from "./context.js";
 import { sendError } from "./errorResponder.js";
 import { handleChatCompletions } from "./handlers/chatCompletions.js";
 import { handleCluster, handleClusterDiagnostics } from "./handlers/cluster.js";
@@ -43,6 +43,7 @@ export interface HttpApiOptions {
   jobs?: JobCoordinator;
   sharing?: ModelSharingSource;
   split?: SplitSource;
+  plans?: PlanSource;
 }
 
 /** Metrics label for requests that matched no route (keeps label values bounded). */
@@ -103,6 +104,7 @@ export class HttpApi {
       ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
       ...(options.sharing === undefined ? {} : { sharing: options.sharing }),
       ...(options.split === undefined ? {} : { split: options.split }),
+      ...(options.plans === undefined ? {} : { plans: options.plans }),
     };
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on("clientError", (error, socket) => {

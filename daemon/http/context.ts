@@ -8,14 +8,13 @@ import type { Logger } from "pino";
 import type { HearthConfig } from "../config/defaults.js";
 import type { InferenceEngine } from "../engine/types.js";
 import type { Metrics } from "../metrics/Metrics.js";
-import type { ClusterDiagnostics, ClusterSummary } from "../cluster/ClusterService.js";
-import type { ClusterView } from "../cluster/views.js";
+import type { ClusterDiagnostics, ClusterSummary, ClusterView } from "../cluster/views.js";
 import type { JobCoordinator } from "../jobs/JobCoordinator.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
-import type { PlanReport } from "../split/SplitEngine.js";
+import type { PlanReport } from "../routing/planReport.js";
 import type { PlacementView } from "../split/SplitPlacement.js";
 
-/** The cluster as the API shows it (daemon/cluster/ClusterService.ts). */
+/** The cluster as the API shows it (daemon/cluster/ClusterViews.ts). */
 export interface ClusterSource {
   view(): Promise<ClusterView>;
   diagnostics(): ClusterDiagnostics;
@@ -38,13 +37,17 @@ export interface HttpServices {
   jobs?: JobCoordinator;
   /** Model transfers between peers (daemon/sharing/); absent without a daemon around the API. */
   sharing?: ModelSharingSource;
-  /** Split placements and plans (daemon/split/); absent without a daemon around the API. */
+  /** Live split placements (daemon/split/SplitEngine.ts); absent without a daemon around the API. */
   split?: SplitSource;
+  /** Placement plans (the router's decision, daemon/routing/RoutingEngine.ts); absent without a daemon around the API. */
+  plans?: PlanSource;
 }
 
-/** What the API shows of layer splitting (daemon/split/SplitEngine.ts). */
 export interface SplitSource {
   placements(): PlacementView[];
+}
+
+export interface PlanSource {
   planReport(model: string, forced?: { nodes: string[]; layers: number[] }): Promise<PlanReport>;
 }
 

@@ -13,8 +13,7 @@
 import type { Logger } from "pino";
 import { parseBatchInput, type BatchItem } from "../../protocol/batch/batchInput.js";
 import { errorLine, type BatchOutputLine } from "../../protocol/batch/batchOutput.js";
-import { errors } from "../../protocol/errors.js";
-import { candidatesFor } from "../../scheduler/placement.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { JobsConfig } from "../config/defaults.js";
 import { newJobId } from "./jobId.js";
 import { CANCELLED, JobRun, type JobExecutor } from "./JobRun.js";
@@ -84,7 +83,10 @@ export class JobCoordinator {
     }
     const parse: JobParseOptions = { model: options.model ?? null, skipInvalid: options.skipInvalid, maxEmbeddingInputs: this.#maxEmbeddingInputs, maxItems: this.#config.maxItems };
     const parsed = parseBatchInput(text, toInputOptions(parse));
-    const candidates = candidatesFor(await this.#executor.snapshot(), parsed.model);
+    const candidates = await this.#executor.batchNodes(parsed.model).catch((error: unknown) => {
+      if (error instanceof HearthError && error.code === "HEARTH_MODEL_NOT_FOUND") return [];
+      throw error;
+    });
     if (candidates.length === 0) {
       throw errors.modelNotFound(`No reachable node in the cluster has the model ${JSON.stringify(parsed.model)}.`, { param: "model" });
     }

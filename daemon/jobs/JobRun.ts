@@ -27,8 +27,6 @@ import type { BatchItem } from "../../protocol/batch/batchInput.js";
 import { buildResponseBody, errorLine, successLine, type ItemResult } from "../../protocol/batch/batchOutput.js";
 import { HearthError } from "../../protocol/errors.js";
 import { BatchDispatcher, type DispatchNode } from "../../scheduler/batchDispatch.js";
-import type { ClusterSnapshot } from "../../scheduler/clusterSnapshot.js";
-import { candidatesFor } from "../../scheduler/placement.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { GenerateOptions } from "../engine/types.js";
 import type { JobsConfig } from "../config/defaults.js";
@@ -41,11 +39,19 @@ export interface JobRoute {
   retry?: boolean;
 }
 
+/** A node a job spreads over: its measured speed, and whether items go to it pinned (whole) or through the decision (a split hosted there). */
+export interface BatchNode {
+  nodeId: string;
+  speed: number | null;
+  pinned: boolean;
+}
+
 /** What runs items: the cluster router (daemon/routing/RoutingEngine.ts). */
 export interface JobExecutor {
   generate(job: GenerationJob, options: GenerateOptions & { route?: JobRoute }): Promise<GenerationResult>;
   embed(job: EmbeddingJob, options: { signal: AbortSignal; route?: JobRoute }): Promise<EmbeddingResult>;
-  snapshot(): Promise<ClusterSnapshot>;
+  /** The nodes able to run the model now, from the placement decision (scheduler/decision.ts batchNodes). */
+  batchNodes(model: string): Promise<BatchNode[]>;
 }
 
 /** Item rates are measured over this recent window, so the ETA follows the current pace. */
@@ -98,6 +104,8 @@ export class JobRun {
   #ending: Ending | undefined;
   #runStartedAt = 0;
   #refreshTimer: NodeJS.Timeout | undefined;
+  /** node id -> whether items go to it pinned, as of the last candidate read. */
+  #pinned = new Map<string, boolean>();
   #wake: NodeJS.Timeout | undefined;
   #wakeTime = Infinity;
   #settle!: () => void;
@@ -207,8 +215,8 @@ export class JobRun {
   }
 
   async #candidateNodes(): Promise<DispatchNode[]> {
-    const snapshot = await this.#executor.snapshot();
-    const candidates = candidatesFor(snapshot, this.#job.meta.model);
+    const candidates = await this.#executor.batchNodes(this.#job.meta.model);
+    this.#pinned = new Map(candidates.map((candidate) => [candidate.nodeId, candidate.pinned]));
     const known = candidates.map((candidate) => candidate.speed).filter((speed): speed is number => speed !== null && speed > 0);
     // An unmeasured node counts as average: it proves itself by how fast it finishes (and steals).
     const fallback = known.length > 0 ? known.reduce((sum, speed) => sum + speed, 0) / known.length : 1;
@@ -296,7 +304,8 @@ export class JobRun {
   }
 
   #execute(item: BatchItem, nodeId: string, signal: AbortSignal): Promise<ItemResult> {
-    const route: JobRoute = { pinnedNodeId: nodeId, retry: false };
+    // A split runs on its host through the decision; whole-model nodes get their items pinned.
+    const route: JobRoute = this.#pinned.get(nodeId) === false ? { retry: false } : { pinnedNodeId: nodeId, retry: false };
     const { request } = item;
     if (request.url === "/v1/embeddings") return this.#executor.embed(request.job, { signal, route });
     return this.#executor.generate(request.job, { signal, route });

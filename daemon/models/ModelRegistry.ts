@@ -2,12 +2,19 @@
  * The model registry: which GGUF files this node can serve, under which ids.
  *
  * Ids are file names without `.gguf`, from the models dir (non-recursive) and then the
- * configured extra paths; the first file to claim an id wins. Every list() rescans, so files
- * added or removed while the daemon runs are seen at once, but each file's header is only
- * parsed again when its size or mtime changes. resolve() looks names up in the scanned map
- * and never turns one into a path: model names arrive from the network.
+ * configured extra paths; the first file to claim an id wins. resolve() looks names up in the
+ * scanned map and never turns one into a path: model names arrive from the network.
+ *
+ * The index: once started, the registry watches the models dir and the folders of the extra
+ * paths, and keeps the last scan until one of them changes (a file added, removed, renamed or
+ * written), so a request resolves its model from memory. A name that misses is looked up once
+ * more in a fresh scan before it is refused, so a file added a moment ago is never missed.
+ * Where a folder cannot be watched, or before start(), every list() rescans. Each file's
+ * header is only parsed again when its size or mtime changes. `changed` fires when a watched
+ * folder changes, so the state published to peers follows.
  */
 
+import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
@@ -19,8 +26,6 @@ import { aliasMap } from "./aliases.js";
 import { FileHashCache } from "./fileHash.js";
 
 const GGUF_EXTENSION = ".gguf";
-/** How much of an unknown model name is echoed back in the error message. */
-const MAX_ECHOED_NAME = 200;
 
 export interface ModelRegistryOptions {
   modelsDir: string;
@@ -52,7 +57,11 @@ export function modelIdFromPath(filePath: string): string {
   return base.toLowerCase().endsWith(GGUF_EXTENSION) ? base.slice(0, -GGUF_EXTENSION.length) : base;
 }
 
-export class ModelRegistry implements ModelCatalog {
+export interface ModelRegistryEvents {
+  changed: [];
+}
+
+export class ModelRegistry extends EventEmitter<ModelRegistryEvents> implements ModelCatalog {
   private readonly modelsDir: string;
   private readonly extraPaths: string[];
   private readonly aliases: Map<string, string>;
@@ -63,8 +72,13 @@ export class ModelRegistry implements ModelCatalog {
   private readonly hashes = new FileHashCache();
   /** Keys of warnings already logged, so a rescan every request does not repeat them. */
   private readonly warned = new Set<string>();
+  private readonly watchers: fs.FSWatcher[] = [];
+  /** True while every folder that holds models is watched: only then is a scan kept. */
+  private watching = false;
+  private index: Promise<ModelDescriptor[]> | undefined;
 
   constructor(options: ModelRegistryOptions) {
+    super();
     this.modelsDir = path.resolve(options.modelsDir);
     this.extraPaths = (options.extraPaths ?? []).map((extra) => path.resolve(extra));
     this.aliases = aliasMap(options.aliases ?? {});
@@ -73,7 +87,64 @@ export class ModelRegistry implements ModelCatalog {
     this.readHeader = options.readHeader ?? readGgufHeader;
   }
 
-  async list(): Promise<ModelDescriptor[]> {
+  /** Starts watching the folders that hold models; from now on a scan is kept until one changes. */
+  start(): void {
+    if (this.watching) return;
+    const folders = new Set([this.modelsDir, ...this.extraPaths.map((extra) => path.dirname(extra))]);
+    try {
+      for (const folder of folders) {
+        const watcher = fs.watch(folder, { persistent: false }, () => this.invalidate());
+        watcher.on("error", (error) => {
+          this.warnOnce(`watch-error:${folder}`, { dir: folder, err: error }, "cannot watch a models folder any more; every request rescans it");
+          this.watching = false;
+          this.invalidate();
+        });
+        this.watchers.push(watcher);
+      }
+      this.watching = true;
+    } catch (error) {
+      this.warnOnce(`watch:${(error as NodeJS.ErrnoException).code}`, { err: error }, "cannot watch the models folders; every request rescans them");
+      this.stop();
+    }
+  }
+
+  stop(): void {
+    this.watching = false;
+    this.index = undefined;
+    for (const watcher of this.watchers.splice(0)) watcher.close();
+  }
+
+  /** Forgets the kept scan; the next list() rescans. */
+  invalidate(): void {
+    this.index = undefined;
+    this.emit("changed");
+  }
+
+  list(): Promise<ModelDescriptor[]> {
+    if (this.watching && this.index !== undefined) return this.index;
+    const scan = this.scan();
+    if (this.watching) {
+      this.index = scan;
+      // A failed scan is not kept.
+      scan.catch(() => {
+        if (this.index === scan) this.index = undefined;
+      });
+    }
+    return scan;
+  }
+
+  /**
+   * The GGUF facts of a listed model (architecture, layer sizes) from the scan that listed it;
+   * read again only when the file's cached description is gone.
+   */
+  async description(model: Pick<ModelDescriptor, "path">): Promise<GgufDescription> {
+    const cached = this.descriptions.get(model.path);
+    const result = await (cached?.result ?? this.readHeader(model.path, this.limits).then(describeGguf));
+    if (result instanceof HearthError) throw result;
+    return result;
+  }
+
+  private async scan(): Promise<ModelDescriptor[]> {
     const candidates = [...(await this.scanModelsDir()), ...(await this.statExtraPaths())];
     const byId = new Map<string, ModelDescriptor>();
     for (const candidate of candidates) {
@@ -97,17 +168,24 @@ export class ModelRegistry implements ModelCatalog {
   }
 
   async resolve(idOrAlias: string): Promise<ModelDescriptor> {
-    const models = await this.list();
-    if (typeof idOrAlias === "string" && idOrAlias !== "") {
-      const byId = new Map(models.map((model) => [model.id, model]));
-      const direct = byId.get(idOrAlias);
-      if (direct) return direct;
-      const target = this.aliases.get(idOrAlias);
-      const aliased = target === undefined ? undefined : byId.get(target);
-      if (aliased) return aliased;
+    const found = this.lookUp(await this.list(), idOrAlias);
+    if (found !== undefined) return found;
+    // The kept scan may predate a file added a moment ago (its watch event still on the way).
+    if (this.watching) {
+      const fresh = this.lookUp(await this.scan(), idOrAlias);
+      if (fresh !== undefined) {
+        this.invalidate();
+        return fresh;
+      }
     }
-    const shown = String(idOrAlias).slice(0, MAX_ECHOED_NAME);
-    throw errors.modelNotFound(`model ${JSON.stringify(shown)} not found`, { param: "model" });
+    throw errors.unknownModel(idOrAlias, "on this node");
+  }
+
+  private lookUp(models: readonly ModelDescriptor[], idOrAlias: string): ModelDescriptor | undefined {
+    if (typeof idOrAlias !== "string" || idOrAlias === "") return undefined;
+    const byId = new Map(models.map((model) => [model.id, model]));
+    const target = this.aliases.get(idOrAlias);
+    return byId.get(idOrAlias) ?? (target === undefined ? undefined : byId.get(target));
   }
 
   /** SHA-256 of a model's file (resolving like resolve()); cached per file version. Slow the first time. */

@@ -8,7 +8,7 @@
  *   - `up` / `down` events fire when a peer gains its first link or loses its last one;
  *     `handshakeFailed` fires for every refused or failed handshake (for logs, the peer table
  *     and `hearth doctor`: wrong cluster, incompatible version, unreachable);
- *   - request and stream handlers registered here serve every link;
+ *   - the route table (PeerRouteTable.ts) answers requests and streams on every link;
  *   - `publishState()` sends this node's state snapshot to every peer, and to each new one;
  *   - `stop()` stops dialling, closes every link with 1001 and then the listener.
  * A peer that misbehaves or disappears costs only its own link.
@@ -32,8 +32,9 @@ import { resolveDuplicateLink } from "./duplicateLinks.js";
 import type { RequestHandler, RequestOptions } from "./linkRequests.js";
 import type { OpenStreamOptions, StreamHandler } from "./linkStreams.js";
 import { PeerLink } from "./PeerLink.js";
-import type { PeerLinkClose, PeerLinkHandlers } from "./PeerLink.js";
+import type { PeerLinkClose } from "./PeerLink.js";
 import { PeerLinkServer } from "./PeerLinkServer.js";
+import { PeerRouteTable } from "./PeerRouteTable.js";
 import type { AcceptedConnection } from "./PeerLinkServer.js";
 import type { PeerStream } from "./PeerStream.js";
 import type { WebSocket } from "ws";
@@ -57,6 +58,8 @@ export interface PeerLinkManagerInit {
   capabilities?: readonly string[];
   /** The version announced in every hello. Default: PROTOCOL_VERSION (tests announce others). */
   protocolVersion?: ProtocolVersion;
+  /** What peers can reach on the links; defaults to an empty table. */
+  routes?: PeerRouteTable;
   /** Injected randomness for backoff jitter (tests). */
   random?: () => number;
 }
@@ -129,9 +132,7 @@ export class PeerLinkManager extends EventEmitter<PeerLinkManagerEvents> {
   /** Links still in their handshake. */
   readonly #pending = new Set<PeerLink>();
   readonly #dialTargets = new Map<string, DialEntry>();
-  readonly #requestHandlers = new Map<string, RequestHandler>();
-  readonly #streamHandlers = new Map<string, StreamHandler>();
-  readonly #handlers: PeerLinkHandlers;
+  readonly routes: PeerRouteTable;
   #server: PeerLinkServer | undefined;
   #localState: PeerStateMessage | undefined;
   #stateSeq = 0;
@@ -145,10 +146,7 @@ export class PeerLinkManager extends EventEmitter<PeerLinkManagerEvents> {
     this.#logger = init.logger.child({ component: "peers" });
     this.#softwareVersion = init.softwareVersion ?? hearthVersion();
     this.#random = init.random ?? Math.random;
-    this.#handlers = {
-      request: (method) => this.#requestHandlers.get(method),
-      stream: (purpose) => this.#streamHandlers.get(purpose),
-    };
+    this.routes = init.routes ?? new PeerRouteTable();
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -194,12 +192,13 @@ export class PeerLinkManager extends EventEmitter<PeerLinkManagerEvents> {
 
   // ---- handlers --------------------------------------------------------------------------
 
+  /** Adds one request route to the table (tests and tools; the daemon fills its table in one place). */
   handleRequest(method: string, handler: RequestHandler): void {
-    this.#requestHandlers.set(method, handler);
+    this.routes.handleRequest(method, handler);
   }
 
   handleStream(purpose: string, handler: StreamHandler): void {
-    this.#streamHandlers.set(purpose, handler);
+    this.routes.handleStream(purpose, handler);
   }
 
   // ---- links -----------------------------------------------------------------------------
@@ -373,7 +372,7 @@ export class PeerLinkManager extends EventEmitter<PeerLinkManagerEvents> {
       expectedPeerNodeId,
       ...(this.#init.protocolVersion === undefined ? {} : { protocolVersion: this.#init.protocolVersion }),
       config: this.#config,
-      handlers: this.#handlers,
+      handlers: this.routes,
       logger: this.#logger,
     });
     this.#pending.add(link);

@@ -1,105 +1,92 @@
 /**
- * The cluster router: the InferenceEngine the HTTP API (and batch jobs) talk to. It runs each
- * job whole on one node of the cluster, this one or a peer, and serves peers' jobs here.
+ * The cluster router: the InferenceEngine the HTTP API (every API family) and batch jobs talk
+ * to, and the one path of a request from its model name to tokens.
  *
- * Per job: build a ClusterSnapshot (this node's state and every peer's last report), let the
- * scheduler place it (scheduler/placement.ts: loaded, then present, then expected wait, then
- * locality), log the decision and its reason, then run it on the LocalEngine or on the chosen
- * peer over an "infer" stream (remoteJob.ts), relaying deltas as they come. If the chosen
- * node fails before the first delta with a node failure, the job is placed once more without
- * it (retryPolicy.ts); a pinned job, or one with `retry: false`, is never moved.
+ *   resolve   the model, once, from one cluster state (ClusterState.ts: the snapshot and this
+ *             node's model index, shared for a quarter second)
+ *   decide    scheduler/decision.ts: local, remote(node) or split(plan), with its reasons
+ *   run       local   -> the LocalEngine (fetching the file first when pinned here without it)
+ *             remote  -> the peer, over an "infer" stream (remoteJob.ts), deltas relayed
+ *             split   -> the SplitEngine (daemon/split/), which owns recovery from a lost node
+ *   retry     a whole-model attempt whose node failed before the first delta (its fault class
+ *             says so: scheduler/retryPolicy.ts) is decided once more without that node; a
+ *             pinned job, or one with `retry: false`, is never moved
  *
- * Models: listModels()/resolveModel() are cluster-wide (clusterModels.ts), so a model only a
- * peer holds resolves here and shows in /v1/models with the nodes holding it. A job placed on
- * a node that lacks its model (only possible when pinned) goes through the LocalModelProvider
- * (model sharing) there; without one it is HEARTH_MODEL_NOT_FOUND.
- *
- * Standalone nodes use it too: their snapshot has only this node, so every job runs locally.
+ * It also serves peers' jobs here (the "infer" stream route, inferStreamHandler.ts), lists
+ * models cluster-wide (clusterModels.ts) and answers `hearth plan` (planReport) and batch jobs'
+ * question of which nodes to spread over (batchNodes) with the same decision.
  */
 
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
-import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult, InferenceJob } from "../../protocol/inference.js";
+import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult, InferenceJob, PlacementSummary } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { embeddingVectorsOf, generationResultOf, INFER_STREAM_PURPOSE, INFER_WIRE_LIMITS, jobFrame } from "../../protocol/peer/inferenceWire.js";
 import { MODEL_ID_PATTERN, PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
-import type { ClusterSnapshot } from "../../scheduler/clusterSnapshot.js";
-import { placeRequest, type Placement } from "../../scheduler/placement.js";
-import type { ClusterView } from "../cluster/views.js";
-import type { EmbedOptions, EngineStats, GenerateOptions, InferenceEngine, LocalInferenceEngine, ModelDescriptor, ModelInfo, RouteOptions } from "../engine/types.js";
-import type { StreamHandler } from "../peers/linkStreams.js";
+import { batchNodes, decide, type Decision, type DecisionRequest, type LocalModelFacts, type WholeDecision } from "../../scheduler/decision.js";
+import { planNodes, resolvePlacementNodes } from "../../scheduler/planNodes.js";
+import { shouldRetryElsewhere } from "../../scheduler/retryPolicy.js";
+import { planSplit } from "../../scheduler/splitPlan.js";
+import type { ModelHashes } from "../cluster/ModelHashes.js";
+import type { LocalEngine } from "../engine/LocalEngine.js";
+import type { EmbedOptions, EngineStats, GenerateOptions, InferenceEngine, ModelDescriptor, ModelInfo, RouteOptions } from "../engine/types.js";
+import { settlesWithin } from "../lifecycle/settlesWithin.js";
+import type { PeerLinks } from "../peers/PeerFabric.js";
+import type { PeerRoutes } from "../peers/PeerRouteTable.js";
+import type { ModelLayouts } from "../split/modelLayouts.js";
+import type { SplitEngine } from "../split/SplitEngine.js";
+import type { ClusterState, ClusterStateSource } from "./ClusterState.js";
 import { clusterModelList, findClusterModel } from "./clusterModels.js";
 import { createInferStreamHandler } from "./inferStreamHandler.js";
 import type { LocalModelProvider } from "./LocalModelProvider.js";
-import { runRemoteJob, type RemoteResult, type StreamOpener } from "./remoteJob.js";
-import { shouldRetryElsewhere } from "../../scheduler/retryPolicy.js";
-import { snapshotFromView } from "./snapshotFromView.js";
-import type { SplitEngine } from "../split/SplitEngine.js";
-import { settlesWithin } from "../lifecycle/settlesWithin.js";
+import type { PlanReport } from "./planReport.js";
+import { runRemoteJob, type RemoteResult } from "./remoteJob.js";
 
 export type { RouteOptions } from "../engine/types.js";
 export type { LocalModelProvider } from "./LocalModelProvider.js";
 
-/** What the router needs of the ClusterService (daemon/cluster/ClusterService.ts). */
-export interface RoutingCluster {
-  /** This node's state and every peer's last report (ClusterService.routingView). */
-  routingView(): Promise<ClusterView>;
-  /** Undefined until start() for a member, always for a standalone node. */
-  readonly peerLinks: StreamOpener | undefined;
-  modelHashOf(model: Pick<ModelDescriptor, "path">): string | null;
-  handlePeerStream(purpose: string, handler: StreamHandler): void;
-}
-
 export interface RoutingEngineInit {
-  local: LocalInferenceEngine;
-  cluster: RoutingCluster;
-  logger: Logger;
+  local: LocalEngine;
+  split: Pick<SplitEngine, "generate" | "embed" | "livePlan" | "placements">;
+  state: Pick<ClusterStateSource, "current">;
+  layouts: Pick<ModelLayouts, "layoutOf">;
+  hashes: Pick<ModelHashes, "hashOf">;
+  links: PeerLinks;
+  /** Model sharing: fetches a file this node must run but lacks (a pinned job, a peer's job). */
   modelProvider?: LocalModelProvider;
+  logger: Logger;
 }
 
-/** Where one attempt runs. */
-interface Target {
-  nodeId: string;
-  local: boolean;
-  /** The executing node's own id for the model (or the requested name when it lacks it). */
-  modelId: string;
-  sha256: string | null;
-  /** The executing node lacks the file and must fetch it first. */
-  mustFetch: boolean;
+/** A request's model, resolved once: the cluster-wide entry, this node's file if it has one, and the state it was read from. */
+export interface ResolvedModel {
+  info: ModelInfo;
+  local: ModelDescriptor | undefined;
+  state: ClusterState;
 }
 
 const MAX_LOGGED_NAME = 200;
-/** How long one collected cluster state serves placements (see #clusterState). */
-const SNAPSHOT_TTL_MS = 250;
-
-function cancelled(): HearthError {
-  return errors.cancelled("The request was cancelled.");
-}
 
 export class RoutingEngine implements InferenceEngine {
-  readonly #local: LocalInferenceEngine;
-  readonly #cluster: RoutingCluster;
+  /** What peers reach here: their jobs, run on this node's engine. */
+  readonly peerRoutes: PeerRoutes;
+  readonly #init: RoutingEngineInit;
   readonly #logger: Logger;
-  #modelProvider: LocalModelProvider | undefined;
-  #split: SplitEngine | undefined;
   /** Jobs this node's clients are running on peers; shutdown lets them finish before the links close. */
   readonly #remoteInFlight = new Set<Promise<unknown>>();
-  #stateCache: { at: number; state: Promise<{ view: ClusterView; models: ModelDescriptor[] }> } | undefined;
 
   constructor(init: RoutingEngineInit) {
-    this.#local = init.local;
-    this.#cluster = init.cluster;
+    this.#init = init;
     this.#logger = init.logger.child({ component: "routing" });
-    this.#modelProvider = init.modelProvider;
-    init.cluster.handlePeerStream(
-      INFER_STREAM_PURPOSE,
-      createInferStreamHandler({
-        engine: init.local,
-        hashOf: (model) => init.cluster.modelHashOf(model),
-        modelProvider: () => this.#modelProvider,
-        logger: init.logger,
-      }),
-    );
+    this.peerRoutes = {
+      streams: {
+        [INFER_STREAM_PURPOSE]: createInferStreamHandler({
+          engine: init.local,
+          hashOf: (model) => init.hashes.hashOf(model),
+          ...(init.modelProvider === undefined ? {} : { modelProvider: init.modelProvider }),
+          logger: init.logger,
+        }),
+      },
+    };
   }
 
   /**
@@ -111,188 +98,238 @@ export class RoutingEngine implements InferenceEngine {
     return settlesWithin(Promise.allSettled([...this.#remoteInFlight]), timeoutMs);
   }
 
-  /** Layer splitting (daemon/split/) plugs in here: it decides per job whether to run it split on this node. */
-  setSplitEngine(split: SplitEngine | undefined): void {
-    this.#split = split;
-  }
-
-  /** Model sharing (daemon/sharing/) plugs in here, for jobs placed on this node and for peers' jobs. */
-  setModelProvider(provider: LocalModelProvider | undefined): void {
-    this.#modelProvider = provider;
-  }
-
-  async snapshot(): Promise<ClusterSnapshot> {
-    const { view, models } = await this.#clusterState();
-    return snapshotFromView(view, models);
-  }
-
   async listModels(): Promise<ModelInfo[]> {
-    const { view, models } = await this.#clusterState();
-    return clusterModelList(snapshotFromView(view, models), models);
-  }
-
-  /**
-   * This node's view of the cluster and its model list, shared by the requests of the next
-   * SNAPSHOT_TTL_MS. Collecting it scans the models dir, checks file hashes and reads the
-   * interfaces; per request that was most of a batch coordinator's CPU (profiled), while peers'
-   * states are themselves seconds old, so a quarter second of staleness changes no decision.
-   */
-  #clusterState(): Promise<{ view: ClusterView; models: ModelDescriptor[] }> {
-    const now = performance.now();
-    const cached = this.#stateCache;
-    if (cached !== undefined && now - cached.at < SNAPSHOT_TTL_MS) return cached.state;
-    const state = Promise.all([this.#cluster.routingView(), this.#local.listModels()]).then(([view, models]) => ({ view, models }));
-    const entry = { at: now, state };
-    this.#stateCache = entry;
-    // A failed collection is not remembered.
-    state.catch(() => {
-      if (this.#stateCache === entry) this.#stateCache = undefined;
-    });
-    return state;
+    const state = await this.#init.state.current();
+    return clusterModelList(state.snapshot, state.models);
   }
 
   async resolveModel(idOrAlias: string): Promise<ModelInfo> {
-    const found = findClusterModel(await this.listModels(), idOrAlias);
-    if (found !== undefined) return found;
-    const shown = String(idOrAlias).slice(0, MAX_LOGGED_NAME);
-    throw errors.modelNotFound(`model ${JSON.stringify(shown)} not found on any node of the cluster`, { param: "model" });
+    return (await this.resolve(idOrAlias)).info;
+  }
+
+  /** The model a client named, resolved once for the whole request; throws HEARTH_MODEL_NOT_FOUND. */
+  async resolve(name: string, known?: ModelInfo): Promise<ResolvedModel> {
+    const state = await this.#init.state.current();
+    const info = known ?? findClusterModel(clusterModelList(state.snapshot, state.models), name);
+    if (info === undefined) throw errors.unknownModel(name, "on any node of the cluster");
+    const here = info.cluster?.nodes.find((holder) => holder.nodeId === state.snapshot.localNodeId);
+    const local = here === undefined ? undefined : state.models.find((model) => model.id === here.modelId);
+    return { info, local, state };
   }
 
   stats(): EngineStats {
-    return this.#local.stats();
+    return this.#init.local.stats();
   }
 
   async generate(job: GenerationJob, options: GenerateOptions): Promise<GenerationResult> {
-    const decision = await this.#split?.decide(job.model, options.route ?? {});
-    if (decision?.kind === "split") return this.#split!.generate(decision.target, job, options);
-    if (decision !== undefined) options = { ...options, route: decision.route };
-    return this.#route(job, options, async (target, onDelta) => {
-      if (target.local) {
-        const modelId = await this.#localModelId(target, job.model, options.signal);
-        const result = await this.#local.generate({ ...job, model: modelId }, { signal: options.signal, onDelta: (delta) => onDelta(delta.text) });
-        return { ...result, nodeId: target.nodeId };
-      }
-      // Without a listener (not streamed, a batch item) the executing node sends no deltas at all.
-      const result = await this.#remote(target, job, options.signal, options.onDelta === undefined ? undefined : onDelta);
-      if (result.kind !== "generation") throw errors.peerUnavailable(`Node ${shortNodeId(target.nodeId)} answered a generation with an embedding.`);
-      return { ...generationResultOf(result), nodeId: target.nodeId };
+    const resolved = await this.resolve(job.model, options.model);
+    return this.#route(job, resolved, options, {
+      split: (target) => this.#init.split.generate(target, job, options),
+      local: async (decision, descriptor, onDelta) => {
+        const result = await this.#init.local.generate(
+          { ...job, model: descriptor.id },
+          { signal: options.signal, descriptor, ...(options.onDelta === undefined ? {} : { onDelta: (delta) => onDelta(delta.text) }) },
+        );
+        return { ...result, nodeId: decision.nodeId };
+      },
+      remote: async (decision, onDelta) => {
+        // Without a listener (not streamed, a batch item) the executing node sends no deltas at all.
+        const result = await this.#remote(decision, job, options.signal, options.onDelta === undefined ? undefined : onDelta);
+        if (result.kind !== "generation") throw errors.peerUnavailable(`Node ${shortNodeId(decision.nodeId)} answered a generation with an embedding.`);
+        return { ...generationResultOf(result), nodeId: decision.nodeId };
+      },
+      annotate: (result, placement) => ({ ...result, placement }),
     });
   }
 
   async embed(job: EmbeddingJob, options: EmbedOptions): Promise<EmbeddingResult> {
-    const decision = await this.#split?.decide(job.model, options.route ?? {});
-    if (decision?.kind === "split") return this.#split!.embed(decision.target, job, options);
-    if (decision !== undefined) options = { ...options, route: decision.route };
-    return this.#route(job, options, async (target) => {
-      if (target.local) {
-        const modelId = await this.#localModelId(target, job.model, options.signal);
-        const result = await this.#local.embed({ ...job, model: modelId }, { signal: options.signal });
-        return { ...result, nodeId: target.nodeId };
-      }
-      const result = await this.#remote(target, job, options.signal, undefined);
-      if (result.kind !== "embedding") throw errors.peerUnavailable(`Node ${shortNodeId(target.nodeId)} answered an embedding with a generation.`);
-      return { vectors: embeddingVectorsOf(result), promptTokens: result.promptTokens, nodeId: target.nodeId };
+    const resolved = await this.resolve(job.model, options.model);
+    return this.#route(job, resolved, options, {
+      split: (target) => this.#init.split.embed(target, job, options),
+      local: async (decision, descriptor) => ({ ...(await this.#init.local.embed({ ...job, model: descriptor.id }, { signal: options.signal, descriptor })), nodeId: decision.nodeId }),
+      remote: async (decision) => {
+        const result = await this.#remote(decision, job, options.signal, undefined);
+        if (result.kind !== "embedding") throw errors.peerUnavailable(`Node ${shortNodeId(decision.nodeId)} answered an embedding with a generation.`);
+        return { vectors: embeddingVectorsOf(result), promptTokens: result.promptTokens, nodeId: decision.nodeId };
+      },
+      annotate: (result) => result,
     });
+  }
+
+  /** GET /hearth/v1/plan and `hearth plan`: how this node would place the model now, without loading anything. */
+  async planReport(modelName: string, forced?: RouteOptions["placement"]): Promise<PlanReport> {
+    const resolved = await this.resolve(modelName);
+    const { local, state } = resolved;
+    if (local === undefined) throw errors.unknownModel(modelName, "on this node (a plan is made by the node that holds the model file)");
+    const facts = await this.#facts(local);
+    if (facts.layout === undefined) throw errors.modelLoadFailed(facts.layoutProblem ?? `Cannot plan model "${local.id}".`);
+    const nodes = planNodes(state.snapshot, facts);
+    const plan = planSplit({
+      layout: facts.layout,
+      nodes,
+      modelName: local.id,
+      ...(forced === undefined ? {} : { forced: { nodes: resolvePlacementNodes(forced.nodes, nodes), layers: forced.layers }, forcedParam: "placement" }),
+    });
+    const decision = this.#decide(resolved, facts, { model: modelName, ...(forced === undefined ? {} : { forcedPlacement: forced }) });
+    return {
+      model: local.id,
+      sha256: facts.sha256,
+      hostNodeId: state.snapshot.localNodeId,
+      nodes: nodes.map((node) => ({ nodeId: node.nodeId, isHost: node.isHost, memoryBudgetBytes: node.memoryBudgetBytes, rttMs: node.rttMs, tokensPerSecond: node.speed.tokensPerSecond })),
+      plan,
+      decision: summarize(decision),
+      live: this.#init.split.placements().find((placement) => placement.modelId === local.id) ?? null,
+    };
+  }
+
+  /** The nodes a batch job's items spread over (scheduler/decision.ts batchNodes); empty when none can run it. */
+  async batchNodes(modelName: string): Promise<Array<{ nodeId: string; speed: number | null; pinned: boolean }>> {
+    const resolved = await this.resolve(modelName);
+    const facts = resolved.local === undefined ? undefined : await this.#facts(resolved.local);
+    return batchNodes(this.#decide(resolved, facts, { model: modelName }), resolved.state.snapshot.localNodeId);
   }
 
   // ---- internals -------------------------------------------------------------------------
 
+  async #facts(local: ModelDescriptor): Promise<LocalModelFacts> {
+    const sha256 = this.#init.hashes.hashOf(local);
+    try {
+      return { id: local.id, sha256, layout: await this.#init.layouts.layoutOf(local) };
+    } catch (error) {
+      // Without a layout the model can still run whole; only a split needs one.
+      return { id: local.id, sha256, layoutProblem: (error as Error).message };
+    }
+  }
+
+  #decide(resolved: ResolvedModel, facts: LocalModelFacts | undefined, request: DecisionRequest, state: ClusterState = resolved.state): Decision {
+    const livePlan = facts === undefined ? undefined : this.#init.split.livePlan(facts.id);
+    return decide({ snapshot: state.snapshot, request, ...(facts === undefined ? {} : { local: facts }), ...(livePlan === undefined ? {} : { livePlan }) });
+  }
+
   /**
-   * Places the job, runs one attempt, and places it once more elsewhere if the node failed
-   * before the first delta (retryPolicy.ts).
+   * Decides, runs one attempt, and decides once more without the node if it failed before the
+   * first delta (scheduler/retryPolicy.ts).
    */
-  async #route<T>(
+  async #route<T extends { nodeId?: string }>(
     job: InferenceJob,
+    resolved: ResolvedModel,
     options: { signal: AbortSignal; onDelta?: GenerateOptions["onDelta"]; route?: RouteOptions; onNode?: (nodeId: string) => void },
-    attempt: (target: Target, onDelta: (text: string) => void) => Promise<T>,
+    run: {
+      split: (target: { descriptor: ModelDescriptor; sha256: string | null; plan: Extract<Decision, { kind: "split" }>["plan"] }) => Promise<T>;
+      local: (decision: WholeDecision, descriptor: ModelDescriptor, onDelta: (text: string) => void) => Promise<T>;
+      remote: (decision: WholeDecision, onDelta: (text: string) => void) => Promise<T>;
+      annotate: (result: T, placement: PlacementSummary) => T;
+    },
   ): Promise<T> {
     const { signal } = options;
     const route = options.route ?? {};
-    const pinned = route.pinnedNodeId !== undefined;
     const excluded = [...(route.excludeNodeIds ?? [])];
+    const facts = resolved.local === undefined ? undefined : await this.#facts(resolved.local);
+    let state = resolved.state;
     let previousFailure: HearthError | undefined;
     for (let attempts = 1; ; attempts++) {
-      if (signal.aborted) throw cancelled();
-      const snapshot = await this.snapshot();
-      const placement = placeRequest(snapshot, {
-        model: job.model,
-        ...(route.pinnedNodeId === undefined ? {} : { pinnedNodeId: route.pinnedNodeId }),
-        ...(excluded.length === 0 ? {} : { excludeNodeIds: excluded }),
-      });
-      if (!placement.ok) {
-        this.#logger.debug({ model: shown(job.model), code: placement.code, reason: placement.message, candidates: placement.candidates.length }, "no node for the job");
+      if (signal.aborted) throw errors.cancelled();
+      const decision = this.#decide(
+        resolved,
+        facts,
+        {
+          model: job.model,
+          ...(route.pinnedNodeId === undefined ? {} : { pinnedNodeId: route.pinnedNodeId }),
+          ...(excluded.length === 0 ? {} : { excludeNodeIds: excluded }),
+          ...(route.placement === undefined ? {} : { forcedPlacement: route.placement }),
+        },
+        state,
+      );
+      this.#logDecision(job, decision, attempts);
+      if (decision.kind === "refused") {
         // A retry that finds no other node reports what made the first attempt fail.
         if (previousFailure !== undefined) throw previousFailure;
-        throw errors.withCode(placement.code, placement.message, { param: placement.code === "HEARTH_MODEL_NOT_FOUND" ? "model" : null });
+        throw errors.withCode(decision.code, decision.message, { param: decision.param });
       }
-      const target = this.#targetOf(placement, snapshot);
-      this.#logDecision(job, placement, target, attempts);
-      options.onNode?.(target.nodeId);
+      const placement = summarize(decision);
+      if (decision.kind === "split") {
+        const descriptor = resolved.local!;
+        return run.annotate(await run.split({ descriptor, sha256: facts?.sha256 ?? null, plan: decision.plan }), placement);
+      }
+      options.onNode?.(decision.nodeId);
       let deltasSent = false;
       const onDelta = (text: string): void => {
         deltasSent = true;
         options.onDelta?.({ text });
       };
       try {
-        return await attempt(target, onDelta);
+        const result =
+          decision.kind === "local"
+            ? await run.local(decision, await this.#localDescriptor(decision, resolved, state, signal), onDelta)
+            : await run.remote(decision, onDelta);
+        return run.annotate(result, placement);
       } catch (error) {
         const failure = HearthError.from(error);
-        const retry = shouldRetryElsewhere({ code: failure.code, attempts, deltasSent, pinned, retry: route.retry !== false, aborted: signal.aborted });
-        if (!retry) throw failure;
+        const pinned = route.pinnedNodeId !== undefined || !decision.retry;
+        if (!shouldRetryElsewhere({ code: failure.code, attempts, deltasSent, pinned, retry: route.retry !== false, aborted: signal.aborted })) throw failure;
         this.#logger.warn(
-          { model: shown(job.model), node: shortNodeId(target.nodeId), code: failure.code, reason: failure.message },
-          "the chosen node failed before the first token; placing the job once more without it",
+          { model: shown(job.model), node: shortNodeId(decision.nodeId), code: failure.code, reason: failure.message },
+          "the chosen node failed before the first token; deciding once more without it",
         );
-        excluded.push(target.nodeId);
+        excluded.push(decision.nodeId);
         previousFailure = failure;
+        state = await this.#init.state.current();
       }
     }
   }
 
-  #targetOf(placement: Extract<Placement, { ok: true }>, snapshot: ClusterSnapshot): Target {
-    const local = placement.nodeId === snapshot.localNodeId;
-    const holds = placement.candidates.some((candidate) => candidate.nodeId === placement.nodeId);
-    return { nodeId: placement.nodeId, local, modelId: placement.modelId, sha256: placement.sha256, mustFetch: !holds };
-  }
-
-  #logDecision(job: InferenceJob, placement: Extract<Placement, { ok: true }>, target: Target, attempt: number): void {
+  #logDecision(job: InferenceJob, decision: Decision, attempt: number): void {
     const fields = {
       model: shown(job.model),
       kind: job.kind,
-      node: shortNodeId(target.nodeId),
-      nodeModel: target.modelId,
-      reason: placement.reason,
-      candidates: placement.candidates.map((candidate) => shortNodeId(candidate.nodeId)),
+      decision: decision.kind,
+      ...(decision.kind === "local" || decision.kind === "remote" ? { node: shortNodeId(decision.nodeId), nodeModel: decision.modelId, candidates: decision.candidates.map((candidate) => shortNodeId(candidate.nodeId)) } : {}),
+      reasons: decision.reasons,
       attempt,
     };
-    if (target.local) this.#logger.debug(fields, "job placed on this node");
-    else this.#logger.info(fields, "job placed on a peer");
+    if (decision.kind === "remote" || decision.kind === "split") this.#logger.info(fields, decision.kind === "remote" ? "job placed on a peer" : "job runs split");
+    else this.#logger.debug(fields, decision.kind === "local" ? "job placed on this node" : "no node for the job");
   }
 
-  /** The local model id for a job placed here; fetches the file first when this node lacks it. */
-  async #localModelId(target: Target, requested: string, signal: AbortSignal): Promise<string> {
-    if (!target.mustFetch) return target.modelId;
-    const provider = this.#modelProvider;
-    if (provider === undefined || target.sha256 === null) {
-      throw errors.modelNotFound(`This node has no model ${JSON.stringify(shown(requested))}, and model sharing is not available to fetch it.`, { param: "model" });
+  /** This node's file for a job placed here; fetched from a peer first when this node lacks it (a pin). */
+  async #localDescriptor(decision: WholeDecision, resolved: ResolvedModel, state: ClusterState, signal: AbortSignal): Promise<ModelDescriptor> {
+    if (!decision.mustFetch) {
+      const held = state.models.find((model) => model.id === decision.modelId) ?? resolved.local;
+      if (held !== undefined) return held;
     }
-    return provider.ensureLocal({ sha256: target.sha256, modelName: wireModelName(requested), signal });
+    const provider = this.#init.modelProvider;
+    if (provider === undefined || decision.sha256 === null) {
+      throw errors.modelNotFound(`This node has no model ${JSON.stringify(shown(resolved.info.id))}, and model sharing is not available to fetch it.`, { param: "model" });
+    }
+    const modelId = await provider.ensureLocal({ sha256: decision.sha256, modelName: wireModelName(resolved.info.id), signal });
+    return this.#init.local.resolveModel(modelId);
   }
 
-  #remote(target: Target, job: InferenceJob, signal: AbortSignal, onDelta: ((text: string) => void) | undefined): Promise<RemoteResult> {
-    const links = this.#cluster.peerLinks;
-    if (links === undefined) return Promise.reject(errors.peerUnavailable("This node has no peer links."));
+  #remote(decision: WholeDecision, job: InferenceJob, signal: AbortSignal, onDelta: ((text: string) => void) | undefined): Promise<RemoteResult> {
     // A node that lacks the file is addressed by its hash alone: the requested name may be an alias here.
-    const modelId = isWireModelId(target.modelId) ? target.modelId : target.sha256;
+    const modelId = isWireModelId(decision.modelId) ? decision.modelId : decision.sha256;
     if (modelId === null) {
-      return Promise.reject(errors.modelNotFound(`Node ${shortNodeId(target.nodeId)} lacks ${JSON.stringify(shown(job.model))}, and its file is not hashed yet, so it cannot be fetched.`, { param: "model" }));
+      return Promise.reject(errors.modelNotFound(`Node ${shortNodeId(decision.nodeId)} lacks ${JSON.stringify(shown(job.model))}, and its file is not hashed yet, so it cannot be fetched.`, { param: "model" }));
     }
-    const frame = jobFrame({ ...job, model: modelId }, { sha256: target.sha256, modelName: wireModelName(job.model), deltas: onDelta !== undefined });
-    const running = runRemoteJob(links, target.nodeId, frame, onDelta === undefined ? { signal } : { signal, onDelta });
+    const frame = jobFrame({ ...job, model: modelId }, { sha256: decision.sha256, modelName: wireModelName(job.model), deltas: onDelta !== undefined });
+    const running = runRemoteJob(this.#init.links, decision.nodeId, frame, onDelta === undefined ? { signal } : { signal, onDelta });
     this.#remoteInFlight.add(running);
     const forget = (): void => void this.#remoteInFlight.delete(running);
     running.then(forget, forget);
     return running;
+  }
+}
+
+/** What a response's `hearth` extension and `hearth plan` say of a decision. */
+function summarize(decision: Decision): PlacementSummary {
+  switch (decision.kind) {
+    case "local":
+    case "remote":
+      return { kind: decision.kind, nodeId: decision.nodeId, reasons: decision.reasons };
+    case "split":
+      return { kind: "split", nodeId: decision.plan.stages[0]!.nodeId, reasons: decision.reasons };
+    case "refused":
+      return { kind: "refused", nodeId: null, reasons: decision.reasons };
   }
 }
 

@@ -39,7 +39,8 @@ export interface InferServerDeps {
   engine: LocalInferenceEngine;
   /** The sha256 this node advertises for a local model file, or null when not hashed yet. */
   hashOf(model: ModelDescriptor): string | null;
-  modelProvider(): LocalModelProvider | undefined;
+  /** Fetches a file this node lacks from a peer (model sharing); absent: such a job is refused. */
+  modelProvider?: LocalModelProvider;
   logger: Logger;
 }
 
@@ -101,15 +102,15 @@ async function serveStream(stream: PeerStream, peerNodeId: string, deps: InferSe
   logger.debug(jobLabel, "remote job received");
   const startedAt = performance.now();
   try {
-    const modelId = await localModelFor(request, deps, controller.signal);
-    const local: InferenceJob = { ...job, model: modelId };
+    const descriptor = await localModelFor(request, deps, controller.signal);
+    const local: InferenceJob = { ...job, model: descriptor.id };
     if (local.kind === "embedding") {
-      const result = await deps.engine.embed(local, { signal: controller.signal });
+      const result = await deps.engine.embed(local, { signal: controller.signal, descriptor });
       finish(embeddingResultFrame(result.vectors, result.promptTokens));
     } else {
       // Relaying every token costs both nodes CPU; a requester that only wants the result skips it.
       const onDelta = request.deltas === false ? undefined : (delta: { text: string }): void => send({ type: "delta", text: delta.text });
-      const result = await deps.engine.generate(local, onDelta === undefined ? { signal: controller.signal } : { signal: controller.signal, onDelta });
+      const result = await deps.engine.generate(local, { signal: controller.signal, descriptor, ...(onDelta === undefined ? {} : { onDelta }) });
       finish(generationResultFrame(result));
     }
     logger.debug({ ...jobLabel, ms: Math.round(performance.now() - startedAt) }, "remote job done");
@@ -170,11 +171,11 @@ function readJobFrame(stream: PeerStream): Promise<InferJobFrame> {
 }
 
 /**
- * The local id to run `request` with. The id the requester named wins when its file is the one
- * meant (same sha256, or a hash not known on one side); else any local file with that sha256;
- * else the model provider fetches it.
+ * The local model to run `request` with. The id the requester named wins when its file is the
+ * one meant (same sha256, or a hash not known on one side); else any local file with that
+ * sha256; else the model provider fetches it.
  */
-async function localModelFor(request: InferJobFrame, deps: InferServerDeps, signal: AbortSignal): Promise<string> {
+async function localModelFor(request: InferJobFrame, deps: InferServerDeps, signal: AbortSignal): Promise<ModelDescriptor> {
   const { sha256, modelName } = request;
   const wanted = request.job.model;
   let named: ModelDescriptor | undefined;
@@ -185,13 +186,13 @@ async function localModelFor(request: InferJobFrame, deps: InferServerDeps, sign
   }
   if (named !== undefined) {
     const hash = deps.hashOf(named);
-    if (sha256 === null || hash === null || hash === sha256) return named.id;
+    if (sha256 === null || hash === null || hash === sha256) return named;
   }
   if (sha256 !== null) {
     const same = (await deps.engine.listModels()).find((model) => deps.hashOf(model) === sha256);
-    if (same !== undefined) return same.id;
-    const provider = deps.modelProvider();
-    if (provider !== undefined) return provider.ensureLocal({ sha256, modelName, signal });
+    if (same !== undefined) return same;
+    const provider = deps.modelProvider;
+    if (provider !== undefined) return deps.engine.resolveModel(await provider.ensureLocal({ sha256, modelName, signal }));
   }
   const which = sha256 === null ? JSON.stringify(wanted) : `${JSON.stringify(wanted)} (sha256 ${sha256.slice(0, 12)}…)`;
   throw errors.modelNotFound(`This node has no model ${which}, and model sharing is not available to fetch it.`, { param: "model" });

@@ -1,14 +1,17 @@
 /**
  * The scheduler's picture of the cluster (scheduler/clusterSnapshot.ts) built from what the
- * cluster service already shows: this node's NodeView plus its models' aliases, and every
+ * cluster views already show: this node's NodeView plus its models' aliases, and every
  * peer's last report. Only peers whose link is up are reachable; a peer seen under several
  * table entries (a static address merged late) counts once, by its up entry if it has one.
+ * A node's memory budget is the one it publishes; a peer too old to publish one counts with
+ * its free RAM minus the default headroom.
  *
  * Pure: no I/O.
  */
 
 import type { ClusterSnapshot, SnapshotNode } from "../../scheduler/clusterSnapshot.js";
-import type { ClusterView, PeerView } from "../cluster/views.js";
+import type { ClusterView, PeerView, ResourcesView } from "../cluster/views.js";
+import { DEFAULT_RPC } from "../config/defaults.js";
 
 export interface LocalModelAliases {
   id: string;
@@ -28,6 +31,7 @@ export function snapshotFromView(view: ClusterView, localModels: readonly LocalM
       queueDepth: local.queueDepth,
       speedScores: { ...local.speedScores },
       rttMs: null,
+      memoryBudgetBytes: budgetOf(local.resources),
     },
   ];
   for (const peer of bestEntryPerNode(view.peers, local.nodeId)) {
@@ -40,9 +44,14 @@ export function snapshotFromView(view: ClusterView, localModels: readonly LocalM
       queueDepth: peer.queueDepth ?? 0,
       speedScores: { ...(peer.speedScores ?? {}) },
       rttMs: peer.rttMs,
+      memoryBudgetBytes: peer.resources === null ? null : budgetOf(peer.resources),
     });
   }
   return { localNodeId: local.nodeId, nodes };
+}
+
+function budgetOf(resources: ResourcesView): number {
+  return resources.memoryBudgetBytes ?? Math.max(0, resources.ramFreeBytes - DEFAULT_RPC.memoryHeadroomBytes);
 }
 
 type IdentifiedPeer = PeerView & { nodeId: string };

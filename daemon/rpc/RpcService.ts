@@ -34,7 +34,10 @@ import {
   type RpcPrepareResponse,
   type RpcReleaseResponse,
 } from "../../protocol/peer/rpcWire.js";
-import type { ClusterService } from "../cluster/ClusterService.js";
+import type { ModelHashes } from "../cluster/ModelHashes.js";
+import type { ResourceProbe } from "../hardware/ResourceProbe.js";
+import type { PeerFabric } from "../peers/PeerFabric.js";
+import type { PeerRoutes } from "../peers/PeerRouteTable.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { ModelCatalog, ModelDescriptor } from "../engine/types.js";
 import { locateNativeParts, rpcServerBackendFor, rpcServerLaunch, type NativeParts } from "../native/nativeParts.js";
@@ -49,13 +52,14 @@ const RPC_SERVER_CACHE_SUBDIR = "rpc";
 
 export interface RpcServiceInit {
   config: HearthConfig;
-  cluster: Pick<ClusterService, "handlePeerRequest" | "handlePeerStream" | "modelHashOf" | "peerLinks">;
+  fabric: Pick<PeerFabric, "request" | "openStream" | "on" | "off">;
+  hashes: Pick<ModelHashes, "hashOf">;
   catalog: Pick<ModelCatalog, "list">;
+  /** Its GPU answer decides which rpc-server build serves layers. */
+  resources: Pick<ResourceProbe, "snapshot">;
   logger: Logger;
   /** Where the native parts are; defaults to the ones `npm install` built. */
   nativeParts?: () => NativeParts;
-  /** node-llama-cpp's GPU backend on this machine ("cuda", "vulkan", ...), null for CPU only. */
-  gpuBackend?: () => string | null;
 }
 
 export class RpcService {
@@ -63,13 +67,22 @@ export class RpcService {
   readonly tunnels: RpcTunnels;
   readonly acceptor: TunnelAcceptor;
   readonly cache: TensorCache;
+  /** What peers reach here: tunnels to this node's workers, and the prepare/release requests. */
+  readonly peerRoutes: PeerRoutes;
   readonly #init: RpcServiceInit;
   readonly #logger: Logger;
-  #onPeerDown: ((event: PeerDownEvent) => void) | undefined;
+  readonly #onPeerDown = (event: PeerDownEvent): void => {
+    try {
+      this.tunnels.peerDown(event.nodeId);
+      void this.pool.release(event.nodeId, "its peer link went down").catch((error: unknown) => this.#logger.warn({ err: error }, "stopping a worker failed"));
+    } catch (error) {
+      this.#logger.error({ err: error }, "rpc peer-down handler failed");
+    }
+  };
 
   constructor(init: RpcServiceInit) {
     this.#init = init;
-    const { config, cluster, logger } = init;
+    const { config, fabric, logger } = init;
     this.#logger = logger.child({ component: "rpc" });
     const nativeParts = init.nativeParts ?? (() => locateNativeParts());
     const cacheRoot = config.rpc.cacheDir;
@@ -79,7 +92,7 @@ export class RpcService {
       launcher: (threads) => {
         const parts = nativeParts();
         // A GPU machine serves its layers from its GPU (the flavour node-llama-cpp itself uses).
-        const backend = rpcServerBackendFor(init.gpuBackend?.() ?? null, parts);
+        const backend = rpcServerBackendFor(init.resources.snapshot().gpu.backend, parts);
         if (backend !== "cpu") this.#logger.info({ backend }, "rpc-server workers use the GPU build");
         return (port) => rpcServerLaunch(parts, { port, threads, backend, tensorCacheDir: cacheRoot });
       },
@@ -87,34 +100,28 @@ export class RpcService {
     });
     this.acceptor = new TunnelAcceptor({ pool: this.pool, connectTimeoutMs: config.rpc.startTimeoutMs, logger });
     this.tunnels = new RpcTunnels({
-      links: () => cluster.peerLinks,
+      links: fabric,
       // The peer may start its worker before accepting: allow for that on top of a request's time.
       openTimeoutMs: config.rpc.startTimeoutMs + config.peer.requestTimeoutMs,
       prepareTimeoutMs: config.rpc.prepareTimeoutMs,
       logger,
     });
-    cluster.handlePeerStream(RPC_TUNNEL_PURPOSE, this.acceptor.handler);
-    cluster.handlePeerRequest(RPC_PREPARE_METHOD, (payload, context) => this.#prepare(payload, context.peerNodeId));
-    cluster.handlePeerRequest(RPC_RELEASE_METHOD, (payload, context) => this.#release(payload, context.peerNodeId));
+    this.peerRoutes = {
+      streams: { [RPC_TUNNEL_PURPOSE]: this.acceptor.handler },
+      requests: {
+        [RPC_PREPARE_METHOD]: (payload, context) => this.#prepare(payload, context.peerNodeId),
+        [RPC_RELEASE_METHOD]: (payload, context) => this.#release(payload, context.peerNodeId),
+      },
+    };
   }
 
-  /** After the cluster service started: a peer's link going down ends its worker and its tunnels. */
+  /** A peer's link going down ends its worker and its tunnels. */
   start(): void {
-    const links = this.#init.cluster.peerLinks;
-    if (links === undefined) return;
-    this.#onPeerDown = (event) => {
-      try {
-        this.tunnels.peerDown(event.nodeId);
-        void this.pool.release(event.nodeId, "its peer link went down").catch((error: unknown) => this.#logger.warn({ err: error }, "stopping a worker failed"));
-      } catch (error) {
-        this.#logger.error({ err: error }, "rpc peer-down handler failed");
-      }
-    };
-    links.on("down", this.#onPeerDown);
+    this.#init.fabric.on("peerDown", this.#onPeerDown);
   }
 
   async stop(): Promise<void> {
-    if (this.#onPeerDown !== undefined) this.#init.cluster.peerLinks?.off("down", this.#onPeerDown);
+    this.#init.fabric.off("peerDown", this.#onPeerDown);
     await this.tunnels.stop();
     await this.pool.stop();
   }
@@ -148,6 +155,6 @@ export class RpcService {
   /** The local file with this content, among the models this node advertises. */
   async #localModel(sha256: string): Promise<ModelDescriptor | undefined> {
     const models = await this.#init.catalog.list();
-    return models.find((model) => this.#init.cluster.modelHashOf(model) === sha256);
+    return models.find((model) => this.#init.hashes.hashOf(model) === sha256);
   }
 }

@@ -28,12 +28,13 @@ import {
   rpcReleaseResponseSchema,
   type RpcPrepareResponse,
 } from "../../protocol/peer/rpcWire.js";
-import type { PeerLinkManager } from "../peers/PeerLinkManager.js";
+import type { PeerLinks } from "../peers/PeerFabric.js";
 import { TunnelListener } from "./TunnelListener.js";
 import { emptyTraffic, type TunnelTraffic } from "./tunnelPipe.js";
 
 export interface RpcTunnelsInit {
-  links: () => Pick<PeerLinkManager, "openStream" | "request"> | undefined;
+  /** Standalone, every call fails with HEARTH_PEER_UNAVAILABLE. */
+  links: PeerLinks;
   /** How long a peer may take to accept a tunnel (it may be starting its worker). */
   openTimeoutMs: number;
   prepareTimeoutMs: number;
@@ -56,7 +57,7 @@ export class RpcTunnels {
   /** A loopback endpoint whose connections reach `peerNodeId`'s rpc-server worker for this node. */
   async open(peerNodeId: string): Promise<{ host: string; port: number }> {
     if (this.#stopped) throw errors.shuttingDown();
-    const links = this.#links();
+    const links = this.#init.links;
     let pending = this.#listeners.get(peerNodeId);
     if (pending === undefined) {
       const listener = new TunnelListener({
@@ -77,7 +78,7 @@ export class RpcTunnels {
 
   /** Asks `peerNodeId` to get ready for a load of the file `sha256` (pre-fill its tensor cache). */
   async prepare(peerNodeId: string, sha256: string): Promise<RpcPrepareResponse> {
-    const answer = await this.#links().request(peerNodeId, RPC_PREPARE_METHOD, { sha256 }, { timeoutMs: this.#init.prepareTimeoutMs });
+    const answer = await this.#init.links.request(peerNodeId, RPC_PREPARE_METHOD, { sha256 }, { timeoutMs: this.#init.prepareTimeoutMs });
     const response = parseRpcPayload(rpcPrepareResponseSchema, answer, "rpc.prepare response");
     const fields = { peer: shortNodeId(peerNodeId), sha256, ...response };
     if (response.status === "prefilled") this.#logger.info(fields, "peer pre-filled its rpc tensor cache: the load sends hashes, not weights");
@@ -91,7 +92,7 @@ export class RpcTunnels {
   async release(peerNodeId: string): Promise<void> {
     await this.#closeListener(peerNodeId);
     try {
-      const answer = await this.#links().request(peerNodeId, RPC_RELEASE_METHOD, {});
+      const answer = await this.#init.links.request(peerNodeId, RPC_RELEASE_METHOD, {});
       parseRpcPayload(rpcReleaseResponseSchema, answer, "rpc.release response");
     } catch (error) {
       // The worker stops by itself (link down or idle timeout); nothing to undo here.
@@ -131,12 +132,6 @@ export class RpcTunnels {
     const past = this.#pastTraffic.get(peerNodeId) ?? emptyTraffic();
     addTraffic(past, { ...listener.traffic, open: 0 });
     this.#pastTraffic.set(peerNodeId, past);
-  }
-
-  #links(): Pick<PeerLinkManager, "openStream" | "request"> {
-    const links = this.#init.links();
-    if (links === undefined) throw errors.peerUnavailable("this node is not a cluster member: it has no peer links");
-    return links;
   }
 }
 

@@ -11,13 +11,12 @@
  * Nothing about it is taken from the network: the host node id only labels logs.
  */
 
-import { spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
-import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { errors } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
+import { ChildProcessHandle, describeExit, type ChildExit } from "../lifecycle/ChildProcessHandle.js";
 import type { RpcServerLaunch } from "../native/nativeParts.js";
 import { rpcHello, type RpcVersion } from "./rpcHello.js";
 
@@ -31,12 +30,8 @@ export interface RpcWorkerOptions {
   logger: Logger;
 }
 
-export interface RpcWorkerExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** True after stop(); false for a crash. */
-  expected: boolean;
-}
+/** `expected` is true after stop(), false for a crash. */
+export type RpcWorkerExit = ChildExit;
 
 export const RPC_WORKER_HOST = "127.0.0.1";
 const HELLO_POLL_MS = 50;
@@ -49,11 +44,9 @@ export class RpcWorker {
   readonly hostNodeId: string;
   readonly #options: RpcWorkerOptions;
   readonly #logger: Logger;
-  #child: ChildProcess | undefined;
+  #process: ChildProcessHandle | undefined;
   #port: number | undefined;
   #version: RpcVersion | undefined;
-  #expectingExit = false;
-  #exit: RpcWorkerExit | undefined;
   readonly #output: string[] = [];
   readonly #exitListeners = new Set<(exit: RpcWorkerExit) => void>();
 
@@ -64,7 +57,7 @@ export class RpcWorker {
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#process?.pid;
   }
 
   get port(): number | undefined {
@@ -76,12 +69,13 @@ export class RpcWorker {
   }
 
   get alive(): boolean {
-    return this.#child !== undefined && this.#exit === undefined;
+    return this.#process?.alive ?? false;
   }
 
   /** Called once when the process is gone, whatever the reason. */
   onExit(listener: (exit: RpcWorkerExit) => void): void {
-    if (this.#exit !== undefined) listener(this.#exit);
+    const exit = this.#process?.exit;
+    if (exit !== undefined) listener(exit);
     else this.#exitListeners.add(listener);
   }
 
@@ -101,70 +95,52 @@ export class RpcWorker {
 
   /** SIGTERM to its process group, SIGKILL after a grace period; resolves once it is gone. */
   async stop(): Promise<void> {
-    const child = this.#child;
-    if (child === undefined || this.#exit !== undefined) return;
-    this.#expectingExit = true;
-    const exited = new Promise<void>((resolve) => this.onExit(() => resolve()));
-    this.#signal("SIGTERM");
-    const timer = setTimeout(() => this.#signal("SIGKILL"), STOP_GRACE_MS);
-    await exited;
-    clearTimeout(timer);
+    await this.#process?.stop(STOP_GRACE_MS);
   }
 
   /** Undefined once ready, else why it did not start. */
   async #startOn(port: number, deadline: number): Promise<string | undefined> {
     const launch = this.#options.launch(port);
     if (!launch.args.includes(RPC_WORKER_HOST)) return `refusing to start rpc-server without -H ${RPC_WORKER_HOST}`;
-    this.#exit = undefined;
-    this.#expectingExit = false;
     this.#output.length = 0;
-    let child: ChildProcess;
-    try {
-      child = spawn(launch.command, [...launch.args], { cwd: launch.cwd, env: launch.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    } catch (error) {
-      return `cannot run ${launch.command}: ${(error as Error).message}`;
-    }
-    this.#child = child;
-    this.#port = port;
-    this.#collectOutput(child);
-    let spawnError: string | undefined;
-    child.on("error", (error) => {
-      spawnError = error.message;
-      // A process that never started emits no "exit".
-      if (child.pid === undefined) this.#onExit(child, null, null);
+    // Its own process group: a Ctrl-C at the daemon's terminal must not kill it mid-reply.
+    const child = new ChildProcessHandle({
+      command: { kind: "spawn", file: launch.command, args: launch.args, cwd: launch.cwd },
+      env: launch.env,
+      ownProcessGroup: true,
+      output: { stdout: true, stderr: true },
+      onOutput: (line) => this.#keepOutput(child, line),
     });
-    child.on("exit", (code, signal) => this.#onExit(child, code, signal));
+    this.#process = child;
+    this.#port = port;
+    void child.exited.then((exit) => this.#onExit(child, exit));
+    try {
+      const version = await child.whenReady(Math.max(0, deadline - performance.now()), (signal) => this.#awaitHello(port, signal));
+      this.#version = version;
+      this.#logger.info({ pid: child.pid, port, args: launch.args.join(" "), rpcProtocol: `${version.major}.${version.minor}.${version.patch}` }, "rpc-server worker started");
+      return undefined;
+    } catch (error) {
+      if (child.spawnError !== undefined) return `cannot run ${launch.command}: ${child.spawnError.message}`;
+      const exit = child.exit;
+      if (exit !== undefined && !exit.expected) return `it exited (${describeExit(exit)}): ${this.#output.slice(-3).join(" | ") || "no output"}`;
+      await child.stop(STOP_GRACE_MS);
+      return (error as Error).message.startsWith("not ready within") ? `no HELLO answer within ${this.#options.startTimeoutMs} ms` : (error as Error).message;
+    }
+  }
 
-    while (performance.now() < deadline) {
-      if (this.#exit !== undefined) return spawnError ?? `it exited (${describeExit(this.#exit)}): ${this.#output.slice(-3).join(" | ") || "no output"}`;
+  async #awaitHello(port: number, signal: AbortSignal): Promise<RpcVersion> {
+    while (!signal.aborted) {
       const version = await rpcHello(RPC_WORKER_HOST, port, HELLO_TIMEOUT_MS);
-      if (version !== undefined && this.#exit === undefined) {
-        this.#version = version;
-        this.#logger.info({ pid: child.pid, port, args: launch.args.join(" "), rpcProtocol: `${version.major}.${version.minor}.${version.patch}` }, "rpc-server worker started");
-        return undefined;
-      }
+      if (version !== undefined) return version;
       await sleep(HELLO_POLL_MS);
     }
-    await this.stop();
-    return `no HELLO answer within ${this.#options.startTimeoutMs} ms`;
+    throw new Error("stopped waiting for HELLO");
   }
 
-  #signal(signal: NodeJS.Signals): void {
-    const pid = this.#child?.pid;
-    if (pid === undefined || this.#exit !== undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // Already gone (ESRCH): its "exit" event is on the way.
-    }
-  }
-
-  #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (child !== this.#child || this.#exit !== undefined) return;
-    const exit: RpcWorkerExit = { code, signal, expected: this.#expectingExit };
-    this.#exit = exit;
+  #onExit(child: ChildProcessHandle, exit: ChildExit): void {
+    if (child !== this.#process) return;
     if (exit.expected) this.#logger.info({ pid: child.pid, ...exit }, "rpc-server worker stopped");
-    else this.#logger.warn({ pid: child.pid, port: this.#port, code, signal, lastOutput: this.#output.slice(-5) }, `rpc-server worker ${describeExit(exit)}`);
+    else this.#logger.warn({ pid: child.pid, port: this.#port, code: exit.code, signal: exit.signal, lastOutput: this.#output.slice(-5) }, `rpc-server worker ${describeExit(exit)}`);
     for (const listener of this.#exitListeners) {
       try {
         listener(exit);
@@ -175,22 +151,13 @@ export class RpcWorker {
     this.#exitListeners.clear();
   }
 
-  #collectOutput(child: ChildProcess): void {
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
-        const text = line.trim();
-        if (text === "") return;
-        this.#output.push(text);
-        if (this.#output.length > KEPT_OUTPUT_LINES) this.#output.shift();
-        this.#logger.debug({ pid: child.pid }, text);
-      });
-    }
+  #keepOutput(child: ChildProcessHandle, line: string): void {
+    const text = line.trim();
+    if (text === "") return;
+    this.#output.push(text);
+    if (this.#output.length > KEPT_OUTPUT_LINES) this.#output.shift();
+    this.#logger.debug({ pid: child.pid }, text);
   }
-}
-
-function describeExit(exit: Pick<RpcWorkerExit, "code" | "signal">): string {
-  return exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
 }
 
 /** A port free on 127.0.0.1 right now (the kernel's choice), released for the worker to bind. */

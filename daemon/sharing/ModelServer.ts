@@ -20,7 +20,7 @@ import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { MODEL_ID_PATTERN, PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
-import { encodeTransferHeader, MODEL_FETCH_PURPOSE, parseModelFetchMeta } from "../../protocol/peer/modelTransferWire.js";
+import { encodeTransferHeader, parseModelFetchMeta } from "../../protocol/peer/modelTransferWire.js";
 import type { ModelsConfig } from "../config/defaults.js";
 import type { ModelCatalog, ModelDescriptor } from "../engine/types.js";
 import type { StreamContext, StreamHandler } from "../peers/linkStreams.js";
@@ -61,10 +61,8 @@ export class ModelServer {
     if (deps.corruptAt !== undefined) this.#logger.warn({ offset: deps.corruptAt }, "TEST KNOB: every model this node serves is sent with one byte inverted");
   }
 
-  /** Registers the `model.fetch` handler (ClusterService.handlePeerStream). */
-  register(target: { handlePeerStream(purpose: string, handler: StreamHandler): void }): void {
-    target.handlePeerStream(MODEL_FETCH_PURPOSE, (stream, meta, context) => this.#accept(stream, meta, context));
-  }
+  /** The `model.fetch` stream handler (ModelSharing puts it in its peer routes). */
+  readonly handler: StreamHandler = (stream, meta, context) => this.#accept(stream, meta, context);
 
   /** Transfers being served now, and bytes sent so far this run. */
   stats(): { serving: number; bytesServed: number } {

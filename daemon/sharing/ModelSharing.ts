@@ -17,10 +17,12 @@
 
 import type { Logger } from "pino";
 import { errors } from "../../protocol/errors.js";
-import type { ClusterService } from "../cluster/ClusterService.js";
+import type { ModelHashes } from "../cluster/ModelHashes.js";
+import type { PeerFabric } from "../peers/PeerFabric.js";
+import type { PeerRoutes } from "../peers/PeerRouteTable.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { ModelCatalog } from "../engine/types.js";
-import { MODELS_FETCH_METHOD, modelsFetchResponseSchema, parseModelsFetchRequest, type ModelsFetchResponse } from "../../protocol/peer/modelTransferWire.js";
+import { MODEL_FETCH_PURPOSE, MODELS_FETCH_METHOD, modelsFetchResponseSchema, parseModelsFetchRequest, type ModelsFetchResponse } from "../../protocol/peer/modelTransferWire.js";
 import { ModelFetcher, type PullResult } from "./ModelFetcher.js";
 import { ModelServer } from "./ModelServer.js";
 import { corruptTransferOffset } from "./testFaults.js";
@@ -38,7 +40,8 @@ export interface ModelSharingSource {
 
 export interface ModelSharingInit {
   config: HearthConfig;
-  cluster: Pick<ClusterService, "handlePeerStream" | "handlePeerRequest" | "peerViews" | "modelHashOf" | "rememberModelHash" | "peerLinks">;
+  fabric: Pick<PeerFabric, "peers" | "request" | "openStream">;
+  hashes: Pick<ModelHashes, "hashOf" | "remember">;
   catalog: ModelCatalog;
   logger: Logger;
   /** Read for the test-only fault knob. */
@@ -46,46 +49,48 @@ export interface ModelSharingInit {
 }
 
 export class ModelSharing implements ModelSharingSource {
-  readonly #cluster: ModelSharingInit["cluster"];
+  readonly #fabric: ModelSharingInit["fabric"];
   readonly #peerFetchTimeoutMs: number;
+  /** What peers reach here: `model.fetch` streams (files by sha256) and `models.fetch` requests (get a file first). */
+  readonly peerRoutes: PeerRoutes;
   readonly server: ModelServer;
   /** The router's LocalModelProvider. */
   readonly fetcher: ModelFetcher;
 
   constructor(init: ModelSharingInit) {
-    const { config, cluster, catalog, logger } = init;
+    const { config, fabric, hashes, catalog, logger } = init;
     this.server = new ModelServer({
       config: config.models,
       catalog,
-      hashOf: (model) => cluster.modelHashOf(model),
+      hashOf: (model) => hashes.hashOf(model),
       readChunkBytes: config.peer.maxStreamChunkBytes,
       logger,
       corruptAt: corruptTransferOffset(init.env),
     });
-    this.server.register(cluster);
     this.fetcher = new ModelFetcher({
       modelsDir: config.modelsDir,
       config: config.models,
       catalog,
-      peers: () => cluster.peerViews(),
-      hashOf: (model) => cluster.modelHashOf(model),
-      rememberHash: (filePath, sha256) => cluster.rememberModelHash(filePath, sha256),
-      openStream: (nodeId, purpose, options) => {
-        const links = cluster.peerLinks;
-        if (links === undefined) return Promise.reject(errors.peerUnavailable("this node belongs to no cluster"));
-        return links.openStream(nodeId, purpose, options);
-      },
+      peers: () => fabric.peers(),
+      hashOf: (model) => hashes.hashOf(model),
+      rememberHash: (filePath, sha256) => hashes.remember(filePath, sha256),
+      openStream: (nodeId, purpose, options) => fabric.openStream(nodeId, purpose, options),
       logger,
     });
-    this.#cluster = cluster;
+    this.#fabric = fabric;
     this.#peerFetchTimeoutMs = config.models.peerFetchTimeoutMs;
-    // A host about to split a model over this node asks it to get the file first. Only a sha256
-    // comes from the peer; policy, disk check and the file's name are this node's own (fetcher).
-    cluster.handlePeerRequest(MODELS_FETCH_METHOD, async (payload, context) => {
-      const request = parseModelsFetchRequest(payload);
-      const modelId = await this.fetcher.ensureLocal({ sha256: request.sha256, modelName: request.modelName, signal: context.signal });
-      return { modelId } satisfies ModelsFetchResponse;
-    });
+    this.peerRoutes = {
+      streams: { [MODEL_FETCH_PURPOSE]: this.server.handler },
+      requests: {
+        // A host about to split a model over this node asks it to get the file first. Only a sha256
+        // comes from the peer; policy, disk check and the file's name are this node's own (fetcher).
+        [MODELS_FETCH_METHOD]: async (payload, context) => {
+          const request = parseModelsFetchRequest(payload);
+          const modelId = await this.fetcher.ensureLocal({ sha256: request.sha256, modelName: request.modelName, signal: context.signal });
+          return { modelId } satisfies ModelsFetchResponse;
+        },
+      },
+    };
   }
 
   /**
@@ -94,9 +99,7 @@ export class ModelSharing implements ModelSharingSource {
    * rejects with the peer's code (HEARTH_MODEL_FETCH_REFUSED, HEARTH_INSUFFICIENT_DISK, ...).
    */
   async askPeerToFetch(peerNodeId: string, sha256: string, modelName: string): Promise<string> {
-    const links = this.#cluster.peerLinks;
-    if (links === undefined) throw errors.peerUnavailable("this node belongs to no cluster");
-    const answer = await links.request(peerNodeId, MODELS_FETCH_METHOD, { sha256, modelName }, { timeoutMs: this.#peerFetchTimeoutMs });
+    const answer = await this.#fabric.request(peerNodeId, MODELS_FETCH_METHOD, { sha256, modelName }, { timeoutMs: this.#peerFetchTimeoutMs });
     const parsed = modelsFetchResponseSchema.safeParse(answer);
     if (!parsed.success) throw errors.peerProtocolViolation("the peer answered models.fetch with an invalid payload");
     return parsed.data.modelId;

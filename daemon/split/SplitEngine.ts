@@ -1,106 +1,87 @@
 /**
  * Layer splitting, daemon side (docs/splitting.md "When Hearth splits" and "How failure
- * recovery works"). The router asks `decide()` for each job; it answers "run it split here"
- * or "route it whole" (with the nodes whose budget cannot hold it left out).
- *
- *   forced placement  -> planned as given (budgets still apply); a single node runs it whole
- *   live placement    -> reused: one placement per model, until keep-alive releases it
- *   no peer up, model not here, or pinned -> routed whole, exactly as without splitting
- *   otherwise         -> scheduler/splitPlan.ts decides: whole (fits somewhere, no faster
- *                        split), split (fits nowhere whole, or a split is clearly faster), or
- *                        refused with required vs available memory (507)
+ * recovery works"): runs the requests the decision (scheduler/decision.ts) sends to a split.
  *
  * A split runs in a runner on this node whose RPC devices are tunnels (daemon/rpc/RpcTunnels)
- * to the peers' rpc-server workers; each peer is first asked to pre-fill its tensor cache
- * from its own copy of the file, so the load sends hashes, not weights.
+ * to the peers' rpc-server workers. Its ModelHost belongs to the LocalEngine like every other
+ * (openPlacementHost), so it is counted, drained and stopped with the rest; this engine keeps
+ * the placement around it: the plan, the peers, one live placement per model until keep-alive
+ * releases it. Each peer is first asked to pre-fill its tensor cache from its own copy of the
+ * file (fetching it through model sharing if it lacks one), so the load sends hashes, not weights.
  *
  * Recovery: when the runner dies (a peer holding layers died or its link dropped, and
- * llama.cpp aborted the runner), every job on it is continued: the placement is retired,
- * the lost peers are found (their link goes down), the model is re-planned on the nodes that
- * remain and a new runner evaluates prompt + the tokens already produced
- * (ContinuationLedger, runner/resumeJob.ts). Concurrent jobs share one re-plan. When nothing
- * fits any more the job fails with an error naming the lost node.
+ * llama.cpp aborted the runner), every job on it is continued: the placement is retired, the
+ * lost peers are found (their link goes down), the decision is asked again over the nodes that
+ * remain, with this node as the host, and a new runner, split or whole here, evaluates
+ * prompt + the tokens already produced (ContinuationLedger, daemon/runner/resumeJob.ts).
+ * Concurrent jobs share one re-plan. When nothing fits any more the job fails with an error
+ * naming the lost node.
  */
 
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
-import { planRefusalError, planSplit, type PlanNode, type SplitPlanResult } from "../../scheduler/splitPlan.js";
-import type { ClusterView } from "../cluster/views.js";
+import { decide } from "../../scheduler/decision.js";
+import { isRecoverableByReplacement } from "../../scheduler/retryPolicy.js";
+import type { LayerSplitPlan } from "../../scheduler/splitPlan.js";
+import { splitPeers } from "../../scheduler/planNodes.js";
 import type { HearthConfig } from "../config/defaults.js";
-import { ModelHost, type EngineHooks } from "../engine/ModelHost.js";
-import type { GenerateOptions, ModelCatalog, ModelDescriptor, RouteOptions } from "../engine/types.js";
+import type { LocalEngine } from "../engine/LocalEngine.js";
+import type { ModelHost } from "../engine/ModelHost.js";
+import type { GenerateOptions, ModelDescriptor } from "../engine/types.js";
 import { locateNativeParts, shimEnvironment, type NativeParts } from "../native/nativeParts.js";
+import type { ClusterStateSource } from "../routing/ClusterState.js";
 import type { RpcTunnels } from "../rpc/RpcTunnels.js";
 import { ContinuationLedger } from "./continuation.js";
-import { ModelLayouts } from "./modelLayouts.js";
-import { planNodesFromView, resolvePlacementNodes, upPeers } from "./planInputs.js";
-import { SplitPlacement, type LocalPlan, type PlacementView } from "./SplitPlacement.js";
-import { settlesWithin } from "../lifecycle/settlesWithin.js";
-import { isRecoverableByReplacement } from "../../scheduler/retryPolicy.js";
+import type { ModelLayouts } from "./modelLayouts.js";
+import { SplitPlacement, type PlacementView } from "./SplitPlacement.js";
 
 export interface SplitEngineInit {
   config: HearthConfig;
-  cluster: { routingView(): Promise<ClusterView>; modelHashOf(model: Pick<ModelDescriptor, "path">): string | null };
-  catalog: ModelCatalog;
-  tunnels: () => RpcTunnels | undefined;
+  /** This node: the host of every split it runs. */
+  localNodeId: string;
+  engine: LocalEngine;
+  tunnels: Pick<RpcTunnels, "open" | "prepare" | "release">;
+  /** Fresh snapshots for re-plans after a lost node. */
+  state: Pick<ClusterStateSource, "fresh">;
+  layouts: Pick<ModelLayouts, "layoutOf">;
   logger: Logger;
-  hooks?: EngineHooks;
-  runnerEntryPath?: string;
   nativeParts?: () => NativeParts;
   /**
    * Model sharing: makes a peer that lacks the file fetch it (resolves with its model id), so
    * the weights cross once instead of over RPC at every load. Absent: the load pushes them.
    */
-  askPeerToFetch?: (peerNodeId: string, sha256: string, modelName: string) => Promise<string>;
+  sharing?: { askPeerToFetch(peerNodeId: string, sha256: string, modelName: string): Promise<string> };
 }
 
-export type SplitDecision = { kind: "split"; target: SplitTarget } | { kind: "route"; route: RouteOptions };
-
-/** What a split job runs on: a live placement, or a plan to realise first. */
+/** What a split job runs: the model file here, and the plan the decision chose. */
 export interface SplitTarget {
   descriptor: ModelDescriptor;
   sha256: string | null;
-  plan: LocalPlan;
+  plan: LayerSplitPlan;
 }
 
-/** GET /hearth/v1/plan and `hearth plan`. */
-export interface PlanReport {
-  model: string;
-  sha256: string | null;
-  hostNodeId: string;
-  nodes: Array<Pick<PlanNode, "nodeId" | "isHost" | "memoryBudgetBytes" | "rttMs"> & { tokensPerSecond: number }>;
-  plan: SplitPlanResult;
-  live: PlacementView | null;
-}
-
-const PLACEMENT_PARAM = "hearth.placement";
+/** Where one attempt of a split job runs: a split placement, or (after a recovery) whole on this node. */
+type Where = { kind: "split"; placement: SplitPlacement } | { kind: "whole"; recoveries: number };
 
 /** Whether two plans put the same layers on the same nodes. */
-function sameStages(a: LocalPlan, b: LocalPlan): boolean {
-  const shape = (plan: LocalPlan): string => (plan.split ? plan.stages.map((stage) => `${stage.nodeId}:${stage.layerCount}`).join(",") : `${plan.node}:whole`);
+function sameStages(a: LayerSplitPlan, b: LayerSplitPlan): boolean {
+  const shape = (plan: LayerSplitPlan): string => plan.stages.map((stage) => `${stage.nodeId}:${stage.layerCount}`).join(",");
   return shape(a) === shape(b);
-}
-
-/** The node running the runner (the one holding the input layer). */
-function hostOf(plan: LocalPlan): string {
-  return plan.split ? plan.stages[0]!.nodeId : plan.node;
 }
 
 export class SplitEngine {
   readonly #init: SplitEngineInit;
   readonly #logger: Logger;
-  readonly #layouts: ModelLayouts;
   readonly #placements = new Map<string, SplitPlacement>();
   readonly #creating = new Map<string, Promise<SplitPlacement>>();
-  readonly #recoveries = new WeakMap<SplitPlacement, Promise<SplitPlacement>>();
+  readonly #recoveries = new WeakMap<SplitPlacement, Promise<Where>>();
   #stopped = false;
 
   constructor(init: SplitEngineInit) {
     this.#init = init;
     this.#logger = init.logger.child({ component: "split" });
-    this.#layouts = new ModelLayouts(init.config.limits, init.config.runner);
   }
 
   /** Live placements, for status and the cluster view. */
@@ -108,128 +89,71 @@ export class SplitEngine {
     return [...this.#placements.values()].map((placement) => placement.view());
   }
 
-  /** The plan for `modelName` as this node would make it now, without loading anything. */
-  async planReport(modelName: string, forced?: RouteOptions["placement"]): Promise<PlanReport> {
-    const descriptor = await this.#init.catalog.resolve(modelName);
-    const sha256 = this.#init.cluster.modelHashOf(descriptor);
-    const view = await this.#init.cluster.routingView();
-    const nodes = planNodesFromView(view, { id: descriptor.id, sha256 });
-    const plan = await this.#plan(descriptor, nodes, forced);
-    return {
-      model: descriptor.id,
-      sha256,
-      hostNodeId: view.local.nodeId,
-      nodes: nodes.map((node) => ({ nodeId: node.nodeId, isHost: node.isHost, memoryBudgetBytes: node.memoryBudgetBytes, rttMs: node.rttMs, tokensPerSecond: node.speed.tokensPerSecond })),
-      plan,
-      live: this.#placements.get(descriptor.id)?.view() ?? null,
-    };
+  /** The plan of the model's live split placement, if one is up (the decision reuses it). */
+  livePlan(modelId: string): LayerSplitPlan | undefined {
+    const live = this.#placements.get(modelId);
+    return live !== undefined && !live.retired ? live.plan : undefined;
   }
 
-  /** Whether the job runs split here, or how the router should route it whole. */
-  async decide(modelName: string, route: RouteOptions): Promise<SplitDecision> {
-    const { placement: forced, ...rest } = route;
-    if (forced === undefined) {
-      if (route.pinnedNodeId !== undefined) return { kind: "route", route };
-      const live = await this.#liveFor(modelName);
-      if (live !== undefined) return { kind: "split", target: { descriptor: live.descriptor, sha256: live.sha256, plan: live.plan } };
-    }
-    const view = await this.#init.cluster.routingView();
-    if (forced === undefined && upPeers(view).length === 0) return { kind: "route", route };
-    let descriptor: ModelDescriptor;
-    try {
-      descriptor = await this.#init.catalog.resolve(modelName);
-    } catch (error) {
-      if (forced === undefined) return { kind: "route", route };
-      throw errors.invalidRequest(`A forced placement runs on the node holding the model file, and this node has no model ${JSON.stringify(modelName.slice(0, 200))}; send the request to a node that has it.`, { param: PLACEMENT_PARAM, cause: error });
-    }
-    const sha256 = this.#init.cluster.modelHashOf(descriptor);
-    const nodes = planNodesFromView(view, { id: descriptor.id, sha256 });
-    const plan = await this.#plan(descriptor, nodes, forced);
-    if (!plan.ok) throw planRefusalError(plan);
-    this.#logger.debug({ model: descriptor.id, split: plan.split, forced: plan.forced, reason: plan.reason }, "planned");
-    if (plan.split) return { kind: "split", target: { descriptor, sha256, plan } };
-    if (plan.forced) return { kind: "route", route: { ...rest, pinnedNodeId: plan.node, retry: false } };
-    // It fits whole somewhere: route it as usual, but never onto a node whose budget cannot hold it.
-    const tooSmall = nodes.filter((node) => node.memoryBudgetBytes < plan.expectedMemoryBytes).map((node) => node.nodeId);
-    return { kind: "route", route: tooSmall.length === 0 ? rest : { ...rest, excludeNodeIds: [...(rest.excludeNodeIds ?? []), ...tooSmall] } };
-  }
-
-  async generate(target: SplitTarget, job: GenerationJob, options: GenerateOptions): Promise<GenerationResult> {
+  async generate(target: SplitTarget, job: GenerationJob, options: Pick<GenerateOptions, "signal" | "onDelta" | "onNode">): Promise<GenerationResult> {
     const ledger = new ContinuationLedger();
-    options.onNode?.(hostOf(target.plan));
-    const result = await this.#withRecovery(target, options.signal, (placement) => {
-      return placement.host.submit(({ runner, signal, isLive }) => {
-        const resume = ledger.resumeState();
-        return runner.generate(job, {
-          signal,
-          onTokens: (tokens) => {
-            if (isLive()) ledger.recordTokens(tokens);
-          },
-          onDelta: (delta) => {
-            if (!isLive()) return;
-            ledger.recordText(delta.text);
-            options.onDelta?.(delta);
-          },
-          ...(resume === undefined ? {} : { resume }),
-        });
-      }, options.signal);
+    const host = this.#hostNodeId();
+    options.onNode?.(host);
+    const result = await this.#withRecovery(target, options.signal, (where) => {
+      const resume = ledger.resumeState();
+      return this.#init.engine.generate(job, {
+        signal: options.signal,
+        descriptor: target.descriptor,
+        ...(where.kind === "split" ? { host: where.placement.host } : {}),
+        onTokens: (tokens) => ledger.recordTokens(tokens),
+        onDelta: (delta) => {
+          ledger.recordText(delta.text);
+          options.onDelta?.(delta);
+        },
+        ...(resume === undefined ? {} : { resume }),
+      });
     });
-    return { ...result, nodeId: hostOf(target.plan) };
+    return { ...result, nodeId: host };
   }
 
   async embed(target: SplitTarget, job: EmbeddingJob, options: { signal: AbortSignal; onNode?: (nodeId: string) => void }): Promise<EmbeddingResult> {
-    options.onNode?.(hostOf(target.plan));
-    const result = await this.#withRecovery(target, options.signal, (placement) => placement.host.submit(({ runner, signal }) => runner.embed(job, { signal }), options.signal));
-    return { ...result, nodeId: hostOf(target.plan) };
+    const host = this.#hostNodeId();
+    options.onNode?.(host);
+    const result = await this.#withRecovery(target, options.signal, (where) =>
+      this.#init.engine.embed(job, { signal: options.signal, descriptor: target.descriptor, ...(where.kind === "split" ? { host: where.placement.host } : {}) }),
+    );
+    return { ...result, nodeId: host };
   }
 
   /**
-   * Shutdown: refuses new work, lets running generations finish for up to `drainTimeoutMs`
-   * (the peers' links are still up), then stops every placement and releases its peers.
+   * Shutdown, after the engine drained and stopped every runner (split ones included): refuses
+   * new work and releases every placement's peers, whose links are still up.
    */
-  async stop(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+  async stop(): Promise<void> {
     this.#stopped = true;
-    const error = errors.shuttingDown();
     await Promise.all([...this.#creating.values()].map((creating) => creating.catch(() => undefined)));
-    const drainTimeoutMs = options.drainTimeoutMs ?? 0;
-    if (drainTimeoutMs > 0) await settlesWithin(Promise.all([...this.#placements.values()].map((placement) => placement.host.whenIdle())), drainTimeoutMs);
-    await Promise.all([...this.#placements.values()].map((placement) => placement.retire(error)));
-    this.#placements.clear();
+    await Promise.all([...this.#placements.values()].map((placement) => this.#retire(placement, errors.shuttingDown())));
   }
 
   // ---- internals -------------------------------------------------------------------------
 
-  async #plan(descriptor: ModelDescriptor, nodes: PlanNode[], forced: RouteOptions["placement"]): Promise<SplitPlanResult> {
-    const layout = await this.#layouts.layoutOf(descriptor.path, descriptor.id);
-    const input = { layout, nodes, modelName: descriptor.id };
-    if (forced === undefined) return planSplit(input);
-    return planSplit({ ...input, forced: { nodes: resolvePlacementNodes(forced.nodes, nodes), layers: forced.layers }, forcedParam: PLACEMENT_PARAM });
+  #hostNodeId(): string {
+    return this.#init.localNodeId;
   }
 
-  async #liveFor(modelName: string): Promise<SplitPlacement | undefined> {
-    if (this.#placements.size === 0) return undefined;
-    let descriptor: ModelDescriptor;
-    try {
-      descriptor = await this.#init.catalog.resolve(modelName);
-    } catch {
-      return undefined;
-    }
-    const live = this.#placements.get(descriptor.id);
-    return live !== undefined && !live.retired ? live : undefined;
-  }
-
-  async #withRecovery<T>(target: SplitTarget, signal: AbortSignal, run: (placement: SplitPlacement) => Promise<T>): Promise<T> {
-    let placement = await this.#placementFor(target);
-    for (let recoveries = 0; ; recoveries++) {
+  async #withRecovery<T>(target: SplitTarget, signal: AbortSignal, run: (where: Where) => Promise<T>): Promise<T> {
+    let where: Where = { kind: "split", placement: await this.#placementFor(target) };
+    for (;;) {
       try {
-        return await run(placement);
+        return await run(where);
       } catch (error) {
         const failure = HearthError.from(error);
         if (!isRecoverableByReplacement(failure.code) || signal.aborted || this.#stopped) throw failure;
+        const recoveries: number = where.kind === "split" ? where.placement.recoveries : where.recoveries;
         if (recoveries >= this.#init.config.rpc.recoveryAttempts) {
           throw errors.recoveryExhausted(`${failure.message} The request was already moved to a new placement ${recoveries} times; giving up.`);
         }
-        placement = await this.#recover(placement);
+        where = where.kind === "split" ? await this.#recover(where.placement) : await this.#replan(target, [], recoveries);
       }
     }
   }
@@ -270,8 +194,7 @@ export class SplitEngine {
    * cross over RPC at load, which is logged as the fallback it is.
    */
   async #prepareWeights(peer: string, sha256: string, modelName: string): Promise<void> {
-    const tunnels = this.#init.tunnels();
-    if (tunnels === undefined) return;
+    const { tunnels, sharing } = this.#init;
     const prepare = (): Promise<string | undefined> =>
       tunnels.prepare(peer, sha256).then(
         (answer) => answer.status,
@@ -282,14 +205,14 @@ export class SplitEngine {
       );
     const pushed = (why: string): void => this.#logger.warn({ peer: shortNodeId(peer), model: modelName, sha256: sha256.slice(0, 12) }, `fallback: ${why}; the load pushes this peer's weights over RPC`);
     if ((await prepare()) !== "missing") return;
-    if (this.#init.askPeerToFetch === undefined) {
+    if (sharing === undefined) {
       pushed("the peer lacks the model file and model sharing is not available");
       return;
     }
     const started = performance.now();
     this.#logger.info({ peer: shortNodeId(peer), model: modelName, sha256: sha256.slice(0, 12) }, "the peer lacks the model file: asking it to fetch it through model sharing before the split");
     try {
-      const peerModelId = await this.#init.askPeerToFetch(peer, sha256, modelName);
+      const peerModelId = await sharing.askPeerToFetch(peer, sha256, modelName);
       this.#logger.info({ peer: shortNodeId(peer), peerModelId, ms: Math.round(performance.now() - started) }, "the peer fetched the model file; pre-filling again");
     } catch (error) {
       this.#logger.warn({ err: error, peer: shortNodeId(peer) }, "fallback: the peer could not fetch the model file; the load pushes its weights over RPC");
@@ -301,59 +224,45 @@ export class SplitEngine {
   async #realise(target: SplitTarget, recoveries: number): Promise<SplitPlacement> {
     if (this.#stopped) throw errors.shuttingDown();
     const { descriptor, sha256, plan } = target;
-    const peers = plan.split ? plan.stages.slice(1).map((stage) => stage.nodeId) : [];
+    const peers = plan.stages.slice(1).map((stage) => stage.nodeId);
     await this.#freePeers(peers, descriptor.id);
-    let placementSettings: { env: Record<string, string>; load: { gpuLayers: number; rpcDevicesOnly: true } } | undefined;
-    if (plan.split) {
-      const tunnels = this.#init.tunnels();
-      if (tunnels === undefined) throw errors.peerUnavailable("This node has no peer links, so it cannot split a model.");
-      const parts = (this.#init.nativeParts ?? (() => locateNativeParts()))();
-      const endpoints = await Promise.all(
-        peers.map(async (peer, index) => {
-          if (sha256 !== null) {
-            await this.#prepareWeights(peer, sha256, descriptor.id);
-          } else {
-            this.#logger.warn({ model: descriptor.id, peer: shortNodeId(peer) }, "fallback: the model is not hashed yet, so the peer cannot pre-fill; weights are pushed over RPC");
-          }
-          const endpoint = await tunnels.open(peer);
-          return { ...endpoint, memoryMiB: plan.llama.reportedMiB[index]! };
-        }),
-      );
-      placementSettings = { env: shimEnvironment(parts, endpoints), load: { gpuLayers: plan.llama.gpuLayers, rpcDevicesOnly: true } };
-    }
+    const parts = (this.#init.nativeParts ?? (() => locateNativeParts()))();
+    const endpoints = await Promise.all(
+      peers.map(async (peer, index) => {
+        if (sha256 !== null) {
+          await this.#prepareWeights(peer, sha256, descriptor.id);
+        } else {
+          this.#logger.warn({ model: descriptor.id, peer: shortNodeId(peer) }, "fallback: the model is not hashed yet, so the peer cannot pre-fill; weights are pushed over RPC");
+        }
+        const endpoint = await this.#init.tunnels.open(peer);
+        return { ...endpoint, memoryMiB: plan.llama.reportedMiB[index]! };
+      }),
+    );
     let placement: SplitPlacement | undefined = undefined;
-    const host = new ModelHost({
+    const host: ModelHost = this.#init.engine.openPlacementHost({
       descriptor,
-      limits: this.#init.config.limits,
-      runner: this.#init.config.runner,
-      logger: this.#init.logger,
-      ...(this.#init.runnerEntryPath === undefined ? {} : { runnerEntryPath: this.#init.runnerEntryPath }),
-      hooks: {
-        ...this.#init.hooks,
-        onModelUnloaded: (modelId, reason) => {
-          // A crashed split runner must not be replaced by the host with the same (now dead) devices.
-          if (reason === "crash" && placement !== undefined) void this.#retire(placement, errors.placementRetired("The split placement lost its runner."));
-          this.#init.hooks?.onModelUnloaded?.(modelId, reason);
-        },
+      placement: { env: shimEnvironment(parts, endpoints), load: { gpuLayers: plan.llama.gpuLayers, rpcDevicesOnly: true } },
+      // A crashed split runner must not be replaced by the host with the same (now dead) devices.
+      onCrash: () => {
+        if (placement !== undefined) void this.#retire(placement, errors.placementRetired("The split placement lost its runner."));
       },
+      // Keep-alive unloaded it, or its load failed: the peers' workers are released with it.
       onIdle: () => {
-        // Keep-alive unloaded it, or its load failed: the peers' workers are released with it.
         if (placement !== undefined) void this.#retire(placement, errors.placementRetired("The placement was released."));
       },
-      ...(placementSettings === undefined ? {} : { placement: placementSettings }),
     });
-    placement = new SplitPlacement({ descriptor, sha256, plan, host, recoveries, release: (released) => this.#releasePeers(released) });
+    placement = new SplitPlacement({ descriptor, sha256, plan, host, recoveries });
     this.#placements.set(descriptor.id, placement);
     this.#logger.info(
       {
         model: descriptor.id,
         forced: plan.forced,
-        stages: plan.split ? plan.stages.map((stage) => `${shortNodeId(stage.nodeId)}:${stage.firstLayer}+${stage.layerCount}`) : [`${shortNodeId(plan.node)}:whole`],
-        gpuLayers: plan.split ? plan.llama.gpuLayers : undefined,
+        stages: plan.stages.map((stage) => `${shortNodeId(stage.nodeId)}:${stage.firstLayer}+${stage.layerCount}`),
+        gpuLayers: plan.llama.gpuLayers,
         predictedTokensPerSecond: plan.predictedTokensPerSecond,
         reason: plan.reason,
       },
-      plan.split ? "split placement created" : "placement created on this node",
+      "split placement created",
     );
     return placement;
   }
@@ -369,44 +278,57 @@ export class SplitEngine {
     }
   }
 
-  async #retire(placement: SplitPlacement, error: HearthError): Promise<void> {
+  /** Stops the placement's runner (failing what still runs on it with `error`) and releases its peers. Idempotent. */
+  #retire(placement: SplitPlacement, error: HearthError): Promise<void> {
     if (this.#placements.get(placement.descriptor.id) === placement) this.#placements.delete(placement.descriptor.id);
-    await placement.retire(error);
+    return placement.retire(async () => {
+      await this.#init.engine.retireHost(placement.host, error).catch(() => undefined);
+      await this.#releasePeers(placement.peers);
+    });
   }
 
   async #releasePeers(peers: readonly string[]): Promise<void> {
-    const tunnels = this.#init.tunnels();
-    if (tunnels === undefined) return;
+    const { tunnels } = this.#init;
     await Promise.all(peers.map((peer) => tunnels.release(peer).catch((error: unknown) => this.#logger.debug({ err: error, peer: shortNodeId(peer) }, "releasing a peer failed"))));
   }
 
   /** One re-plan per failed placement, shared by every job that was running on it. */
-  #recover(failed: SplitPlacement): Promise<SplitPlacement> {
+  #recover(failed: SplitPlacement): Promise<Where> {
     let recovery = this.#recoveries.get(failed);
     if (recovery === undefined) {
-      recovery = this.#replan(failed);
+      recovery = (async () => {
+        await this.#retire(failed, errors.placementRetired("The split placement lost a node."));
+        const lost = await this.#lostPeers(failed.peers);
+        return this.#replan({ descriptor: failed.descriptor, sha256: failed.sha256, plan: failed.plan }, lost, failed.recoveries);
+      })();
       this.#recoveries.set(failed, recovery);
     }
     return recovery;
   }
 
-  async #replan(failed: SplitPlacement): Promise<SplitPlacement> {
-    await this.#retire(failed, errors.placementRetired("The split placement lost a node."));
-    const lost = await this.#lostPeers(failed.peers);
+  /** The decision again, over the nodes left, with this node as the host (it holds the generation's state). */
+  async #replan(target: SplitTarget, lost: readonly string[], recoveries: number): Promise<Where> {
+    const { descriptor, sha256 } = target;
+    const { snapshot } = await this.#init.state.fresh();
+    const decision = decide({
+      snapshot,
+      request: { model: descriptor.id, excludeNodeIds: lost, runHere: true },
+      local: { id: descriptor.id, sha256, layout: await this.#init.layouts.layoutOf(descriptor) },
+    });
     const names = lost.length > 0 ? lost.map(shortNodeId).join(", ") : "none (its runner failed while every peer stayed up)";
-    const view = await this.#init.cluster.routingView();
-    const nodes = planNodesFromView(view, { id: failed.descriptor.id, sha256: failed.sha256 }, { excludeNodeIds: lost });
-    const plan = await this.#plan(failed.descriptor, nodes, undefined);
-    const lostText = lost.length > 0 ? `Node ${lost.map(shortNodeId).join(" and ")}, which held layers of ${failed.descriptor.id}, was lost` : `The runner of ${failed.descriptor.id}'s split failed`;
-    if (!plan.ok) {
-      throw errors.peerUnavailable(`${lostText} mid-generation, and the remaining nodes cannot hold the model: ${plan.message}`);
+    const lostText = lost.length > 0 ? `Node ${lost.map(shortNodeId).join(" and ")}, which held layers of ${descriptor.id}, was lost` : `The runner of ${descriptor.id}'s split failed`;
+    switch (decision.kind) {
+      case "refused":
+        throw errors.peerUnavailable(`${lostText} mid-generation, and the remaining nodes cannot hold the model: ${decision.message}`);
+      case "remote":
+        throw errors.peerUnavailable(`${lostText} mid-generation; the model now fits only whole on node ${shortNodeId(decision.nodeId)}, which cannot continue this generation. Retry the request.`);
+      case "local":
+        this.#logger.warn({ model: descriptor.id, lost: names, split: false, reason: decision.reasons.join("; ") }, "a split placement lost a node; continuing whole on this node");
+        return { kind: "whole", recoveries: recoveries + 1 };
+      case "split":
+        this.#logger.warn({ model: descriptor.id, lost: names, split: true, reason: decision.reasons.join("; ") }, "a split placement lost a node; continuing on a new placement");
+        return { kind: "split", placement: await this.#create({ descriptor, sha256, plan: decision.plan }, recoveries + 1) };
     }
-    if (!plan.split && plan.node !== view.local.nodeId) {
-      throw errors.peerUnavailable(`${lostText} mid-generation; the model now fits only whole on node ${shortNodeId(plan.node)}, which cannot continue this generation. Retry the request.`);
-    }
-    this.#logger.warn({ model: failed.descriptor.id, lost: names, split: plan.split, reason: plan.reason }, "a split placement lost a node; continuing on a new placement");
-    const local: LocalPlan = plan.split ? plan : { ...plan, node: plan.node };
-    return this.#create({ descriptor: failed.descriptor, sha256: failed.sha256, plan: local }, failed.recoveries + 1);
   }
 
   /** The placement's peers that are no longer up, waiting up to lost_node_wait for the link to be declared down. */
@@ -414,8 +336,8 @@ export class SplitEngine {
     if (peers.length === 0) return [];
     const deadline = Date.now() + this.#init.config.rpc.lostNodeWaitMs;
     for (;;) {
-      const view = await this.#init.cluster.routingView();
-      const up = new Set(upPeers(view).map((peer) => peer.nodeId));
+      const { snapshot } = await this.#init.state.fresh();
+      const up = new Set(splitPeers(snapshot).map((peer) => peer.nodeId));
       const lost = peers.filter((peer) => !up.has(peer));
       if (lost.length > 0 || Date.now() >= deadline) return lost;
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -12,8 +12,8 @@
  */
 
 import { z } from "zod";
-import type { HearthError } from "../errors.js";
-import { errors } from "../errors.js";
+import { errors, type HearthError } from "../errors.js";
+import type { PlacementSummary } from "../inference.js";
 
 export const NODE_PIN_HEADER = "x-hearth-node";
 
@@ -79,6 +79,24 @@ export function parsePlacement(value: unknown, param: string): PlacementRequest 
     return count;
   });
   return { nodes: parsedNodes, layers: parsedLayers };
+}
+
+/**
+ * What a response adds under `hearth`: the node that ran the request, where the decision
+ * placed it (`local`, `remote` or `split`) and its reasons (scheduler/decision.ts). OpenAI
+ * clients ignore the field.
+ */
+export interface HearthResponseExtension {
+  node: string | null;
+  placement: PlacementSummary["kind"];
+  reasons: string[];
+}
+
+/** The `hearth` field of a response body, or nothing when the engine made no decision (no router). */
+export function hearthResponseField(result: { nodeId?: string; placement?: PlacementSummary }): { hearth?: HearthResponseExtension } {
+  const { placement } = result;
+  if (placement === undefined) return {};
+  return { hearth: { node: result.nodeId ?? placement.nodeId, placement: placement.kind, reasons: [...placement.reasons] } };
 }
 
 /** Validates a pin and returns it in the canonical case (upper), or undefined when absent. */

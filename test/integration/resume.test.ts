@@ -13,7 +13,7 @@
 
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type * as RunnerProcessModule from "../../daemon/runner/RunnerProcess.js";
+import type * as RunnerProcessModule from "../../daemon/engine/RunnerProcess.js";
 import type { ChatJob, CompletionJob, GenerationResult, SamplingOptions } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
 import { ContinuationLedger } from "../../daemon/split/continuation.js";
@@ -21,7 +21,7 @@ import { captureLogs } from "../helpers/logs.js";
 import { ensureModel } from "../helpers/models.js";
 
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { RunnerProcess } = (await import(path.join(DIST, "daemon/runner/RunnerProcess.js"))) as typeof RunnerProcessModule;
+const { RunnerProcess } = (await import(path.join(DIST, "daemon/engine/RunnerProcess.js"))) as typeof RunnerProcessModule;
 
 const { logger } = captureLogs("info");
 let runner: RunnerProcessModule.RunnerProcess;

@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type * as RunnerProcessModule from "../../daemon/runner/RunnerProcess.js";
+import type * as RunnerProcessModule from "../../daemon/engine/RunnerProcess.js";
 import type { CompletionJob } from "../../protocol/inference.js";
 import type { RunnerLoadOptions } from "../../protocol/runnerIpc.js";
 import { captureLogs } from "../helpers/logs.js";
@@ -23,7 +23,7 @@ import { processAlive, waitFor } from "../helpers/wait.js";
 
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
 const RUNNER_MAIN = path.join(DIST, "daemon/runner/runnerMain.js");
-const { RunnerProcess } = (await import(path.join(DIST, "daemon/runner/RunnerProcess.js"))) as typeof RunnerProcessModule;
+const { RunnerProcess } = (await import(path.join(DIST, "daemon/engine/RunnerProcess.js"))) as typeof RunnerProcessModule;
 type RunnerProcess = RunnerProcessModule.RunnerProcess;
 
 const { logger, entries: logEntries } = captureLogs("debug");
@@ -114,7 +114,7 @@ describe("runner child process", () => {
       daemonScript,
       [
         `import { pino } from ${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve("pino")).href)};`,
-        `import { RunnerProcess } from ${JSON.stringify(pathToFileURL(path.join(DIST, "daemon/runner/RunnerProcess.js")).href)};`,
+        `import { RunnerProcess } from ${JSON.stringify(pathToFileURL(path.join(DIST, "daemon/engine/RunnerProcess.js")).href)};`,
         `const runner = new RunnerProcess({ load: ${JSON.stringify(loadOptions())}, loadTimeoutMs: 60000, stopTimeoutMs: 5000, logger: pino({ level: "silent" }) });`,
         "await runner.start();",
         "process.stdout.write(`${runner.pid}\\n`);",

@@ -13,13 +13,14 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_JOBS, type JobsConfig } from "../../daemon/config/defaults.js";
 import { newJobId } from "../../daemon/jobs/jobId.js";
-import { JobRun, type JobExecutor, type JobRoute } from "../../daemon/jobs/JobRun.js";
+import { JobRun, type BatchNode, type JobExecutor, type JobRoute } from "../../daemon/jobs/JobRun.js";
 import { JobStore, type StoredJob } from "../../daemon/jobs/JobStore.js";
 import { buildJobView } from "../../daemon/jobs/jobView.js";
 import { parseBatchInput, type BatchItem } from "../../protocol/batch/batchInput.js";
-import { HearthError, type HearthErrorCode } from "../../protocol/errors.js";
+import { errors, HearthError, type HearthErrorCode } from "../../protocol/errors.js";
 import type { CompletionJob, GenerationJob, GenerationResult } from "../../protocol/inference.js";
-import type { ClusterSnapshot, SnapshotNode } from "../../scheduler/clusterSnapshot.js";
+import type { SnapshotNode } from "../../scheduler/clusterSnapshot.js";
+import { batchNodes, decide } from "../../scheduler/decision.js";
 
 const logger = pino({ level: "silent" });
 const CONFIG: JobsConfig = { ...DEFAULT_JOBS, inFlightPerNode: 2, maxAttempts: 3, refreshIntervalMs: 20 };
@@ -33,7 +34,7 @@ afterEach(async () => {
 });
 
 function snapshotNode(nodeId: string): SnapshotNode {
-  return { nodeId, local: nodeId === "A", reachable: true, models: [{ id: "tiny", aliases: [], sha256: "f".repeat(64), sizeBytes: 1 }], loadedModels: ["tiny"], queueDepth: 0, speedScores: {}, rttMs: null };
+  return { nodeId, local: nodeId === "A", reachable: true, models: [{ id: "tiny", aliases: [], sha256: "f".repeat(64), sizeBytes: 1 }], loadedModels: ["tiny"], queueDepth: 0, speedScores: {}, rttMs: null, memoryBudgetBytes: null };
 }
 
 type Behaviour = (call: { node: string; prompt: string; signal: AbortSignal; attempt: number }) => Promise<string>;
@@ -44,8 +45,9 @@ class ScriptedExecutor implements JobExecutor {
   readonly aborted: string[] = [];
   constructor(private readonly behaviour: Behaviour) {}
 
-  snapshot(): Promise<ClusterSnapshot> {
-    return Promise.resolve({ localNodeId: "A", nodes: this.nodes.map(snapshotNode) });
+  /** The router's answer: the real decision over a snapshot of the scripted nodes. */
+  batchNodes(model: string): Promise<BatchNode[]> {
+    return Promise.resolve(batchNodes(decide({ snapshot: { localNodeId: "A", nodes: this.nodes.map(snapshotNode) }, request: { model } }), "A"));
   }
 
   async generate(job: GenerationJob, options: { signal: AbortSignal; route?: JobRoute }): Promise<GenerationResult> {
@@ -146,8 +148,8 @@ describe("JobRun", () => {
 
   it("re-queues a runner failure on another node, and after max_attempts writes an error line with the code", async () => {
     const executor = new ScriptedExecutor(({ node, prompt, signal }) => {
-      if (prompt === "p3") return Promise.reject(new HearthError("HEARTH_RUNNER_CRASHED", "runner crashed"));
-      if (prompt === "p5" && node === "A") return Promise.reject(new HearthError("HEARTH_RUNNER_CRASHED", "runner crashed on A"));
+      if (prompt === "p3") return Promise.reject(errors.runnerCrashed("runner crashed"));
+      if (prompt === "p5" && node === "A") return Promise.reject(errors.runnerCrashed("runner crashed on A"));
       return work(signal, 1, `${node}:${prompt}`);
     });
     const { run, job } = await makeRun(10, executor);

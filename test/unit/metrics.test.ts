@@ -53,8 +53,8 @@ function find(samples: Sample[], name: string, labels: Record<string, string> = 
 
 const stats: EngineStats = {
   loaded: [
-    { modelId: "tiny", pid: 1, state: "ready", running: 2, queued: 5, lastUsedAt: 0 },
-    { modelId: "big", pid: 2, state: "loading", running: 0, queued: 1, lastUsedAt: 0 },
+    { modelId: "tiny", placement: "whole", pid: 1, state: "ready", running: 2, queued: 5, lastUsedAt: 0 },
+    { modelId: "big", placement: "whole", pid: 2, state: "loading", running: 0, queued: 1, lastUsedAt: 0 },
   ],
 };
 
@@ -159,7 +159,7 @@ describe("Metrics", () => {
 
   it("escapes hostile model ids so the output stays parseable", () => {
     const hostile = 'evil"} 1\nhearth_fake 99 \\';
-    const metrics = new Metrics({ stats: () => ({ loaded: [{ modelId: hostile, pid: 1, state: "ready", running: 1, queued: 0, lastUsedAt: 0 }] }) });
+    const metrics = new Metrics({ stats: () => ({ loaded: [{ modelId: hostile, placement: "whole", pid: 1, state: "ready", running: 1, queued: 0, lastUsedAt: 0 }] }) });
     metrics.recordEmbedding(hostile, 3);
     const { samples } = parseExposition(metrics.render());
     expect(find(samples, "hearth_prompt_tokens_total", { model: hostile })).toBe(3);

@@ -202,7 +202,7 @@ describe("resolve", () => {
       await expectNotFound(registry.resolve(name));
     }
     const error = await registry.resolve("nope").catch((caught: unknown) => caught as HearthError);
-    expect((error as HearthError).message).toBe('model "nope" not found');
+    expect((error as HearthError).message).toBe('model "nope" not found on this node');
     const long = await registry.resolve("y".repeat(10_000)).catch((caught: unknown) => caught as HearthError);
     expect((long as HearthError).message.length).toBeLessThan(300);
     expect(new Set(reads)).toEqual(new Set([path.join(modelsDir, "other.gguf"), path.join(modelsDir, "tiny.gguf")]));

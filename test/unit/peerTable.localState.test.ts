@@ -60,7 +60,8 @@ describe("ModelHashes", () => {
         return Promise.resolve(sha256(fs.readFileSync(file, "utf8")));
       });
     const hashed: string[] = [];
-    const first = new ModelHashes({ dataDir, logger, hashes: counting(), onHashed: (id) => hashed.push(id) });
+    const first = new ModelHashes({ dataDir, logger, hashes: counting() });
+    first.on("hashed", (id) => hashed.push(id));
     await first.refresh([a, b]);
     expect(first.hashOf(a)).toBeNull();
     await until(() => first.pending === 0 && hashed.length === 2, "both hashes");
@@ -191,8 +192,8 @@ describe("LocalState", () => {
       catalog: { list: () => Promise.resolve([good, odd]), resolve: () => Promise.reject(new Error("unused")) },
       engineStats: () => ({
         loaded: [
-          { modelId: "tiny-1.5", pid: 1, state: "ready", running: 2, queued: 3, lastUsedAt: 0 },
-          { modelId: "loading-one", pid: 2, state: "loading", running: 0, queued: 1, lastUsedAt: 0 },
+          { modelId: "tiny-1.5", placement: "whole", pid: 1, state: "ready", running: 2, queued: 3, lastUsedAt: 0 },
+          { modelId: "loading-one", placement: "whole", pid: 2, state: "loading", running: 0, queued: 1, lastUsedAt: 0 },
         ],
       }),
       resources: () => ({ cpuCores: 4, ramTotalBytes: 100, ramFreeBytes: 50, gpu: { backend: "vulkan", devices: ["GPU0"], vramTotalBytes: 8, vramFreeBytes: 4 } }),

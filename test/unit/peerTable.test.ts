@@ -4,7 +4,7 @@
 
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { PeerTable } from "../../daemon/cluster/PeerTable.js";
+import { PeerTable } from "../../daemon/peers/PeerTable.js";
 import type { DiscoveredPeer } from "../../daemon/discovery/PeerDiscovery.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import { nodeIdFromFingerprint } from "../../protocol/peer/identity.js";

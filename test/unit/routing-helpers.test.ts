@@ -53,7 +53,7 @@ describe("snapshotFromView", () => {
     cluster: { clusterId: "c".repeat(32) },
     local: localView([{ id: "tiny", sizeBytes: 100, sha256: SHA_TINY }], ["tiny"]),
     peers: [
-      peer(B, "up", [{ id: "twin", sizeBytes: 200, sha256: SHA_TWIN }], { loadedModels: ["twin"], queueDepth: 3, speedScores: { twin: 20 }, rttMs: 1.5 }),
+      peer(B, "up", [{ id: "twin", sizeBytes: 200, sha256: SHA_TWIN }], { loadedModels: ["twin"], queueDepth: 3, speedScores: { twin: 20 }, rttMs: 1.5, resources: { ...resources, memoryBudgetBytes: 5_000 } }),
       // The same node under a stale entry (a static address merged late): the up one counts.
       peer(B, "down", null),
       peer(C, "down", [{ id: "tiny", sizeBytes: 100, sha256: SHA_TINY }]),
@@ -62,13 +62,13 @@ describe("snapshotFromView", () => {
     ],
   };
 
-  it("puts this node first with its aliases, and every identified peer once, reachable only when up", () => {
+  it("puts this node first with its aliases, and every identified peer once, reachable only when up, with the budget each publishes (or free RAM minus the default headroom)", () => {
     const snapshot = snapshotFromView(view, [descriptor("tiny", ["small"])]);
     expect(snapshot.localNodeId).toBe(A);
     expect(snapshot.nodes).toEqual([
-      { nodeId: A, local: true, reachable: true, models: [{ id: "tiny", aliases: ["small"], sha256: SHA_TINY, sizeBytes: 100 }], loadedModels: ["tiny"], queueDepth: 1, speedScores: { tiny: 50 }, rttMs: null },
-      { nodeId: B, local: false, reachable: true, models: [{ id: "twin", aliases: [], sha256: SHA_TWIN, sizeBytes: 200 }], loadedModels: ["twin"], queueDepth: 3, speedScores: { twin: 20 }, rttMs: 1.5 },
-      { nodeId: C, local: false, reachable: false, models: [{ id: "tiny", aliases: [], sha256: SHA_TINY, sizeBytes: 100 }], loadedModels: [], queueDepth: 0, speedScores: {}, rttMs: 2 },
+      { nodeId: A, local: true, reachable: true, models: [{ id: "tiny", aliases: ["small"], sha256: SHA_TINY, sizeBytes: 100 }], loadedModels: ["tiny"], queueDepth: 1, speedScores: { tiny: 50 }, rttMs: null, memoryBudgetBytes: 0 },
+      { nodeId: B, local: false, reachable: true, models: [{ id: "twin", aliases: [], sha256: SHA_TWIN, sizeBytes: 200 }], loadedModels: ["twin"], queueDepth: 3, speedScores: { twin: 20 }, rttMs: 1.5, memoryBudgetBytes: 5_000 },
+      { nodeId: C, local: false, reachable: false, models: [{ id: "tiny", aliases: [], sha256: SHA_TINY, sizeBytes: 100 }], loadedModels: [], queueDepth: 0, speedScores: {}, rttMs: 2, memoryBudgetBytes: 0 },
     ]);
   });
 

@@ -30,6 +30,7 @@ function node(nodeId: string, overrides: Partial<SnapshotNode> = {}): SnapshotNo
     queueDepth: 0,
     speedScores: {},
     rttMs: 1,
+    memoryBudgetBytes: null,
     ...overrides,
   };
 }

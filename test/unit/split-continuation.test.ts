@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { firstStopIndex, releasableLength, unsentText } from "../../daemon/runner/continuationText.js";
 import { ContinuationLedger } from "../../daemon/split/continuation.js";
-import { memoryBudgetBytes } from "../../daemon/split/memoryBudget.js";
+import { memoryBudgetBytes } from "../../scheduler/memoryBudget.js";
 
 describe("ContinuationLedger", () => {
   it("has nothing to resume before anything was generated or sent", () => {

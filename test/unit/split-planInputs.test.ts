@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { ClusterView, PeerView, ResourcesView } from "../../daemon/cluster/views.js";
 import { DEFAULT_RPC } from "../../daemon/config/defaults.js";
-import { UNKNOWN_RTT_MS, UNKNOWN_SPEED_TOKENS_PER_SECOND, planNodesFromView, resolvePlacementNodes } from "../../daemon/split/planInputs.js";
+import { snapshotFromView } from "../../daemon/routing/snapshotFromView.js";
+import { UNKNOWN_RTT_MS, UNKNOWN_SPEED_TOKENS_PER_SECOND, planNodes, resolvePlacementNodes, type PlannedModel } from "../../scheduler/planNodes.js";
+import type { PlanNode } from "../../scheduler/splitPlan.js";
 import { parsePlacement } from "../../protocol/openai/hearthExtension.js";
 import { HearthError } from "../../protocol/errors.js";
 
@@ -50,6 +52,11 @@ function view(peers: PeerView[], localScores: Record<string, number> = { tiny: 2
     },
     peers,
   };
+}
+
+/** The router's path: the cluster view becomes one snapshot, the snapshot the planner's nodes. */
+function planNodesFromView(clusterView: ClusterView, model: PlannedModel, options: { excludeNodeIds?: readonly string[] } = {}): PlanNode[] {
+  return planNodes(snapshotFromView(clusterView, []), model, options);
 }
 
 describe("plan inputs from the cluster view", () => {

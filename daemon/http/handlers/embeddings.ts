@@ -18,7 +18,7 @@ export async function handleEmbeddings(context: RequestContext): Promise<void> {
   const model = await services.engine.resolveModel(request.job.model);
   checkDimensions(request.dimensions, model.embeddingLength);
   const cancel = abortOnClientDisconnect(res);
-  const result = await services.engine.embed(request.job, { signal: cancel.signal, route, onNode });
+  const result = await services.engine.embed(request.job, { signal: cancel.signal, model, route, onNode });
   setNodeHeader(res, result.nodeId);
   checkDimensions(request.dimensions, result.vectors[0]?.length);
   services.metrics.recordEmbedding(model.id, result.promptTokens);

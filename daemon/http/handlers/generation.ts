@@ -11,7 +11,7 @@
 import { performance } from "node:perf_hooks";
 import type { GenerationJob, GenerationResult } from "../../../protocol/inference.js";
 import type { DeliveryOptions } from "../../../protocol/openai/common.js";
-import type { HearthExtension } from "../../../protocol/openai/hearthExtension.js";
+import { hearthResponseField, type HearthExtension } from "../../../protocol/openai/hearthExtension.js";
 import { newResponseId, unixSeconds, type ResponseIdPrefix } from "../../../protocol/openai/ids.js";
 import type { ChunkSequence, ResponseMeta } from "../../../protocol/openai/responseMeta.js";
 import { abortOnClientDisconnect } from "../clientDisconnect.js";
@@ -23,7 +23,7 @@ import { SseWriter } from "../SseWriter.js";
 
 export interface GenerationFormat {
   idPrefix: ResponseIdPrefix;
-  buildBody(meta: ResponseMeta, result: GenerationResult): unknown;
+  buildBody(meta: ResponseMeta, result: GenerationResult): object;
   createChunks(meta: ResponseMeta, includeUsage: boolean): ChunkSequence;
 }
 
@@ -44,10 +44,10 @@ export async function serveGeneration(
   };
 
   if (!delivery.stream) {
-    const result = await services.engine.generate(job, { signal: cancel.signal, route, onNode });
+    const result = await services.engine.generate(job, { signal: cancel.signal, model, route, onNode });
     setNodeHeader(res, result.nodeId);
     recordMetrics(result);
-    sendJson(res, 200, format.buildBody(meta, result));
+    sendJson(res, 200, { ...format.buildBody(meta, result), ...hearthResponseField(result) });
     return;
   }
 
@@ -57,6 +57,7 @@ export async function serveGeneration(
   try {
     const result = await services.engine.generate(job, {
       signal: cancel.signal,
+      model,
       route,
       onNode,
       onDelta: (delta) => {
@@ -64,7 +65,9 @@ export async function serveGeneration(
       },
     });
     recordMetrics(result);
-    for (const chunk of chunks.finish(result)) sse.send(chunk);
+    const finishing = chunks.finish(result);
+    // The last chunk says where the request ran, as a non-streamed body does.
+    finishing.forEach((chunk, index) => sse.send(index === finishing.length - 1 ? { ...chunk, ...hearthResponseField(result) } : chunk));
     sse.done();
   } catch (error) {
     // Before the first byte the caller still answers with a real status code.

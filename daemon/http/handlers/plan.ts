@@ -13,8 +13,8 @@ import { sendJson } from "../responses.js";
 const MAX_MODEL_NAME = 256;
 
 export async function handlePlan({ req, res, services }: RequestContext): Promise<void> {
-  const split = services.split;
-  if (split === undefined) throw errors.notFound("This API runs without a split engine.");
+  const plans = services.plans;
+  if (plans === undefined) throw errors.notFound("This API runs without a cluster router.");
   const query = new URL(req.url ?? "/", "http://hearth.invalid").searchParams;
   const model = query.get("model");
   if (model === null || model === "" || model.length > MAX_MODEL_NAME) {
@@ -26,5 +26,5 @@ export async function handlePlan({ req, res, services }: RequestContext): Promis
     nodes === null && layers === null
       ? undefined
       : parsePlacement({ nodes: (nodes ?? "").split(",").filter((node) => node !== ""), layers: (layers ?? "").split(",").filter((count) => count !== "").map(Number) }, "placement");
-  sendJson(res, 200, await split.planReport(model, placement));
+  sendJson(res, 200, await plans.planReport(model, placement));
 }

@@ -1,19 +1,18 @@
 /**
  * The daemon's handle on one runner child process: fork, load, jobs, stop, and death.
  *
- * The runner holds one model (see shared design notes §1 for why it is a separate process:
- * native code can abort() or run out of memory, and the daemon must survive both). Every
- * message from it is validated before use. Each job is tracked by id until its one final
- * message; when the process exits, every job still in flight is rejected with
- * HEARTH_RUNNER_FAILED naming the exit code or signal, and `exited` resolves.
+ * The runner holds one model (docs/architecture.md, "Processes", says why it is a separate
+ * process: native code can abort() or run out of memory, and the daemon must survive both).
+ * The process itself is a ChildProcessHandle (daemon/lifecycle/). Every message from it is
+ * validated before use. Each job is tracked by id until its one final message; when the
+ * process exits, every job still in flight is rejected with HEARTH_RUNNER_CRASHED naming the
+ * exit code or signal, and `exited` resolves.
  *
  * A job's promise settles when the runner is done with the job, not earlier: after a cancel
  * it rejects with HEARTH_CANCELLED once the runner confirms, so callers that count slots
  * know the runner's sequence is really free again.
  */
 
-import { fork, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
@@ -26,6 +25,7 @@ import type {
 } from "../../protocol/inference.js";
 import type { DaemonToRunner, ResumeState, RunnerLoadOptions, RunnerModelInfo, RunnerToDaemon } from "../../protocol/runnerIpc.js";
 import { isRunnerToDaemon } from "../../protocol/runnerIpc.js";
+import { ChildProcessHandle, describeExit, type ChildExit } from "../lifecycle/ChildProcessHandle.js";
 
 export interface RunnerProcessOptions {
   load: RunnerLoadOptions;
@@ -34,7 +34,7 @@ export interface RunnerProcessOptions {
   /** After "shutdown", how long to wait before SIGKILL. */
   stopTimeoutMs: number;
   logger: Logger;
-  /** The runner's entry script; defaults to runnerMain.js next to this file. */
+  /** The runner's entry script; defaults to the built daemon/runner/runnerMain.js. */
   entryPath?: string;
   /** Node flags for the child (e.g. --max-old-space-size); defaults to none. */
   execArgv?: string[];
@@ -46,12 +46,8 @@ export interface RunnerProcessOptions {
   env?: Record<string, string>;
 }
 
-export interface RunnerExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** True when the exit followed stop() (or a load failure), false for a crash. */
-  expected: boolean;
-}
+/** True `expected` when the exit followed stop() (or a load failure), false for a crash. */
+export type RunnerExit = ChildExit;
 
 export type RunnerState = "new" | "loading" | "ready" | "stopping" | "exited";
 
@@ -74,9 +70,7 @@ export interface JobOptions {
   resume?: ResumeState;
 }
 
-const DEFAULT_ENTRY = fileURLToPath(new URL("./runnerMain.js", import.meta.url));
-/** After the runner exits, how long its IPC channel may take to deliver what it still holds. */
-const EXIT_MESSAGES_GRACE_MS = 1_000;
+const DEFAULT_ENTRY = fileURLToPath(new URL("../runner/runnerMain.js", import.meta.url));
 
 export class RunnerProcess {
   readonly modelId: string;
@@ -84,13 +78,14 @@ export class RunnerProcess {
   readonly #options: RunnerProcessOptions;
   readonly #logger: Logger;
   readonly #jobs = new Map<string, PendingJob>();
-  #child: ChildProcess | undefined;
+  #process: ChildProcessHandle | undefined;
   #state: RunnerState = "new";
   #info: RunnerModelInfo | undefined;
   #nextJobId = 1;
-  #expectingExit = false;
   #resolveExited!: (exit: RunnerExit) => void;
   #stopping: Promise<void> | undefined;
+  #onReady: ((info: RunnerModelInfo) => void) | undefined;
+  #onLoadFailed: ((error: HearthError) => void) | undefined;
 
   constructor(options: RunnerProcessOptions) {
     this.#options = options;
@@ -106,7 +101,7 @@ export class RunnerProcess {
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#process?.pid;
   }
 
   get info(): RunnerModelInfo | undefined {
@@ -122,72 +117,52 @@ export class RunnerProcess {
    * Forks the runner and loads the model. Rejects HEARTH_MODEL_LOAD_FAILED when the runner
    * reports a failure, exits, or misses the load timeout; the child is gone by then.
    */
-  start(): Promise<RunnerModelInfo> {
-    if (this.#state !== "new") return Promise.reject(new Error("a RunnerProcess starts once"));
+  async start(): Promise<RunnerModelInfo> {
+    if (this.#state !== "new") throw new Error("a RunnerProcess starts once");
     this.#state = "loading";
     const entry = this.#options.entryPath ?? DEFAULT_ENTRY;
-    let child: ChildProcess;
-    try {
-      child = fork(entry, [], {
-        serialization: "advanced",
-        // The runner talks over IPC only; anything native code prints is captured as logs.
-        stdio: ["ignore", "pipe", "pipe", "ipc"],
-        execArgv: this.#options.execArgv ?? [],
-        ...(this.#options.env === undefined ? {} : { env: { ...process.env, ...this.#options.env } }),
-        // Its own process group: Ctrl-C at a terminal signals the whole foreground group, and
-        // the daemon, not the terminal, decides when a runner stops (it drains first). A runner
-        // still exits by itself when the IPC channel closes, so a dead daemon leaves no orphan.
-        detached: true,
-      });
-    } catch (error) {
-      this.#state = "exited";
-      this.#resolveExited({ code: null, signal: null, expected: true });
-      return Promise.reject(loadFailed(this.modelId, `could not start the runner: ${String(error)}`, error));
-    }
-    this.#child = child;
-    this.#logger.debug({ runnerPid: child.pid, entry }, "runner started");
-    this.#pipeOutput(child);
-
-    return new Promise<RunnerModelInfo>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        settle(loadFailed(this.modelId, `the runner did not load the model within ${this.#options.loadTimeoutMs} ms`));
-      }, this.#options.loadTimeoutMs);
-      let settled = false;
-      const settle = (outcome: RunnerModelInfo | HearthError): void => {
-        if (settled) return;
-        settled = true;
-        this.#onLoadOutcome = undefined;
-        clearTimeout(timer);
-        if (outcome instanceof HearthError) {
-          // A runner that failed to load has nothing to offer; make sure it is gone.
-          this.#expectingExit = true;
-          this.#kill();
-          reject(outcome);
-        } else {
-          resolve(outcome);
-        }
-      };
-      this.#onLoadOutcome = settle;
-
-      child.on("message", (message: unknown) => this.#onMessage(message));
-      child.on("error", (error) => {
-        this.#logger.error({ err: error }, "runner process error");
-        settle(loadFailed(this.modelId, `the runner process failed: ${error.message}`, error));
-        // A process that never started emits no "exit"; without one, `exited` would never resolve.
-        if (child.pid === undefined) this.#onExit(null, null);
-      });
-      child.on("exit", (code, signal) => {
-        // "exit" can overtake the runner's last messages (its loadFailed reason, a final
-        // result); they are all read once the IPC channel reports its end.
-        if (!child.connected) return this.#onExit(code, signal);
-        const grace = setTimeout(() => this.#onExit(code, signal), EXIT_MESSAGES_GRACE_MS);
-        child.once("disconnect", () => {
-          clearTimeout(grace);
-          this.#onExit(code, signal);
-        });
-      });
-      this.#send({ type: "load", options: this.#options.load });
+    const child = new ChildProcessHandle({
+      command: { kind: "fork", entry, execArgv: this.#options.execArgv ?? [], serialization: "advanced" },
+      ...(this.#options.env === undefined ? {} : { env: { ...process.env, ...this.#options.env } }),
+      // The daemon, not the terminal, decides when a runner stops (it drains first). A runner
+      // still exits by itself when the IPC channel closes, so a dead daemon leaves no orphan.
+      ownProcessGroup: true,
+      // The runner talks over IPC only; anything native code prints is kept as logs.
+      output: { stdout: true, stderr: true },
+      onOutput: (line, stream) => {
+        if (line.trim() !== "") this.#logger.warn({ runnerPid: child.pid, stream }, line);
+      },
     });
+    this.#process = child;
+    void child.exited.then((exit) => this.#onExit(exit));
+    child.onMessage((message) => this.#onMessage(message));
+    this.#logger.debug({ runnerPid: child.pid, entry }, "runner started");
+    try {
+      const info = await child.whenReady(
+        this.#options.loadTimeoutMs,
+        () =>
+          new Promise<RunnerModelInfo>((resolve, reject) => {
+            this.#onReady = resolve;
+            this.#onLoadFailed = reject;
+            this.#send({ type: "load", options: this.#options.load });
+          }),
+      );
+      this.#state = "ready";
+      this.#info = info;
+      this.#logger.info({ runnerPid: this.pid, ...info }, "model loaded");
+      return info;
+    } catch (error) {
+      const failure =
+        error instanceof HearthError
+          ? error
+          : loadFailed(this.modelId, loadFailureReason((error as Error).message, this.#options.loadTimeoutMs));
+      // A runner that failed to load has nothing to offer; make sure it is gone.
+      child.kill();
+      throw failure;
+    } finally {
+      this.#onReady = undefined;
+      this.#onLoadFailed = undefined;
+    }
   }
 
   generate(job: GenerationJob, options: JobOptions = {}): Promise<GenerationResult> {
@@ -209,30 +184,26 @@ export class RunnerProcess {
 
   /** Kills the runner at once (SIGKILL). */
   kill(): void {
-    this.#expectingExit = true;
-    this.#kill();
+    this.#process?.kill();
   }
 
   // ---- internals ---------------------------------------------------------------------
 
-  #onLoadOutcome: ((outcome: RunnerModelInfo | HearthError) => void) | undefined;
-
   async #stop(): Promise<void> {
+    const child = this.#process;
     if (this.#state === "exited") return;
-    if (!this.#child) {
+    if (child === undefined) {
       this.#state = "exited";
       this.#resolveExited({ code: null, signal: null, expected: true });
       return;
     }
-    this.#expectingExit = true;
     this.#state = "stopping";
-    this.#send({ type: "shutdown" });
-    const timer = setTimeout(() => {
-      this.#logger.warn({ runnerPid: this.pid, timeoutMs: this.#options.stopTimeoutMs }, "runner did not stop in time; killing it");
-      this.#kill();
-    }, this.#options.stopTimeoutMs);
+    await child.stop(
+      this.#options.stopTimeoutMs,
+      () => this.#send({ type: "shutdown" }),
+      () => this.#logger.warn({ runnerPid: this.pid, timeoutMs: this.#options.stopTimeoutMs }, "runner did not stop in time; killing it"),
+    );
     await this.exited;
-    clearTimeout(timer);
   }
 
   #run(kind: PendingJob["kind"], job: GenerationJob | EmbeddingJob, options: JobOptions): Promise<GenerationResult | EmbeddingResult> {
@@ -240,7 +211,7 @@ export class RunnerProcess {
       return Promise.reject(errors.runnerNotReady(`The runner for model "${this.modelId}" is not ready (${this.#state}).`));
     }
     const { signal, onDelta, onTokens, resume } = options;
-    if (signal?.aborted) return Promise.reject(errors.cancelled("The request was cancelled."));
+    if (signal?.aborted) return Promise.reject(errors.cancelled());
     const id = `j${this.#nextJobId++}`;
     return new Promise<GenerationResult | EmbeddingResult>((resolve, reject) => {
       const onAbort = (): void => this.#cancel(id);
@@ -278,12 +249,8 @@ export class RunnerProcess {
   }
 
   #send(message: DaemonToRunner): void {
-    const child = this.#child;
-    if (!child?.connected) return;
-    // A failed send means the runner is dying; its "exit" rejects whatever is in flight.
-    child.send(message, (error) => {
-      if (error) this.#logger.debug({ err: error, type: message.type }, "could not send to runner");
-    });
+    // A failed send means the runner is dying; its exit rejects whatever is in flight.
+    this.#process?.send(message, (error) => this.#logger.debug({ err: error, type: message.type }, "could not send to runner"));
   }
 
   #onMessage(raw: unknown): void {
@@ -297,14 +264,11 @@ export class RunnerProcess {
         this.#forwardLog(message.level, message.message, message.fields);
         return;
       case "ready":
-        if (this.#state !== "loading" || !this.#onLoadOutcome || !isModelInfo(message.info)) return;
-        this.#state = "ready";
-        this.#info = message.info;
-        this.#logger.info({ runnerPid: this.pid, ...message.info }, "model loaded");
-        this.#onLoadOutcome?.(message.info);
+        if (this.#state !== "loading" || !isModelInfo(message.info)) return;
+        this.#onReady?.(message.info);
         return;
       case "loadFailed":
-        this.#onLoadOutcome?.(loadFailedFromRunner(this.modelId, message.error));
+        this.#onLoadFailed?.(loadFailedFromRunner(this.modelId, message.error));
         return;
       case "delta": {
         const pending = this.#jobs.get(message.id);
@@ -346,23 +310,16 @@ export class RunnerProcess {
     }
   }
 
-  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+  #onExit(exit: ChildExit): void {
     if (this.#state === "exited") return;
-    const expected = this.#expectingExit;
     this.#state = "exited";
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-    if (expected) this.#logger.debug({ runnerPid: this.pid, code, signal }, "runner exited");
-    else this.#logger.error({ runnerPid: this.pid, code, signal, inFlight: this.#jobs.size }, `runner ${how}`);
-    this.#onLoadOutcome?.(loadFailed(this.modelId, `the runner ${how} while loading`));
+    const how = describeExit(exit);
+    if (exit.expected) this.#logger.debug({ runnerPid: this.pid, code: exit.code, signal: exit.signal }, "runner exited");
+    else this.#logger.error({ runnerPid: this.pid, code: exit.code, signal: exit.signal, inFlight: this.#jobs.size }, `runner ${how}`);
     const failure = errors.runnerCrashed(`The runner for model "${this.modelId}" ${how}.`);
     for (const pending of this.#jobs.values()) pending.reject(failure);
     this.#jobs.clear();
-    this.#resolveExited({ code, signal, expected });
-  }
-
-  #kill(): void {
-    const child = this.#child;
-    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    this.#resolveExited(exit);
   }
 
   #forwardLog(level: string, text: string, fields: Record<string, unknown> | undefined): void {
@@ -378,19 +335,6 @@ export class RunnerProcess {
         return;
       default:
         this.#logger.warn(bindings, String(text));
-    }
-  }
-
-  /** Native code may print to stdout/stderr (e.g. a ggml assertion before abort()); keep it as logs. */
-  #pipeOutput(child: ChildProcess): void {
-    for (const [stream, name] of [
-      [child.stdout, "stdout"],
-      [child.stderr, "stderr"],
-    ] as const) {
-      if (!stream) continue;
-      createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
-        if (line.trim() !== "") this.#logger.warn({ runnerPid: child.pid, stream: name }, line);
-      });
     }
   }
 }
@@ -429,6 +373,13 @@ function isEmbeddingResult(value: unknown): value is EmbeddingResult {
     Array.isArray(result.vectors) &&
     result.vectors.every((vector) => Array.isArray(vector) && vector.every((entry) => typeof entry === "number"))
   );
+}
+
+/** ChildProcessHandle.whenReady's sentence, as a load failure's reason. */
+function loadFailureReason(reason: string, loadTimeoutMs: number): string {
+  if (reason.startsWith("not ready within")) return `the runner did not load the model within ${loadTimeoutMs} ms`;
+  if (reason.startsWith("could not start")) return `the runner ${reason}`;
+  return `the runner ${reason} while loading`;
 }
 
 function loadFailed(modelId: string, reason: string, cause?: unknown): HearthError {
