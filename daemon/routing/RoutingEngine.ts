@@ -269,7 +269,7 @@ export class RoutingEngine implements InferenceEngine {
         if (!shouldRetryElsewhere({ code: failure.code, attempts, deltasSent, pinned, retry: route.retry !== false, aborted: signal.aborted })) throw failure;
         this.#logger.warn(
           { model: shown(job.model), node: shortNodeId(decision.nodeId), code: failure.code, reason: failure.message },
-          "the chosen node failed before the first token; deciding once more without it",
+          "the chosen node failed before the first token; placing the job once more without it",
         );
         excluded.push(decision.nodeId);
         previousFailure = failure;

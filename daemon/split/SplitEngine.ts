@@ -323,7 +323,7 @@ export class SplitEngine {
       case "remote":
         throw errors.peerUnavailable(`${lostText} mid-generation; the model now fits only whole on node ${shortNodeId(decision.nodeId)}, which cannot continue this generation. Retry the request.`);
       case "local":
-        this.#logger.warn({ model: descriptor.id, lost: names, split: false, reason: decision.reasons.join("; ") }, "a split placement lost a node; continuing whole on this node");
+        this.#logger.warn({ model: descriptor.id, lost: names, split: false, reason: decision.reasons.join("; ") }, "a split placement lost a node; continuing on a new placement (whole on this node)");
         return { kind: "whole", recoveries: recoveries + 1 };
       case "split":
         this.#logger.warn({ model: descriptor.id, lost: names, split: true, reason: decision.reasons.join("; ") }, "a split placement lost a node; continuing on a new placement");
