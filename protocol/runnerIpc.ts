@@ -10,6 +10,7 @@
  * Pure: types and validation only.
  */
 
+import { z } from "zod";
 import type { ErrorPayload } from "./errors.js";
 import type {
   ChatJob,
@@ -19,6 +20,7 @@ import type {
   GenerationDelta,
   GenerationResult,
 } from "./inference.js";
+import { generationOutcomeSchema } from "./peer/inferenceWire.js";
 
 /** How the daemon asks a runner to load its model. Sent once, as the first message. */
 export interface RunnerLoadOptions {
@@ -40,7 +42,7 @@ export interface RunnerLoadOptions {
   embeddings: boolean;
   /**
    * A split placement's host runner: load the bindings without a GPU backend (getLlama
-   * `gpu: false`), so the only offload devices are the RPC shim's (design notes §2), and
+   * `gpu: false`), so the only offload devices are the RPC shim's (docs/splitting.md, "What llama.cpp can do, and how a plan is realised"), and
    * `gpuLayers` must be a number. Absent for single-node runners.
    */
   rpcDevicesOnly?: boolean;
@@ -95,6 +97,20 @@ export type RunnerToDaemon =
   | { type: "embeddingDone"; id: string; result: EmbeddingResult }
   | { type: "failed"; id: string; error: ErrorPayload }
   | { type: "log"; level: RunnerLogLevel; message: string; fields?: Record<string, unknown> };
+
+const embeddingOutcomeSchema = z.object({ vectors: z.array(z.array(z.number())), promptTokens: z.int().min(0) });
+
+/**
+ * A runner's result, checked where it is used so a corrupted message fails one job instead
+ * of crashing the daemon later; undefined when it is not a result of that kind. A generation
+ * is checked by the same schema as on a peer link.
+ */
+export function runnerResultOf(kind: "generation", value: unknown): GenerationResult | undefined;
+export function runnerResultOf(kind: "embedding", value: unknown): EmbeddingResult | undefined;
+export function runnerResultOf(kind: "generation" | "embedding", value: unknown): GenerationResult | EmbeddingResult | undefined {
+  const parsed = kind === "generation" ? generationOutcomeSchema.safeParse(value) : embeddingOutcomeSchema.safeParse(value);
+  return parsed.success ? parsed.data : undefined;
+}
 
 const RUNNER_MESSAGE_TYPES = new Set(["ready", "loadFailed", "delta", "tokens", "generationDone", "embeddingDone", "failed", "log"]);
 

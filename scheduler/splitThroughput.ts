@@ -15,7 +15,7 @@
  *   tokens/s running a whole model alone) times that model's decode bytes; a score measured
  *   with another model therefore transfers by size. KV reads, which grow with the context,
  *   are left out: the score is measured on a short prompt too.
- * - Network, per remote stage and token (design notes §2, measured on llama.cpp RPC 7.0.0):
+ * - Network, per remote stage and token (docs/splitting.md, "What crosses the network"; measured on llama.cpp RPC 7.0.0):
  *   one blocking round trip (GET_TENSOR; the one-way SET_TENSOR and GRAPH_COMPUTE messages
  *   travel ahead of it), sent = the hidden state (n_embd * 4 bytes) plus `rpcOverheadBytes`
  *   of graph inputs and message headers, received = the hidden state, or the logits
@@ -47,7 +47,7 @@ export interface ThroughputOptions {
 export const DEFAULT_THROUGHPUT_OPTIONS: Readonly<ThroughputOptions> = {
   // Gigabit Ethernet's payload rate.
   defaultLinkBytesPerSecond: 117_000_000,
-  // Design notes §2: about 15 KB per token go to each device with n_embd 2048 (8 KiB of hidden state).
+  // Measured (docs/splitting.md, "What crosses the network"): about 15 KB per token go to each device with n_embd 2048 (8 KiB of hidden state).
   rpcOverheadBytes: 7 * 1024,
   hopOverheadMs: 3.5,
 };

@@ -350,7 +350,3 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(xdgDataHome(env), "hearth");
 }
-
-export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(defaultDataDir(env), "models");
-}

@@ -24,7 +24,7 @@ import type {
   GenerationResult,
 } from "../../protocol/inference.js";
 import type { DaemonToRunner, ResumeState, RunnerLoadOptions, RunnerModelInfo, RunnerToDaemon } from "../../protocol/runnerIpc.js";
-import { isRunnerToDaemon } from "../../protocol/runnerIpc.js";
+import { isRunnerToDaemon, runnerResultOf } from "../../protocol/runnerIpc.js";
 import { ChildProcessHandle, describeExit, type ChildExit } from "../lifecycle/ChildProcessHandle.js";
 
 export interface RunnerProcessOptions {
@@ -290,12 +290,12 @@ export class RunnerProcess {
           pending.reject(errors.internal(`The runner answered a ${pending.kind} job with ${message.type}.`));
           return;
         }
-        const valid = message.type === "generationDone" ? isGenerationResult(message.result) : isEmbeddingResult(message.result);
-        if (!valid) {
+        const result = pending.kind === "generation" ? runnerResultOf("generation", message.result) : runnerResultOf("embedding", message.result);
+        if (result === undefined) {
           pending.reject(errors.internal(`The runner sent a malformed ${pending.kind} result.`));
           return;
         }
-        pending.resolve(message.result);
+        pending.resolve(result);
         return;
       }
       case "failed": {
@@ -344,35 +344,6 @@ export class RunnerProcess {
 function isModelInfo(value: unknown): value is RunnerModelInfo {
   const info = value as Partial<RunnerModelInfo> | null;
   return typeof info === "object" && info !== null && typeof info.contextSize === "number" && typeof info.parallelSlots === "number";
-}
-
-const FINISH_REASONS = new Set(["stop", "length", "tool_calls"]);
-
-function isGenerationResult(value: unknown): value is GenerationResult {
-  const result = value as Partial<GenerationResult> | null;
-  return (
-    typeof result === "object" &&
-    result !== null &&
-    typeof result.text === "string" &&
-    Array.isArray(result.toolCalls) &&
-    result.toolCalls.every((call) => typeof call?.id === "string" && typeof call.name === "string" && typeof call.arguments === "string") &&
-    typeof result.finishReason === "string" &&
-    FINISH_REASONS.has(result.finishReason) &&
-    typeof result.usage?.promptTokens === "number" &&
-    typeof result.usage.completionTokens === "number" &&
-    typeof result.cachedPromptTokens === "number"
-  );
-}
-
-function isEmbeddingResult(value: unknown): value is EmbeddingResult {
-  const result = value as Partial<EmbeddingResult> | null;
-  return (
-    typeof result === "object" &&
-    result !== null &&
-    typeof result.promptTokens === "number" &&
-    Array.isArray(result.vectors) &&
-    result.vectors.every((vector) => Array.isArray(vector) && vector.every((entry) => typeof entry === "number"))
-  );
 }
 
 /** ChildProcessHandle.whenReady's sentence, as a load failure's reason. */

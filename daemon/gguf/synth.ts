@@ -3,8 +3,9 @@
  *
  * Nothing can be downloaded on Hearth's machines, so tests and benchmarks run on models this
  * module makes. Random weights cost real compute and memory, and greedy decoding over them
- * is deterministic, which is all the tests need. See shared design notes §6 for what
- * llama.cpp requires of the metadata.
+ * is deterministic, which is all the tests need. llama.cpp accepts a random-weight `llama`
+ * architecture given the context, embedding, block, feed-forward and head counts, the RMS
+ * epsilon and rope settings, and a tokenizer with scores and token types (below).
  *
  * Generation speed matters for the 1B benchmark model (over a billion weights), so weights
  * come from one PRNG draw per two values through a 65536-entry inverse-normal table, into

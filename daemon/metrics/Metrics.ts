@@ -50,15 +50,10 @@ export class Metrics {
     TOKENS_PER_SECOND_BUCKETS,
   );
 
-  private statsProvider: StatsProvider | undefined;
+  private readonly statsProvider: StatsProvider | undefined;
 
   constructor(options: { stats?: StatsProvider } = {}) {
     this.statsProvider = options.stats;
-  }
-
-  /** The composition may create Metrics before the engine exists. */
-  setStatsProvider(provider: StatsProvider): void {
-    this.statsProvider = provider;
   }
 
   recordHttpRequest(endpoint: string, status: number): void {

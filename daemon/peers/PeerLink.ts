@@ -19,7 +19,7 @@ import { WebSocket } from "ws";
 import type { RawData } from "ws";
 import type { PeerConfig } from "../config/defaults.js";
 import { errors } from "../../protocol/errors.js";
-import type { HearthErrorCode , HearthError } from "../../protocol/errors.js";
+import type { HearthError, HearthErrorCode } from "../../protocol/errors.js";
 import { decodeFrame, encodeFrame } from "../../protocol/peer/codec.js";
 import type { PeerFrameLimits } from "../../protocol/peer/codec.js";
 import { createInitiator, createResponder } from "../../protocol/peer/handshake.js";

@@ -37,10 +37,6 @@ export interface RemoteJobOptions {
 
 export type RemoteResult = InferResultFrame["result"];
 
-function cancelled(): HearthError {
-  return errors.cancelled("The request was cancelled.");
-}
-
 /** A stream-level failure as the router sees it: the node is unavailable (or did not answer in time). */
 function streamFailure(nodeId: string, error: unknown, what: string): HearthError {
   const cause = HearthError.from(error, "HEARTH_PEER_UNAVAILABLE");
@@ -54,12 +50,12 @@ export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: 
   const { signal } = options;
   // Encode first: a job that cannot be sent is this node's problem, not the peer's.
   const request = encodeInferFrame(frame);
-  if (signal.aborted) throw cancelled();
+  if (signal.aborted) throw errors.cancelled();
   let stream: PeerStream;
   try {
     stream = await opener.openStream(nodeId, INFER_STREAM_PURPOSE, { signal });
   } catch (error) {
-    if (signal.aborted) throw cancelled();
+    if (signal.aborted) throw errors.cancelled();
     throw streamFailure(nodeId, error, "could not take the job");
   }
   return new Promise<RemoteResult>((resolve, reject) => {
@@ -77,7 +73,7 @@ export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: 
       // Resetting tells the executing node to stop; destroy() is a no-op once the stream is gone.
       stream.destroy(toPeer);
     };
-    const onAbort = (): void => abandon(cancelled(), errors.cancelled("the requesting node cancelled the job"));
+    const onAbort = (): void => abandon(errors.cancelled(), errors.cancelled("the requesting node cancelled the job"));
     signal.addEventListener("abort", onAbort, { once: true });
 
     stream.on("data", (chunk: Buffer) => {
@@ -113,7 +109,7 @@ export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: 
     });
     stream.on("end", () => settle({ error: streamFailure(nodeId, errors.peerUnavailable("the stream ended without a result"), "stopped answering") }));
     stream.on("error", (error: Error) => {
-      if (signal.aborted) settle({ error: cancelled() });
+      if (signal.aborted) settle({ error: errors.cancelled() });
       else settle({ error: streamFailure(nodeId, error, "failed mid-job") });
     });
     stream.on("close", () => settle({ error: streamFailure(nodeId, errors.peerUnavailable("the stream closed without a result"), "stopped answering") }));

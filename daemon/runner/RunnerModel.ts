@@ -65,7 +65,7 @@ export class RunnerModel {
     try {
       llama = await getLlama({
         build: "never",
-        // A split's runner: the shim's RPC devices must be the only offload devices (design notes §2).
+        // A split's runner: the shim's RPC devices must be the only offload devices (docs/splitting.md, "What llama.cpp can do, and how a plan is realised").
         ...(options.rpcDevicesOnly === true ? { gpu: false as const } : {}),
         progressLogs: false,
         logLevel: LlamaLogLevel.warn,

@@ -1,6 +1,6 @@
 /**
- * Entry point of a runner child process (forked by RunnerProcess; see shared design notes §1
- * for why models never load inside the daemon).
+ * Entry point of a runner child process (forked by daemon/engine/RunnerProcess.ts;
+ * docs/architecture.md, "Processes", says why models never load inside the daemon).
  *
  * Lifecycle: the first message is `load`; the runner answers `ready` or `loadFailed` (and
  * then exits). Jobs run concurrently up to the number of slots; each ends with exactly one

@@ -25,7 +25,7 @@
 
 import { Packr, Unpackr } from "msgpackr";
 import { z } from "zod";
-import type { ErrorPayload , HearthError } from "../errors.js";
+import type { ErrorPayload, HearthError } from "../errors.js";
 import { errors } from "../errors.js";
 import type { ChatJob, CompletionJob, EmbeddingJob, GenerationResult, InferenceJob } from "../inference.js";
 import { errorPayloadSchema, modelIdSchema } from "./messages.js";
@@ -154,8 +154,11 @@ export const inferJobFrameSchema = z.object({
 
 export const inferDeltaFrameSchema = z.object({ type: z.literal("delta"), text: z.string().min(1) });
 
-const generationResultSchema = z.object({
-  kind: z.literal("generation"),
+/**
+ * A finished generation, as a runner reports it over IPC (protocol/runnerIpc.ts) and as it
+ * crosses a peer link in a result frame (with `kind`): one schema for both.
+ */
+export const generationOutcomeSchema = z.object({
   text: z.string(),
   toolCalls: z.array(toolCallSchema).max(INFER_WIRE_LIMITS.maxToolCalls),
   finishReason: z.enum(["stop", "length", "tool_calls"]),
@@ -163,6 +166,8 @@ const generationResultSchema = z.object({
   cachedPromptTokens: tokenCount(),
   timeToFirstTokenMs: z.number().min(0).max(86_400_000).exactOptional(),
 });
+
+const generationResultSchema = generationOutcomeSchema.extend({ kind: z.literal("generation") });
 
 const vectorBytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array && value.byteLength > 0, { error: "expected bytes" });
 
@@ -202,6 +207,7 @@ export type WireEmbeddingResult = z.output<typeof embeddingResultSchema>;
 
 // Compile-time checks that the wire schemas accept exactly the in-process shapes.
 type Assignable<T extends U, U> = T;
+export type _GenerationResultMatches = Assignable<z.output<typeof generationOutcomeSchema>, GenerationResult>;
 export type _ChatJobMatches = Assignable<ChatJob, z.input<typeof chatJobSchema>> & Assignable<z.output<typeof chatJobSchema>, ChatJob>;
 export type _CompletionJobMatches = Assignable<CompletionJob, z.input<typeof completionJobSchema>> & Assignable<z.output<typeof completionJobSchema>, CompletionJob>;
 export type _EmbeddingJobMatches = Assignable<EmbeddingJob, z.input<typeof embeddingJobSchema>> & Assignable<z.output<typeof embeddingJobSchema>, EmbeddingJob>;

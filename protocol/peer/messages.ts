@@ -368,7 +368,3 @@ export const PEER_MESSAGE_TYPES: readonly PeerMessageType[] = [
 
 /** The only messages allowed before the handshake completes (and only then). */
 export const HANDSHAKE_MESSAGE_TYPES: ReadonlySet<PeerMessageType> = new Set<PeerMessageType>(["hello", "authProof", "authConfirm", "handshakeReject"]);
-
-export function isHandshakeMessage(message: PeerMessage): message is HelloMessage | AuthProofMessage | AuthConfirmMessage | HandshakeRejectMessage {
-  return HANDSHAKE_MESSAGE_TYPES.has(message.type);
-}

@@ -145,15 +145,18 @@ describe("Metrics", () => {
     expect(find(samples, "hearth_queue_depth", { model: "tiny" })).toBeUndefined();
   });
 
-  it("accepts a stats provider set after construction and survives one that throws", () => {
-    const metrics = new Metrics();
-    metrics.setStatsProvider(() => {
-      throw new Error("engine gone");
+  it("survives a stats provider that throws, and reads it again at the next scrape", () => {
+    let engineGone = true;
+    const metrics = new Metrics({
+      stats: () => {
+        if (engineGone) throw new Error("engine gone");
+        return stats;
+      },
     });
     metrics.recordHttpRequest("/health", 200);
     const { samples } = parseExposition(metrics.render());
     expect(find(samples, "hearth_http_requests_total", { endpoint: "/health" })).toBe(1);
-    metrics.setStatsProvider(() => stats);
+    engineGone = false;
     expect(find(parseExposition(metrics.render()).samples, "hearth_models_loaded")).toBe(2);
   });
 

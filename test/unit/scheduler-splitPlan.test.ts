@@ -113,7 +113,7 @@ describe("memory model", () => {
 });
 
 describe("llama.cpp's layer split rule", () => {
-  it("reproduces the measurement in the design notes: @1000,@3000 over 9 layers gives 3 and 6", () => {
+  it("reproduces the measured shim split: @1000,@3000 over 9 layers gives 3 and 6", () => {
     const assignment = llamaCppLayerAssignment(9, 10, [1000 * MIB, 3000 * MIB]);
     expect(assignment).toEqual({ hostLayers: 0, deviceLayers: [3, 6], outputDevice: 1 });
   });
