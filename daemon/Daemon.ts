@@ -20,9 +20,8 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import net from "node:net";
 import type { Logger } from "pino";
-import { errors, HearthError } from "../protocol/errors.js";
+import { errors } from "../protocol/errors.js";
 import type { ProtocolVersion } from "../protocol/peer/version.js";
 import { announcedProtocolVersion } from "./cluster/announcedProtocol.js";
 import { ClusterViews } from "./cluster/ClusterViews.js";
@@ -33,6 +32,8 @@ import type { HearthConfig } from "./config/defaults.js";
 import { LocalEngine } from "./engine/LocalEngine.js";
 import { ResourceProbe } from "./hardware/ResourceProbe.js";
 import { HttpApi } from "./http/HttpApi.js";
+import { listenError } from "./lifecycle/listenError.js";
+import { formatHostPort } from "./peers/wire.js";
 import { ClusterMembership } from "./identity/ClusterMembership.js";
 import { NodeIdentity } from "./identity/NodeIdentity.js";
 import { JobCoordinator } from "./jobs/JobCoordinator.js";
@@ -161,7 +162,7 @@ export class Daemon {
     try {
       bound = await parts.http.listen();
     } catch (error) {
-      throw listenError(error, config.host, config.port);
+      throw listenError(error, config.host, config.port, { what: "", portFlag: "--port", portParam: "port" });
     }
     await parts.fabric.start();
     parts.publisher.start();
@@ -169,7 +170,7 @@ export class Daemon {
     // Jobs left unfinished by the last process continue; peers join them as their links come up.
     await parts.jobs.start();
     parts.http.setReady(true);
-    this.#address = { host: bound.host, port: bound.port, url: `http://${formatHost(bound.host)}:${bound.port}` };
+    this.#address = { host: bound.host, port: bound.port, url: `http://${formatHostPort(bound.host, bound.port)}` };
 
     const models = await parts.registry.list().catch((error: unknown) => {
       this.#logger.warn({ err: error }, "could not list models");
@@ -309,26 +310,4 @@ async function makeDirectory(directory: string, key: string, mode: number): Prom
   } catch (error) {
     throw errors.configInvalid(`${key}: cannot create ${directory}: ${(error as Error).message}`, { param: key, cause: error });
   }
-}
-
-const LISTEN_REASONS: Record<string, string> = {
-  EADDRINUSE: "the address is already in use (is another hearth serve running? choose another --port)",
-  EACCES: "permission denied (ports below 1024 need privileges)",
-  EADDRNOTAVAIL: "this machine has no such address",
-  ENOTFOUND: "the host name does not resolve",
-  EAI_AGAIN: "the host name does not resolve",
-};
-
-function listenError(error: unknown, host: string, port: number): HearthError {
-  if (error instanceof HearthError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  const reason = code !== undefined ? LISTEN_REASONS[code] : undefined;
-  if (reason !== undefined) {
-    return errors.configInvalid(`cannot listen on ${formatHost(host)}:${port}: ${reason}`, { param: "port", cause: error });
-  }
-  return HearthError.from(error);
-}
-
-function formatHost(host: string): string {
-  return net.isIPv6(host) ? `[${host}]` : host;
 }

@@ -12,14 +12,7 @@
 
 import { z } from "zod";
 import type { ErrorPayload } from "./errors.js";
-import type {
-  ChatJob,
-  CompletionJob,
-  EmbeddingJob,
-  EmbeddingResult,
-  GenerationDelta,
-  GenerationResult,
-} from "./inference.js";
+import type { ChatJob, CompletionJob, EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationResult } from "./inference.js";
 import { generationOutcomeSchema } from "./peer/inferenceWire.js";
 
 /** How the daemon asks a runner to load its model. Sent once, as the first message. */

@@ -16,13 +16,7 @@
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
-import type {
-  EmbeddingJob,
-  EmbeddingResult,
-  GenerationDelta,
-  GenerationJob,
-  GenerationResult,
-} from "../../protocol/inference.js";
+import type { EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { DaemonToRunner, ResumeState, RunnerLoadOptions, RunnerModelInfo, RunnerToDaemon } from "../../protocol/runnerIpc.js";
 import { isRunnerToDaemon, runnerResultOf } from "../../protocol/runnerIpc.js";
 import { ChildProcessHandle, describeExit, type ChildExit } from "../lifecycle/ChildProcessHandle.js";

@@ -6,13 +6,7 @@
  * are always thrown as `HearthError` with a code from protocol/errors.ts.
  */
 
-import type {
-  EmbeddingJob,
-  EmbeddingResult,
-  GenerationDelta,
-  GenerationJob,
-  GenerationResult,
-} from "../../protocol/inference.js";
+import type { EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
 
 export interface ModelDescriptor {

@@ -22,7 +22,8 @@
 
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { errors, HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { ProtocolVersion } from "../../protocol/peer/version.js";
 import { PeerTable, type InboundFailure } from "./PeerTable.js";
@@ -34,6 +35,7 @@ import { MdnsDiscovery, type MdnsDiscoveryStatus } from "../discovery/MdnsDiscov
 import type { DiscoveredPeer, PeerDiscovery } from "../discovery/PeerDiscovery.js";
 import { StaticPeers } from "../discovery/StaticPeers.js";
 import type { ClusterMembership } from "../identity/ClusterMembership.js";
+import { listenError } from "../lifecycle/listenError.js";
 import type { NodeIdentity } from "../identity/NodeIdentity.js";
 import type { RequestOptions } from "./linkRequests.js";
 import type { OpenStreamOptions } from "./linkStreams.js";
@@ -130,7 +132,7 @@ export class PeerFabric extends EventEmitter<PeerFabricEvents> implements PeerLi
     try {
       bound = await manager.start();
     } catch (error) {
-      throw peerListenError(error, config.peer.host, config.peer.port);
+      throw listenError(error, config.peer.host, config.peer.port, { what: "for peers ", portFlag: "--peer-port", portParam: "peer.port", bindFlag: "--peer-bind", bindParam: "peer.bind" });
     }
     this.#logger.info(
       { nodeId: identity.nodeId, clusterId: membership.clusterId, peerAddress: formatHostPort(bound.host, bound.port), mdns: config.peer.mdns, staticPeers: config.peer.staticPeers.length },
@@ -323,19 +325,4 @@ export class PeerFabric extends EventEmitter<PeerFabricEvents> implements PeerLi
 
 function standalone(): HearthError {
   return errors.peerUnavailable("this node belongs to no cluster");
-}
-
-const LISTEN_REASONS: Record<string, string> = {
-  EADDRINUSE: "the address is already in use (is another hearth serve running? choose another --peer-port)",
-  EACCES: "permission denied (ports below 1024 need privileges)",
-  EADDRNOTAVAIL: "this machine has no such address (check --peer-bind)",
-};
-
-function peerListenError(error: unknown, host: string, port: number): HearthError {
-  if (error instanceof HearthError) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  const reason = code === undefined ? undefined : LISTEN_REASONS[code];
-  const param = code === "EADDRNOTAVAIL" ? "peer.bind" : "peer.port";
-  if (reason !== undefined) return errors.configInvalid(`cannot listen for peers on ${formatHostPort(host, port)}: ${reason}`, { param, cause: error });
-  return HearthError.from(error);
 }
