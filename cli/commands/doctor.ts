@@ -21,7 +21,7 @@ import { HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { ClusterDiagnostics } from "../../daemon/cluster/views.js";
 import type { ClusterView } from "../../daemon/cluster/views.js";
-import { parseDuration } from "../../daemon/config/duration.js";
+import { parseDuration } from "../../protocol/duration.js";
 import { loadConfig } from "../../daemon/config/loadConfig.js";
 import { listInterfaces, type InterfaceAddress } from "../../daemon/discovery/interfaces.js";
 import { ClusterMembership } from "../../daemon/identity/ClusterMembership.js";

@@ -8,7 +8,7 @@
 
 import type { Command } from "commander";
 import { HearthError } from "../../protocol/errors.js";
-import { formatDuration } from "../../daemon/config/duration.js";
+import { formatDuration } from "../../protocol/duration.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { EXIT_UNREACHABLE, formatTable, printJson } from "../output.js";
