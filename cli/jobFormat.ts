@@ -4,10 +4,9 @@
  * (daemon/jobs/jobView.ts, GET /hearth/v1/jobs/{id}).
  */
 
+import { isValidJobId, type JobView } from "../protocol/api/jobs.js";
 import { errors } from "../protocol/errors.js";
 import { shortNodeId } from "../protocol/peer/identity.js";
-import type { JobView } from "../daemon/jobs/jobView.js";
-import { isValidJobId } from "../daemon/jobs/jobId.js";
 
 const BAR_WIDTH = 24;
 

@@ -19,8 +19,8 @@
 import type { Command } from "commander";
 import { HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
-import type { ClusterDiagnostics } from "../../daemon/cluster/views.js";
-import type { ClusterView } from "../../daemon/cluster/views.js";
+import type { ClusterView } from "../../protocol/api/cluster.js";
+import type { ClusterDiagnostics } from "../../protocol/api/diagnostics.js";
 import { parseDuration } from "../../protocol/duration.js";
 import { loadConfig } from "../../daemon/config/loadConfig.js";
 import { listInterfaces, type InterfaceAddress } from "../../daemon/discovery/interfaces.js";

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { formatDuration } from "../../protocol/duration.js";
-import type { ClusterView, PeerView } from "../../daemon/cluster/views.js";
+import type { ClusterView, PeerView } from "../../protocol/api/cluster.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { formatBytes, formatTable, printJson } from "../output.js";

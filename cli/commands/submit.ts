@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import type { JobView } from "../../daemon/jobs/jobView.js";
+import type { JobView } from "../../protocol/api/jobs.js";
 import { DaemonClient, DaemonResponseError, resolveDaemonTarget } from "../client.js";
 import { formatProgressLine } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";

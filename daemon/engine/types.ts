@@ -6,6 +6,7 @@
  * are always thrown as `HearthError` with a code from protocol/errors.ts.
  */
 
+import type { LoadedModelStats } from "../../protocol/api/status.js";
 import type {
   EmbeddingJob,
   EmbeddingResult,
@@ -81,17 +82,7 @@ export interface EmbedOptions {
   onNode?: (nodeId: string) => void;
 }
 
-export interface LoadedModelStats {
-  modelId: string;
-  /** A whole-model runner, or the host runner of a split placement (daemon/split/). */
-  placement: "whole" | "split";
-  pid: number | undefined;
-  state: "loading" | "ready" | "stopping";
-  running: number;
-  queued: number;
-  lastUsedAt: number;
-}
-
+/** What GET /hearth/v1/status shows under `models`. */
 export interface EngineStats {
   loaded: LoadedModelStats[];
 }
