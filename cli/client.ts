@@ -4,13 +4,16 @@
  * It finds the daemon the way `hearth serve` would listen: --url, else HEARTH_URL, else host
  * and port from the same config file. It sends the API key (HEARTH_API_KEY or the configured
  * api_key_file) as a Bearer token. Failures become HearthErrors: a daemon that does not
- * answer is HEARTH_DAEMON_UNREACHABLE (exit 3), an error body from the daemon keeps its code.
+ * answer is HEARTH_DAEMON_UNREACHABLE (exit 3), an error body from the daemon keeps its code,
+ * and an answer that does not fit its contract (cli/responseShape.ts) is HEARTH_INTERNAL.
  */
 
 import { errors, HearthError, type HearthErrorCode, isHearthErrorCode } from "../protocol/errors.js";
 import { loadConfig } from "../daemon/config/loadConfig.js";
 import { stripBrackets } from "../daemon/config/security.js";
 import net from "node:net";
+import { z } from "zod";
+import { checkShape } from "./responseShape.js";
 
 export interface ClientTargetOptions {
   url?: string | undefined;
@@ -68,6 +71,13 @@ export const NETWORK_REASONS: Record<string, string> = {
   UND_ERR_SOCKET: "connection closed",
 };
 
+/**
+ * The contract of OpenAI's endpoints (/v1/*) as far as the CLI checks it: not at all. It
+ * prints those bodies as they came or reads one optional field of a chunk; the contracts it
+ * checks are Hearth's own (protocol/api/).
+ */
+export const OPENAI_BODY: z.ZodType<unknown> = z.unknown();
+
 export interface RequestOptions {
   signal?: AbortSignal;
   /** Gives up (as unreachable) when the daemon has not answered within this time. */
@@ -81,20 +91,21 @@ export class DaemonClient {
     return this.target.baseUrl;
   }
 
-  async getJson(path: string, options: RequestOptions = {}): Promise<unknown> {
+  /** GETs `path` and reads its JSON answer, checked against `contract`. */
+  async getJson<T>(path: string, contract: z.ZodType<T>, options: RequestOptions = {}): Promise<T> {
     const response = await this.request(path, { method: "GET" }, options);
-    return this.readJson(response);
+    return checkShape(contract, await this.readJson(response), `GET ${withoutQuery(path)}`);
   }
 
-  async postJson(path: string, body: unknown, options: RequestOptions = {}): Promise<unknown> {
+  async postJson<T>(path: string, body: unknown, contract: z.ZodType<T>, options: RequestOptions = {}): Promise<T> {
     const response = await this.request(path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }, options);
-    return this.readJson(response);
+    return checkShape(contract, await this.readJson(response), `POST ${withoutQuery(path)}`);
   }
 
   /** POSTs a raw body (a JSONL batch) and reads the JSON answer. */
-  async postBytes(path: string, body: Uint8Array, contentType: string, options: RequestOptions = {}): Promise<unknown> {
+  async postBytes<T>(path: string, body: Uint8Array, contentType: string, contract: z.ZodType<T>, options: RequestOptions = {}): Promise<T> {
     const response = await this.request(path, { method: "POST", body, headers: { "content-type": contentType } }, options);
-    return this.readJson(response);
+    return checkShape(contract, await this.readJson(response), `POST ${withoutQuery(path)}`);
   }
 
   async getText(path: string, options: RequestOptions = {}): Promise<string> {
@@ -204,6 +215,11 @@ export function describeFetchFailure(error: unknown): string {
   const cause = (error as { cause?: unknown }).cause;
   if (cause instanceof Error && cause.message !== "") return cause.message;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Messages name the endpoint, not the values a user put in its query. */
+function withoutQuery(path: string): string {
+  return path.split("?")[0] ?? path;
 }
 
 function parseJson(text: string, baseUrl: string): unknown {

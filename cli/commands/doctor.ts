@@ -19,8 +19,8 @@
 import type { Command } from "commander";
 import { HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
-import type { ClusterView } from "../../protocol/api/cluster.js";
-import type { ClusterDiagnostics } from "../../protocol/api/diagnostics.js";
+import { clusterResponseSchema, type ClusterView } from "../../protocol/api/cluster.js";
+import { clusterDiagnosticsSchema, type ClusterDiagnostics } from "../../protocol/api/diagnostics.js";
 import { parseDuration } from "../../protocol/duration.js";
 import { loadConfig } from "../../daemon/config/loadConfig.js";
 import { listInterfaces, type InterfaceAddress } from "../../daemon/discovery/interfaces.js";
@@ -162,8 +162,8 @@ async function askDaemon(options: DoctorOptions): Promise<DaemonAnswer> {
   }
   const port = Number(new URL(client.baseUrl).port) || undefined;
   try {
-    const view = (await client.getJson("/hearth/v1/cluster", { timeoutMs: DAEMON_TIMEOUT_MS })) as ClusterView;
-    const diagnostics = (await client.getJson("/hearth/v1/cluster/diagnostics", { timeoutMs: DAEMON_TIMEOUT_MS })) as ClusterDiagnostics;
+    const view = await client.getJson("/hearth/v1/cluster", clusterResponseSchema, { timeoutMs: DAEMON_TIMEOUT_MS });
+    const diagnostics = await client.getJson("/hearth/v1/cluster/diagnostics", clusterDiagnosticsSchema, { timeoutMs: DAEMON_TIMEOUT_MS });
     return { url: client.baseUrl, view, diagnostics, httpPort: port, reachable: true, error: null };
   } catch (error) {
     const message = error instanceof HearthError ? `${error.code}: ${error.message}` : String(error);

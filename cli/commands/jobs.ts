@@ -11,7 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import type { JobView } from "../../protocol/api/jobs.js";
+import { jobListSchema, jobViewSchema } from "../../protocol/api/jobs.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { checkJobId, formatJobDetail, JOB_TABLE_HEADER, jobRow } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
@@ -45,7 +45,7 @@ async function clientFor(options: ClientCommandOptions): Promise<DaemonClient> {
 
 async function list(options: ClientCommandOptions): Promise<void> {
   const client = await clientFor(options);
-  const { data } = (await client.getJson("/hearth/v1/jobs", { timeoutMs: REQUEST_TIMEOUT_MS })) as { data: JobView[] };
+  const { data } = await client.getJson("/hearth/v1/jobs", jobListSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) {
     printJson(data);
     return;
@@ -69,7 +69,7 @@ async function show(id: string, _options: ClientCommandOptions, command: Command
   const options = merged<ClientCommandOptions>(command);
   checkJobId(id);
   const client = await clientFor(options);
-  const view = (await client.getJson(`/hearth/v1/jobs/${id}`, { timeoutMs: REQUEST_TIMEOUT_MS })) as JobView;
+  const view = await client.getJson(`/hearth/v1/jobs/${id}`, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) printJson(view);
   else process.stdout.write(formatJobDetail(view));
 }
@@ -78,7 +78,7 @@ async function cancel(id: string, _options: ClientCommandOptions, command: Comma
   const options = merged<ClientCommandOptions>(command);
   checkJobId(id);
   const client = await clientFor(options);
-  const view = (await client.postJson(`/hearth/v1/jobs/${id}/cancel`, {}, { timeoutMs: REQUEST_TIMEOUT_MS })) as JobView;
+  const view = await client.postJson(`/hearth/v1/jobs/${id}/cancel`, {}, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) printJson(view);
   else process.stdout.write(`${view.id} ${view.status}: ${view.request_counts.completed} ok, ${view.request_counts.failed} failed or cancelled of ${view.progress.total}\n`);
 }

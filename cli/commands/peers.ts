@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { formatDuration } from "../../protocol/duration.js";
-import type { ClusterView, PeerView } from "../../protocol/api/cluster.js";
+import { clusterResponseSchema, type ClusterResponse, type PeerView } from "../../protocol/api/cluster.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { formatBytes, formatTable, printJson } from "../output.js";
@@ -24,17 +24,15 @@ export function registerPeersCommand(program: Command): void {
   ).action(peers);
 }
 
-export async function fetchClusterView(options: ClientCommandOptions): Promise<{ client: DaemonClient; view: ClusterView }> {
+async function fetchClusterView(options: ClientCommandOptions): Promise<ClusterResponse> {
   const target = await resolveDaemonTarget({ url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const client = new DaemonClient(target);
-  const view = (await client.getJson("/hearth/v1/cluster", { timeoutMs: PEERS_TIMEOUT_MS })) as ClusterView;
-  return { client, view };
+  return new DaemonClient(target).getJson("/hearth/v1/cluster", clusterResponseSchema, { timeoutMs: PEERS_TIMEOUT_MS });
 }
 
 async function peers(options: ClientCommandOptions): Promise<void> {
-  const { view } = await fetchClusterView(options);
-  const list = Array.isArray(view.peers) ? view.peers : [];
+  const view = await fetchClusterView(options);
+  const list = view.peers;
   if (options.json) {
     printJson(list);
     return;

@@ -8,7 +8,7 @@
 
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { DaemonClient, OPENAI_BODY, resolveDaemonTarget } from "../client.js";
 import { addClientOptions, parseInteger, parsePositiveInt, parseTemperature, type ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, printJson } from "../output.js";
 
@@ -54,7 +54,7 @@ async function run(model: string, promptArgument: string | undefined, options: R
   process.once("SIGINT", onSigint);
   try {
     if (options.json) {
-      printJson(await client.postJson("/v1/chat/completions", { ...body, stream: false }, { signal: controller.signal }));
+      printJson(await client.postJson("/v1/chat/completions", { ...body, stream: false }, OPENAI_BODY, { signal: controller.signal }));
       return;
     }
     await streamText(client, body, controller.signal);

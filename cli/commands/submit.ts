@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import type { JobView } from "../../protocol/api/jobs.js";
+import { batchRefusalSchema, jobViewSchema, type JobView } from "../../protocol/api/jobs.js";
 import { DaemonClient, DaemonResponseError, resolveDaemonTarget } from "../client.js";
 import { formatProgressLine } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
@@ -60,7 +60,7 @@ async function submit(file: string, options: SubmitOptions): Promise<void> {
   if (options.skipInvalid) query.set("skip_invalid", "true");
   let job: JobView;
   try {
-    job = (await client.postBytes(`/hearth/v1/jobs${query.size > 0 ? `?${query.toString()}` : ""}`, input, "application/jsonl", { timeoutMs: SUBMIT_TIMEOUT_MS })) as JobView;
+    job = await client.postBytes(`/hearth/v1/jobs${query.size > 0 ? `?${query.toString()}` : ""}`, input, "application/jsonl", jobViewSchema, { timeoutMs: SUBMIT_TIMEOUT_MS });
   } catch (error) {
     if (error instanceof DaemonResponseError) printInvalidLines(error.body, file);
     throw error;
@@ -100,14 +100,13 @@ function checkOutputDirectory(file: string): void {
   }
 }
 
+/** The lines a refused batch names; any other error body has none, and the error line says it all. */
 function printInvalidLines(body: unknown, file: string): void {
-  const lines = (body as { invalid_lines?: unknown } | undefined)?.invalid_lines;
-  if (!Array.isArray(lines)) return;
-  for (const entry of lines as { line?: unknown; code?: unknown; message?: unknown }[]) {
-    process.stderr.write(`${file}:${String(entry.line)}: [${String(entry.code)}] ${String(entry.message)}\n`);
-  }
-  const count = (body as { invalid_line_count?: unknown }).invalid_line_count;
-  if (typeof count === "number" && count > lines.length) process.stderr.write(`... and ${count - lines.length} more invalid lines\n`);
+  const refusal = batchRefusalSchema.safeParse(body);
+  if (!refusal.success) return;
+  const { invalid_lines: lines, invalid_line_count: count } = refusal.data;
+  for (const entry of lines) process.stderr.write(`${file}:${entry.line}: [${entry.code}] ${entry.message}\n`);
+  if (count > lines.length) process.stderr.write(`... and ${count - lines.length} more invalid lines\n`);
 }
 
 /** Polls until the job has finished; undefined when the user stopped following with Ctrl-C. */
@@ -119,7 +118,7 @@ async function follow(client: DaemonClient, id: string): Promise<JobView | undef
   let drawn = false;
   try {
     for (;;) {
-      const view = (await client.getJson(`/hearth/v1/jobs/${id}`, { timeoutMs: REQUEST_TIMEOUT_MS, signal: controller.signal })) as JobView;
+      const view = await client.getJson(`/hearth/v1/jobs/${id}`, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS, signal: controller.signal });
       if (tty) {
         process.stderr.write(`\r\x1b[2K${formatProgressLine(view)}`);
         drawn = true;

@@ -12,6 +12,7 @@
  */
 
 import { z } from "zod";
+import { SHA256_HEX_PATTERN } from "../peer/modelTransferWire.js";
 
 /** `auto`: a request this node was asked to run needs the model; `pull`: the user's `hearth pull MODEL --from-peer`. */
 export const fetchOriginSchema = z.enum(["auto", "pull"]);
@@ -27,7 +28,8 @@ export const errorPayloadViewSchema = z.object({
 });
 
 export const transferViewSchema = z.object({
-  sha256: z.string(),
+  /** Transfers are keyed by it (GET /hearth/v1/models/pulls/{sha256}). */
+  sha256: z.string().regex(SHA256_HEX_PATTERN, "must be 64 lower-case hex characters"),
   /** The name it was asked for (a model id, a sha256, or the router's model name). */
   model: z.string(),
   /** The id it has (or will have) in this node's models dir. */

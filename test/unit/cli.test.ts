@@ -7,10 +7,12 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { HearthError } from "../../protocol/errors.js";
 import { DaemonClient, resolveDaemonTarget } from "../../cli/client.js";
 import { parseModelUri } from "../../cli/commands/pull.js";
 import { exitCodeFor, formatBytes, formatCount, formatError, formatTable } from "../../cli/output.js";
+import { checkShape, formatIssuePath } from "../../cli/responseShape.js";
 
 describe("exit codes and error lines", () => {
   it("maps usage and config errors to 2, an unreachable daemon to 3, Ctrl-C to 130, anything else to 1", () => {
@@ -82,6 +84,22 @@ describe("model URIs for pull", () => {
   });
 });
 
+describe("answers checked against their contract", () => {
+  it("names the offending field as a path", () => {
+    expect(formatIssuePath([])).toBe("(body)");
+    expect(formatIssuePath(["peers", 0, "state"])).toBe("peers[0].state");
+    expect(formatIssuePath([0, "id"])).toBe("[0].id");
+  });
+
+  it("keeps the daemon's own object, so fields a newer daemon adds still reach --json", () => {
+    const body = { hello: "world", added: [1, 2] };
+    expect(checkShape(z.object({ hello: z.string() }), body, "GET /x")).toBe(body);
+  });
+});
+
+/** What the test server's /ok answers. */
+const helloSchema = z.object({ hello: z.string() });
+
 describe("daemon client", () => {
   let root: string;
   let env: NodeJS.ProcessEnv;
@@ -95,6 +113,9 @@ describe("daemon client", () => {
       if (req.url === "/ok") {
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify({ hello: "world" }));
+      } else if (req.url === "/wrong-shape?x=1") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ hello: 5, extra: true }));
       } else if (req.url === "/missing-model") {
         res.statusCode = 404;
         res.end(JSON.stringify({ error: { message: "no model named x", type: "not_found_error", param: "model", code: "HEARTH_MODEL_NOT_FOUND" } }));
@@ -162,19 +183,28 @@ describe("daemon client", () => {
     env["HEARTH_API_KEY"] = "k-123";
     const client = new DaemonClient(await resolveDaemonTarget({ env, url: baseUrl }));
     seenAuthorization.length = 0;
-    expect(await client.getJson("/ok")).toEqual({ hello: "world" });
+    expect(await client.getJson("/ok", helloSchema)).toEqual({ hello: "world" });
     expect(seenAuthorization).toEqual(["Bearer k-123"]);
   });
 
   it("keeps the daemon's error code and message", async () => {
     const client = new DaemonClient({ baseUrl, apiKey: undefined, warnings: [] });
-    const notFound = await failure(client.getJson("/missing-model"));
+    const notFound = await failure(client.getJson("/missing-model", helloSchema));
     expect(notFound.code).toBe("HEARTH_MODEL_NOT_FOUND");
     expect(notFound.message).toBe("no model named x");
-    const unauthorized = await failure(client.getJson("/unauthorized"));
+    const unauthorized = await failure(client.getJson("/unauthorized", helloSchema));
     expect(unauthorized.code).toBe("HEARTH_UNAUTHORIZED");
     expect(unauthorized.message).toContain("HEARTH_API_KEY");
-    expect((await failure(client.getJson("/other"))).code).toBe("HEARTH_INTERNAL");
+    expect((await failure(client.getJson("/other", helloSchema))).code).toBe("HEARTH_INTERNAL");
+  });
+
+  it("refuses an answer that does not fit its contract, in one line naming the endpoint and the field", async () => {
+    const client = new DaemonClient({ baseUrl, apiKey: undefined, warnings: [] });
+    const error = await failure(client.getJson("/wrong-shape?x=1", helloSchema));
+    expect(error.code).toBe("HEARTH_INTERNAL");
+    expect(error.message).toBe("the daemon answered GET /wrong-shape with an unexpected shape: hello: Invalid input: expected string, received number");
+    expect(exitCodeFor(error)).toBe(1);
+    expect(formatError(error)).not.toContain("\n");
   });
 
   it("reports a closed port as unreachable, naming the URL and how to start a daemon", async () => {
@@ -183,7 +213,7 @@ describe("daemon client", () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const client = new DaemonClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: undefined, warnings: [] });
-    const error = await failure(client.getJson("/health"));
+    const error = await failure(client.getJson("/health", helloSchema));
     expect(error.code).toBe("HEARTH_DAEMON_UNREACHABLE");
     expect(error.message).toBe(`no Hearth daemon answers at http://127.0.0.1:${port} (connection refused); start one with: hearth serve`);
   });
