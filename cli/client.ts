@@ -8,11 +8,9 @@
  * and an answer that does not fit its contract (cli/responseShape.ts) is HEARTH_INTERNAL.
  */
 
-import { errors, HearthError, type HearthErrorCode, isHearthErrorCode } from "../protocol/errors.js";
-import { loadConfig } from "../daemon/config/loadConfig.js";
-import { stripBrackets } from "../daemon/config/security.js";
-import net from "node:net";
 import { z } from "zod";
+import { errors, HearthError, type HearthErrorCode, isHearthErrorCode } from "../protocol/errors.js";
+import type { LocalMachine } from "./localMachine.js";
 import { checkShape } from "./responseShape.js";
 
 export interface ClientTargetOptions {
@@ -29,17 +27,14 @@ export interface DaemonTarget {
   warnings: string[];
 }
 
-/** Wildcard binds accept connections on loopback, which is where a local client should go. */
-function connectableHost(host: string): string {
-  const bare = stripBrackets(host);
-  if (bare === "0.0.0.0" || bare === "") return "127.0.0.1";
-  if (bare === "::") return "[::1]";
-  return net.isIPv6(bare) ? `[${bare}]` : bare;
-}
-
-export async function resolveDaemonTarget(options: ClientTargetOptions = {}): Promise<DaemonTarget> {
+/**
+ * The config file is read even when --url or HEARTH_URL names the daemon: it may hold the API
+ * key, and a broken one is reported like for any other command.
+ */
+export async function resolveDaemonTarget(machine: Pick<LocalMachine, "clientSettings">, options: ClientTargetOptions = {}): Promise<DaemonTarget> {
   const env = options.env ?? process.env;
-  const loaded = await loadConfig({ env, ...(options.config === undefined ? {} : { configFile: options.config }) });
+  const warnings: string[] = [];
+  const settings = await machine.clientSettings({ env, configFile: options.config, onWarning: (warning) => warnings.push(warning) });
   const explicit = options.url ?? (env["HEARTH_URL"] || undefined);
   let baseUrl: string;
   if (explicit !== undefined) {
@@ -54,9 +49,9 @@ export async function resolveDaemonTarget(options: ClientTargetOptions = {}): Pr
     }
     baseUrl = `${parsed.origin}${parsed.pathname.replace(/\/+$/, "")}`;
   } else {
-    baseUrl = `http://${connectableHost(loaded.config.host)}:${loaded.config.port}`;
+    baseUrl = settings.url;
   }
-  return { baseUrl, apiKey: loaded.config.apiKey, warnings: loaded.warnings };
+  return { baseUrl, apiKey: settings.apiKey, warnings };
 }
 
 export const NETWORK_REASONS: Record<string, string> = {

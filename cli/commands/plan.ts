@@ -8,22 +8,23 @@
 import type { Command } from "commander";
 import { planReportSchema } from "../../protocol/api/plan.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { printJson } from "../output.js";
 import { stageLines } from "../placementLines.js";
 
-export function registerPlanCommand(program: Command): void {
+export function registerPlanCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("plan")
       .argument("<model>", "model id or alias (held by the daemon's node)")
       .description("show how the cluster would place a model (whole or split by layers) without loading it")
       .option("--json", "print the plan report as JSON"),
-  ).action(plan);
+  ).action((model: string, options: ClientCommandOptions) => plan(machine, model, options));
 }
 
-async function plan(model: string, options: ClientCommandOptions): Promise<void> {
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+async function plan(machine: LocalMachine, model: string, options: ClientCommandOptions): Promise<void> {
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   const client = new DaemonClient(target);
   const report = await client.getJson(`/hearth/v1/plan?model=${encodeURIComponent(model)}`, planReportSchema);

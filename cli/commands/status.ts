@@ -12,6 +12,7 @@ import { statusSchema, type ClusterSummary } from "../../protocol/api/status.js"
 import { formatDuration } from "../../protocol/duration.js";
 import { HearthError } from "../../protocol/errors.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { EXIT_UNREACHABLE, formatTable, printJson } from "../output.js";
 import { placementLines } from "../placementLines.js";
@@ -20,17 +21,17 @@ import { formatTransferLine } from "./transferLine.js";
 /** A status probe should answer fast; a daemon that takes longer is as good as down. */
 const STATUS_TIMEOUT_MS = 5000;
 
-export function registerStatusCommand(program: Command): void {
+export function registerStatusCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("status")
       .description("show whether the daemon is up, its version and address, and its loaded models")
       .option("--json", "print a JSON object for scripts"),
-  ).action(status);
+  ).action((options: ClientCommandOptions) => status(machine, options));
 }
 
-async function status(options: ClientCommandOptions): Promise<void> {
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+async function status(machine: LocalMachine, options: ClientCommandOptions): Promise<void> {
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   const client = new DaemonClient(target);
 

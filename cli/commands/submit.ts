@@ -14,6 +14,7 @@ import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
 import { batchRefusalSchema, jobViewSchema, type JobView } from "../../protocol/api/jobs.js";
 import { DaemonClient, DaemonResponseError, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { formatProgressLine } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, printJson } from "../output.js";
@@ -32,7 +33,7 @@ interface SubmitOptions extends ClientCommandOptions {
   skipInvalid?: boolean;
 }
 
-export function registerSubmitCommand(program: Command): void {
+export function registerSubmitCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("submit")
@@ -43,15 +44,15 @@ export function registerSubmitCommand(program: Command): void {
       .option("--detach", "print the job id and return without waiting")
       .option("--skip-invalid", "run the valid lines; invalid ones become error lines in the output")
       .option("--json", "with --detach, print the job as JSON instead of its id"),
-  ).action(submit);
+  ).action((file: string, options: SubmitOptions) => submit(machine, file, options));
 }
 
-async function submit(file: string, options: SubmitOptions): Promise<void> {
+async function submit(machine: LocalMachine, file: string, options: SubmitOptions): Promise<void> {
   if (options.detach && options.output !== undefined) throw errors.cliUsage("--output cannot be used with --detach; fetch the output later with: hearth jobs output ID -o FILE");
   if (options.model !== undefined && options.model.trim() === "") throw errors.cliUsage("--model: expected a model name");
   if (options.output !== undefined) checkOutputDirectory(options.output);
   const input = readInput(file);
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   const client = new DaemonClient(target);
 
