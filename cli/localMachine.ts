@@ -79,13 +79,20 @@ export interface DownloadedModel {
   sizeBytes: number;
 }
 
+/** Downloads with resume and split-file support; a file already there is kept. */
+export type ModelDownloader = (download: ModelDownload) => Promise<DownloadedModel>;
+
 export interface LocalModels {
   /** The models this machine has, read from the models dir and extra paths (no daemon needed). */
   list(choice: ConfigChoice & { modelsDir?: string | undefined }): Promise<{ modelsDir: string; models: LocalModel[] }>;
   /** Where a download goes: `--models-dir`, else the configured models dir. */
   directory(choice: ConfigChoice & { modelsDir?: string | undefined }): Promise<string>;
-  /** Downloads with resume and split-file support; a file already there is kept. */
-  download(download: ModelDownload): Promise<DownloadedModel>;
+  /**
+   * Loads the downloader. Loading it installs exit hooks on SIGINT (signal-exit, through
+   * node-llama-cpp's dependencies) that re-raise the signal when they find no other listener
+   * left, so a command with its own Ctrl-C handling loads the downloader before adding it.
+   */
+  downloader(): Promise<ModelDownloader>;
 }
 
 /** Which data dir holds the membership: `--data-dir`, else the configured one. */

@@ -113,6 +113,7 @@ async function pull(machine: LocalMachine, uri: string, options: PullOptions): P
   const modelsDir = await machine.models.directory({ configFile: options.config, modelsDir: options.modelsDir });
   await probe(model);
 
+  const download = await machine.models.downloader();
   const progress = new ProgressLine(model.fileName);
   const controller = new AbortController();
   let lastProgressAt = Date.now();
@@ -126,7 +127,7 @@ async function pull(machine: LocalMachine, uri: string, options: PullOptions): P
   const onSigint = () => controller.abort();
   process.once("SIGINT", onSigint);
   try {
-    const saved = await machine.models.download({
+    const saved = await download({
       uri: model.uri,
       directory: modelsDir,
       fileName: model.fileName,

@@ -36,19 +36,21 @@ export const models = {
     return (await modelsConfigFor(choice)).modelsDir;
   },
 
-  async download(download: ModelDownload): Promise<{ path: string; sizeBytes: number }> {
+  async downloader(): Promise<(download: ModelDownload) => Promise<{ path: string; sizeBytes: number }>> {
     const { createModelDownloader } = await import("node-llama-cpp");
-    const downloader = await createModelDownloader({
-      modelUri: download.uri,
-      dirPath: download.directory,
-      fileName: download.fileName,
-      showCliProgress: false,
-      skipExisting: true,
-      onProgress: ({ totalSize, downloadedSize }) => download.onProgress(downloadedSize, totalSize),
-    });
-    const savedPath = await downloader.download({ signal: download.signal });
-    // node-llama-cpp resolves (with the path it would have written) when cancelled mid-transfer.
-    if (download.signal.aborted) throw errors.cancelled(`download of ${download.uri} cancelled`);
-    return { path: savedPath, sizeBytes: downloader.totalSize };
+    return async (download) => {
+      const downloader = await createModelDownloader({
+        modelUri: download.uri,
+        dirPath: download.directory,
+        fileName: download.fileName,
+        showCliProgress: false,
+        skipExisting: true,
+        onProgress: ({ totalSize, downloadedSize }) => download.onProgress(downloadedSize, totalSize),
+      });
+      const savedPath = await downloader.download({ signal: download.signal });
+      // node-llama-cpp resolves (with the path it would have written) when cancelled mid-transfer.
+      if (download.signal.aborted) throw errors.cancelled(`download of ${download.uri} cancelled`);
+      return { path: savedPath, sizeBytes: downloader.totalSize };
+    };
   },
 };

@@ -260,7 +260,7 @@ describe("the program and the machine it is handed", () => {
     version: () => "7.7.7-test",
     clientSettings: unused,
     serve: unused,
-    models: { list: unused, directory: unused, download: unused },
+    models: { list: unused, directory: unused, downloader: unused },
     cluster: { init: unused, join: unused, show: () => Promise.resolve(view) },
     facts: unused,
     synth: { presets: {}, quants: [], validate: unused, write: unused },
