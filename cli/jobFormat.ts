@@ -1,7 +1,7 @@
 /**
  * How batch jobs look on a terminal: the one-line progress bar of `hearth submit`, the rows of
  * `hearth jobs` and the detail of `hearth jobs show`. Input is the daemon's job view
- * (daemon/jobs/jobView.ts, GET /hearth/v1/jobs/{id}).
+ * (JobView of protocol/api/jobs.ts, GET /hearth/v1/jobs/{id}).
  */
 
 import { isValidJobId, type JobView } from "../protocol/api/jobs.js";
