@@ -4,9 +4,10 @@
 //   daemon/     the I/O: sockets, files, processes. Imports protocol/ and scheduler/, never cli/.
 //   daemon/runner/ and daemon/hardware/gpuProbeMain.ts are child programs: they import nothing
 //               from the daemon side (protocol/ and scheduler/ only, and their own folder).
-//   cli/        talks to a daemon over HTTP: imports protocol/ only. Its entry, cli/main.ts, is
-//               the one place that hands it the commands acting on this machine
-//               (daemon/commands/).
+//   cli/        talks to a daemon over HTTP: imports protocol/ (and its own folder) only. Its
+//               entry, cli/main.ts, is the one place that hands it the commands acting on this
+//               machine (daemon/commands/, behind cli/localMachine.ts), and imports nothing
+//               else of daemon/.
 // Exported on its own so test/unit/layers.test.ts can lint fixtures with exactly these rules.
 
 /** Node modules that do I/O; pure layers use none of them. */
@@ -69,6 +70,26 @@ export const layerRules = [
             },
           ],
         },
+      ],
+    },
+  },
+  {
+    files: ["cli/**/*.ts"],
+    ignores: ["cli/main.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ regex: "(^|/)daemon/", message: "cli/ imports protocol/, never daemon/: the commands that act on this machine are handed in by cli/main.ts." }] },
+      ],
+    },
+  },
+  {
+    // The entry hands the CLI this machine's commands, and nothing else of the daemon.
+    files: ["cli/main.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        { patterns: [{ regex: "(^|/)daemon/(?!commands/)", message: "cli/main.ts imports only daemon/commands/ of the daemon side: what the CLI does on this machine is behind cli/localMachine.ts." }] },
       ],
     },
   },

@@ -4,13 +4,14 @@
  * It finds the daemon the way `hearth serve` would listen: --url, else HEARTH_URL, else host
  * and port from the same config file. It sends the API key (HEARTH_API_KEY or the configured
  * api_key_file) as a Bearer token. Failures become HearthErrors: a daemon that does not
- * answer is HEARTH_DAEMON_UNREACHABLE (exit 3), an error body from the daemon keeps its code.
+ * answer is HEARTH_DAEMON_UNREACHABLE (exit 3), an error body from the daemon keeps its code,
+ * and an answer that does not fit its contract (cli/responseShape.ts) is HEARTH_INTERNAL.
  */
 
+import { z } from "zod";
 import { errors, HearthError, type HearthErrorCode, isHearthErrorCode } from "../protocol/errors.js";
-import { loadConfig } from "../daemon/config/loadConfig.js";
-import { stripBrackets } from "../daemon/config/security.js";
-import net from "node:net";
+import type { LocalMachine } from "./localMachine.js";
+import { checkShape } from "./responseShape.js";
 
 export interface ClientTargetOptions {
   url?: string | undefined;
@@ -26,17 +27,14 @@ export interface DaemonTarget {
   warnings: string[];
 }
 
-/** Wildcard binds accept connections on loopback, which is where a local client should go. */
-function connectableHost(host: string): string {
-  const bare = stripBrackets(host);
-  if (bare === "0.0.0.0" || bare === "") return "127.0.0.1";
-  if (bare === "::") return "[::1]";
-  return net.isIPv6(bare) ? `[${bare}]` : bare;
-}
-
-export async function resolveDaemonTarget(options: ClientTargetOptions = {}): Promise<DaemonTarget> {
+/**
+ * The config file is read even when --url or HEARTH_URL names the daemon: it may hold the API
+ * key, and a broken one is reported like for any other command.
+ */
+export async function resolveDaemonTarget(machine: Pick<LocalMachine, "clientSettings">, options: ClientTargetOptions = {}): Promise<DaemonTarget> {
   const env = options.env ?? process.env;
-  const loaded = await loadConfig({ env, ...(options.config === undefined ? {} : { configFile: options.config }) });
+  const warnings: string[] = [];
+  const settings = await machine.clientSettings({ env, configFile: options.config, onWarning: (warning) => warnings.push(warning) });
   const explicit = options.url ?? (env["HEARTH_URL"] || undefined);
   let baseUrl: string;
   if (explicit !== undefined) {
@@ -51,9 +49,9 @@ export async function resolveDaemonTarget(options: ClientTargetOptions = {}): Pr
     }
     baseUrl = `${parsed.origin}${parsed.pathname.replace(/\/+$/, "")}`;
   } else {
-    baseUrl = `http://${connectableHost(loaded.config.host)}:${loaded.config.port}`;
+    baseUrl = settings.url;
   }
-  return { baseUrl, apiKey: loaded.config.apiKey, warnings: loaded.warnings };
+  return { baseUrl, apiKey: settings.apiKey, warnings };
 }
 
 export const NETWORK_REASONS: Record<string, string> = {
@@ -68,6 +66,13 @@ export const NETWORK_REASONS: Record<string, string> = {
   UND_ERR_SOCKET: "connection closed",
 };
 
+/**
+ * The contract of OpenAI's endpoints (/v1/*) as far as the CLI checks it: not at all. It
+ * prints those bodies as they came or reads one optional field of a chunk; the contracts it
+ * checks are Hearth's own (protocol/api/).
+ */
+export const OPENAI_BODY: z.ZodType<unknown> = z.unknown();
+
 export interface RequestOptions {
   signal?: AbortSignal;
   /** Gives up (as unreachable) when the daemon has not answered within this time. */
@@ -81,20 +86,21 @@ export class DaemonClient {
     return this.target.baseUrl;
   }
 
-  async getJson(path: string, options: RequestOptions = {}): Promise<unknown> {
+  /** GETs `path` and reads its JSON answer, checked against `contract`. */
+  async getJson<T>(path: string, contract: z.ZodType<T>, options: RequestOptions = {}): Promise<T> {
     const response = await this.request(path, { method: "GET" }, options);
-    return this.readJson(response);
+    return checkShape(contract, await this.readJson(response), `GET ${withoutQuery(path)}`);
   }
 
-  async postJson(path: string, body: unknown, options: RequestOptions = {}): Promise<unknown> {
+  async postJson<T>(path: string, body: unknown, contract: z.ZodType<T>, options: RequestOptions = {}): Promise<T> {
     const response = await this.request(path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } }, options);
-    return this.readJson(response);
+    return checkShape(contract, await this.readJson(response), `POST ${withoutQuery(path)}`);
   }
 
   /** POSTs a raw body (a JSONL batch) and reads the JSON answer. */
-  async postBytes(path: string, body: Uint8Array, contentType: string, options: RequestOptions = {}): Promise<unknown> {
+  async postBytes<T>(path: string, body: Uint8Array, contentType: string, contract: z.ZodType<T>, options: RequestOptions = {}): Promise<T> {
     const response = await this.request(path, { method: "POST", body, headers: { "content-type": contentType } }, options);
-    return this.readJson(response);
+    return checkShape(contract, await this.readJson(response), `POST ${withoutQuery(path)}`);
   }
 
   async getText(path: string, options: RequestOptions = {}): Promise<string> {
@@ -204,6 +210,11 @@ export function describeFetchFailure(error: unknown): string {
   const cause = (error as { cause?: unknown }).cause;
   if (cause instanceof Error && cause.message !== "") return cause.message;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Messages name the endpoint, not the values a user put in its query. */
+function withoutQuery(path: string): string {
+  return path.split("?")[0] ?? path;
 }
 
 function parseJson(text: string, baseUrl: string): unknown {

@@ -1,13 +1,12 @@
 /**
  * How batch jobs look on a terminal: the one-line progress bar of `hearth submit`, the rows of
  * `hearth jobs` and the detail of `hearth jobs show`. Input is the daemon's job view
- * (daemon/jobs/jobView.ts, GET /hearth/v1/jobs/{id}).
+ * (JobView of protocol/api/jobs.ts, GET /hearth/v1/jobs/{id}).
  */
 
+import { isValidJobId, type JobView } from "../protocol/api/jobs.js";
 import { errors } from "../protocol/errors.js";
 import { shortNodeId } from "../protocol/peer/identity.js";
-import type { JobView } from "../daemon/jobs/jobView.js";
-import { isValidJobId } from "../daemon/jobs/jobId.js";
 
 const BAR_WIDTH = 24;
 

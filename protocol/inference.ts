@@ -9,6 +9,8 @@
  * Pure: no I/O.
  */
 
+import type { PlacementSummary } from "./api/plan.js";
+
 export type ChatRole = "system" | "user" | "assistant" | "tool";
 
 export interface ToolCall {
@@ -104,15 +106,6 @@ export interface GenerationResult {
   nodeId?: string;
   /** Where the router decided to run it, and why (scheduler/decision.ts); the `hearth` response extension. */
   placement?: PlacementSummary;
-}
-
-/** A placement decision as responses and `hearth plan` show it. */
-export interface PlacementSummary {
-  kind: "local" | "remote" | "split" | "refused";
-  /** The node that runs it (a split's host); null when refused. */
-  nodeId: string | null;
-  /** The decision's reasons, most general first. */
-  reasons: string[];
 }
 
 /** One streamed piece of a generation, in order. */

@@ -8,17 +8,14 @@
  *     out of `ps` and shell history); joining the same cluster again changes nothing;
  *   - show prints the node id, the cluster id (never the secret) and the peer port.
  *
- * They work on the data dir directly and need no daemon; a running `hearth serve` picks up a
- * new membership when restarted. The token is the secret: it is printed by init only, and
- * never logged or echoed in an error.
+ * They work on the data dir directly (LocalMachine.cluster, cli/localMachine.ts) and need no
+ * daemon; a running `hearth serve` picks up a new membership when restarted. The token is the
+ * secret: it is printed by init only, and never logged or echoed in an error.
  */
 
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import { loadConfig } from "../../daemon/config/loadConfig.js";
-import type { HearthConfig } from "../../daemon/config/defaults.js";
-import { ClusterMembership } from "../../daemon/identity/ClusterMembership.js";
-import { NodeIdentity } from "../../daemon/identity/NodeIdentity.js";
+import type { LocalMachine, MembershipChoice } from "../localMachine.js";
 import { printJson } from "../output.js";
 
 interface ClusterOptions {
@@ -31,22 +28,22 @@ interface ClusterOptions {
 /** A token is 92 characters; anything much longer on stdin is not one. */
 const MAX_STDIN_TOKEN_CHARS = 4096;
 
-export function registerClusterCommand(program: Command): void {
+export function registerClusterCommand(program: Command, machine: LocalMachine): void {
   const cluster = program.command("cluster").description("create, join or show this machine's cluster membership");
   withCommonOptions(
     cluster
       .command("init")
       .description("create a new cluster with this node as its first member and print the join token")
       .option("--force", "replace this node's current membership (cuts it off from its old cluster)"),
-  ).action(init);
+  ).action((options: ClusterOptions) => init(machine, options));
   withCommonOptions(
     cluster
       .command("join")
       .description("join the cluster of a token printed by `hearth cluster init` (- reads it from stdin)")
       .argument("<token>", "join token (hearth1_...), or - to read it from stdin")
       .option("--force", "replace this node's membership of another cluster"),
-  ).action(join);
-  withCommonOptions(cluster.command("show").description("show this node's id, its cluster id and peer port")).action(show);
+  ).action((token: string, options: ClusterOptions) => join(machine, token, options));
+  withCommonOptions(cluster.command("show").description("show this node's id, its cluster id and peer port")).action((options: ClusterOptions) => show(machine, options));
 }
 
 function withCommonOptions(command: Command): Command {
@@ -56,67 +53,45 @@ function withCommonOptions(command: Command): Command {
     .option("--json", "print a JSON object for scripts");
 }
 
-async function configFor(options: ClusterOptions): Promise<HearthConfig> {
-  const loaded = await loadConfig({
-    ...(options.config === undefined ? {} : { configFile: options.config }),
-    flags: options.dataDir === undefined ? {} : { dataDir: options.dataDir },
-  });
-  for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
-  return loaded.config;
+/** The membership's data dir, and config warnings on stderr as they are found. */
+function membershipChoice(options: ClusterOptions): MembershipChoice {
+  return { configFile: options.config, dataDir: options.dataDir, onWarning: (warning) => process.stderr.write(`warning: ${warning}\n`) };
 }
 
-async function init(options: ClusterOptions): Promise<void> {
-  const config = await configFor(options);
-  const change = await ClusterMembership.init(config.dataDir, { force: options.force === true });
-  const identity = await NodeIdentity.loadOrCreate(config.dataDir);
-  const token = change.membership.joinToken();
+async function init(machine: LocalMachine, options: ClusterOptions): Promise<void> {
+  const created = await machine.cluster.init({ ...membershipChoice(options), force: options.force === true });
+  const token = created.joinToken;
   if (options.json) {
-    printJson({ clusterId: change.membership.clusterId, joinToken: token, nodeId: identity.nodeId });
+    printJson({ clusterId: created.clusterId, joinToken: token, nodeId: created.nodeId });
     return;
   }
-  const replaced = change.replacedClusterId === undefined ? "" : ` (this node left cluster ${change.replacedClusterId})`;
+  const replaced = created.replacedClusterId === undefined ? "" : ` (this node left cluster ${created.replacedClusterId})`;
   process.stdout.write(
-    `Created cluster ${change.membership.clusterId} with this node (${identity.nodeId}) as its first member${replaced}.\n\n` +
+    `Created cluster ${created.clusterId} with this node (${created.nodeId}) as its first member${replaced}.\n\n` +
       `Join token (it is the cluster secret: share it only with machines you own):\n\n  ${token}\n\n` +
       `On each other machine run:\n\n  hearth cluster join ${token}\n\n` +
       "Then start (or restart) `hearth serve` on every machine.\n",
   );
 }
 
-async function join(tokenArgument: string, options: ClusterOptions): Promise<void> {
+async function join(machine: LocalMachine, tokenArgument: string, options: ClusterOptions): Promise<void> {
   const token = tokenArgument === "-" ? await readTokenFromStdin() : tokenArgument;
-  const config = await configFor(options);
-  const change = await ClusterMembership.join(config.dataDir, token, { force: options.force === true });
-  const identity = await NodeIdentity.loadOrCreate(config.dataDir);
-  const clusterId = change.membership.clusterId;
+  const joined = await machine.cluster.join(token, { ...membershipChoice(options), force: options.force === true });
+  const { clusterId, nodeId } = joined;
   if (options.json) {
-    printJson({ clusterId, nodeId: identity.nodeId, changed: change.changed, replacedClusterId: change.replacedClusterId ?? null });
+    printJson({ clusterId, nodeId, changed: joined.changed, replacedClusterId: joined.replacedClusterId ?? null });
     return;
   }
-  if (!change.changed) {
-    process.stdout.write(`This node (${identity.nodeId}) already belongs to cluster ${clusterId}; nothing changed.\n`);
+  if (!joined.changed) {
+    process.stdout.write(`This node (${nodeId}) already belongs to cluster ${clusterId}; nothing changed.\n`);
     return;
   }
-  const replaced = change.replacedClusterId === undefined ? "" : ` It left cluster ${change.replacedClusterId}.`;
-  process.stdout.write(`This node (${identity.nodeId}) joined cluster ${clusterId}.${replaced} Start (or restart) \`hearth serve\` to connect to its peers.\n`);
+  const replaced = joined.replacedClusterId === undefined ? "" : ` It left cluster ${joined.replacedClusterId}.`;
+  process.stdout.write(`This node (${nodeId}) joined cluster ${clusterId}.${replaced} Start (or restart) \`hearth serve\` to connect to its peers.\n`);
 }
 
-async function show(options: ClusterOptions): Promise<void> {
-  const config = await configFor(options);
-  const identity = await NodeIdentity.load(config.dataDir);
-  const membership = await ClusterMembership.load(config.dataDir);
-  const view = {
-    nodeId: identity?.nodeId ?? null,
-    fingerprint: identity?.fingerprintHex ?? null,
-    clusterId: membership?.clusterId ?? null,
-    origin: membership?.origin ?? null,
-    since: membership?.since ?? null,
-    peerPort: config.peer.port,
-    peerBind: config.peer.host,
-    mdns: config.peer.mdns,
-    staticPeers: config.peer.staticPeers,
-    dataDir: config.dataDir,
-  };
+async function show(machine: LocalMachine, options: ClusterOptions): Promise<void> {
+  const view = await machine.cluster.show(membershipChoice(options));
   if (options.json) {
     printJson(view);
     return;

@@ -19,17 +19,14 @@
 import type { Command } from "commander";
 import { HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
-import type { ClusterDiagnostics } from "../../daemon/cluster/views.js";
-import type { ClusterView } from "../../daemon/cluster/views.js";
-import { parseDuration } from "../../daemon/config/duration.js";
-import { loadConfig } from "../../daemon/config/loadConfig.js";
-import { listInterfaces, type InterfaceAddress } from "../../daemon/discovery/interfaces.js";
-import { ClusterMembership } from "../../daemon/identity/ClusterMembership.js";
-import { NodeIdentity } from "../../daemon/identity/NodeIdentity.js";
+import { clusterResponseSchema, type ClusterView } from "../../protocol/api/cluster.js";
+import { clusterDiagnosticsSchema, type ClusterDiagnostics } from "../../protocol/api/diagnostics.js";
+import { parseDuration } from "../../protocol/duration.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
 import { explainFailure } from "../doctor/explain.js";
 import { probeMdns, type MdnsProbeResult } from "../doctor/mdnsProbe.js";
 import { isListening, probeHost } from "../doctor/portProbe.js";
+import type { InterfaceAddress, LocalMachine } from "../localMachine.js";
 import { addClientOptions } from "../options.js";
 import { formatTable, printJson } from "../output.js";
 import { InvalidArgumentError } from "commander";
@@ -74,14 +71,14 @@ interface DoctorReport {
   problems: string[];
 }
 
-export function registerDoctorCommand(program: Command): void {
+export function registerDoctorCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("doctor")
       .description("explain what this node sees: interfaces, multicast, peers failing and why, ports")
       .option("--json", "print the report as JSON")
       .option("--mdns-wait <duration>", 'how long to listen for mDNS answers, e.g. "2s"', parseWait, DEFAULT_MDNS_WAIT_MS),
-  ).action(doctor);
+  ).action((options: DoctorOptions) => doctor(machine, options));
 }
 
 function parseWait(text: string): number {
@@ -90,33 +87,30 @@ function parseWait(text: string): number {
   return ms;
 }
 
-async function doctor(options: DoctorOptions): Promise<void> {
-  const loaded = await loadConfig(options.config === undefined ? {} : { configFile: options.config });
-  const config = loaded.config;
-  const identity = await NodeIdentity.load(config.dataDir).catch(() => undefined);
-  const membership = await ClusterMembership.load(config.dataDir).catch(() => undefined);
+async function doctor(machine: LocalMachine, options: DoctorOptions): Promise<void> {
+  const local = await machine.facts({ configFile: options.config });
 
-  const interfaces = listInterfaces().map((entry) => ({ ...entry, flags: flagsOf(entry) }));
-  const [mdns, daemon] = await Promise.all([probeMdns(options.mdnsWait), askDaemon(options)]);
+  const interfaces = local.interfaces.map((entry) => ({ ...entry, flags: flagsOf(entry) }));
+  const [mdns, daemon] = await Promise.all([probeMdns(options.mdnsWait), askDaemon(machine, options)]);
   const diagnostics = daemon.diagnostics;
 
   const listener = diagnostics?.listener ?? null;
-  const peerPort = listener?.port ?? config.peer.port;
+  const peerPort = listener?.port ?? local.peer.port;
   const ports: PortReport[] = [
-    await portReport("http", config.host, daemon.httpPort ?? config.port, daemon.reachable),
-    await portReport("peer", listener?.host ?? config.peer.host, peerPort, listener !== null),
+    await portReport("http", local.host, daemon.httpPort ?? local.port, daemon.reachable),
+    await portReport("peer", listener?.host ?? local.peer.host, peerPort, listener !== null),
   ];
 
   // What the running daemon says beats the local files: it is what peers actually talk to.
   const report: DoctorReport = {
     node: {
-      nodeId: daemon.view?.local.nodeId ?? identity?.nodeId ?? null,
-      clusterId: daemon.view === null ? (membership?.clusterId ?? null) : (daemon.view.cluster?.clusterId ?? null),
-      dataDir: config.dataDir,
+      nodeId: daemon.view?.local.nodeId ?? local.nodeId,
+      clusterId: daemon.view === null ? local.clusterId : (daemon.view.cluster?.clusterId ?? null),
+      dataDir: local.dataDir,
       peerPort,
-      peerBind: listener?.host ?? config.peer.host,
-      mdns: diagnostics?.mdns.enabled ?? config.peer.mdns,
-      staticPeers: diagnostics?.staticPeers ?? config.peer.staticPeers,
+      peerBind: listener?.host ?? local.peer.host,
+      mdns: diagnostics?.mdns.enabled ?? local.peer.mdns,
+      staticPeers: diagnostics?.staticPeers ?? local.peer.staticPeers,
     },
     interfaces,
     multicast: { ...mdns, daemonStatus: diagnostics?.mdns ?? null },
@@ -153,17 +147,17 @@ interface DaemonAnswer {
   error: string | null;
 }
 
-async function askDaemon(options: DoctorOptions): Promise<DaemonAnswer> {
+async function askDaemon(machine: LocalMachine, options: DoctorOptions): Promise<DaemonAnswer> {
   let client: DaemonClient;
   try {
-    client = new DaemonClient(await resolveDaemonTarget({ url: options.url, config: options.config }));
+    client = new DaemonClient(await resolveDaemonTarget(machine, { url: options.url, config: options.config }));
   } catch (error) {
     return { url: options.url ?? "", view: null, diagnostics: null, httpPort: undefined, reachable: false, error: error instanceof Error ? error.message : String(error) };
   }
   const port = Number(new URL(client.baseUrl).port) || undefined;
   try {
-    const view = (await client.getJson("/hearth/v1/cluster", { timeoutMs: DAEMON_TIMEOUT_MS })) as ClusterView;
-    const diagnostics = (await client.getJson("/hearth/v1/cluster/diagnostics", { timeoutMs: DAEMON_TIMEOUT_MS })) as ClusterDiagnostics;
+    const view = await client.getJson("/hearth/v1/cluster", clusterResponseSchema, { timeoutMs: DAEMON_TIMEOUT_MS });
+    const diagnostics = await client.getJson("/hearth/v1/cluster/diagnostics", clusterDiagnosticsSchema, { timeoutMs: DAEMON_TIMEOUT_MS });
     return { url: client.baseUrl, view, diagnostics, httpPort: port, reachable: true, error: null };
   } catch (error) {
     const message = error instanceof HearthError ? `${error.code}: ${error.message}` : String(error);

@@ -11,41 +11,42 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import type { JobView } from "../../daemon/jobs/jobView.js";
+import { jobListSchema, jobViewSchema } from "../../protocol/api/jobs.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { checkJobId, formatJobDetail, JOB_TABLE_HEADER, jobRow } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { formatTable, printJson } from "../output.js";
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
-export function registerJobsCommand(program: Command): void {
+export function registerJobsCommand(program: Command, machine: LocalMachine): void {
   const jobs = addClientOptions(
     program
       .command("jobs")
       .description("list the batch jobs of the running daemon (see also: jobs show|cancel|output)")
       .option("--json", "print the jobs as JSON"),
-  ).action(list);
-  addClientOptions(jobs.command("show").description("show one job: status, counts, per-node progress, ETA").argument("<id>", "job id").option("--json", "print the job as JSON")).action(show);
-  addClientOptions(jobs.command("cancel").description("cancel a job; its unfinished items become error lines").argument("<id>", "job id").option("--json", "print the job as JSON")).action(cancel);
+  ).action((options: ClientCommandOptions) => list(machine, options));
+  addClientOptions(jobs.command("show").description("show one job: status, counts, per-node progress, ETA").argument("<id>", "job id").option("--json", "print the job as JSON")).action((id: string, options: ClientCommandOptions, command: Command) => show(machine, id, options, command));
+  addClientOptions(jobs.command("cancel").description("cancel a job; its unfinished items become error lines").argument("<id>", "job id").option("--json", "print the job as JSON")).action((id: string, options: ClientCommandOptions, command: Command) => cancel(machine, id, options, command));
   addClientOptions(
     jobs
       .command("output")
       .description("print (or save) the output JSONL of a finished job, in input order")
       .argument("<id>", "job id")
       .option("-o, --output <file>", "write it to this file instead of stdout"),
-  ).action(output);
+  ).action((id: string, options: ClientCommandOptions, command: Command) => output(machine, id, options, command));
 }
 
-async function clientFor(options: ClientCommandOptions): Promise<DaemonClient> {
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+async function clientFor(machine: LocalMachine, options: ClientCommandOptions): Promise<DaemonClient> {
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   return new DaemonClient(target);
 }
 
-async function list(options: ClientCommandOptions): Promise<void> {
-  const client = await clientFor(options);
-  const { data } = (await client.getJson("/hearth/v1/jobs", { timeoutMs: REQUEST_TIMEOUT_MS })) as { data: JobView[] };
+async function list(machine: LocalMachine, options: ClientCommandOptions): Promise<void> {
+  const client = await clientFor(machine, options);
+  const { data } = await client.getJson("/hearth/v1/jobs", jobListSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) {
     printJson(data);
     return;
@@ -65,28 +66,28 @@ function merged<T extends object>(command: Command): T {
   return command.optsWithGlobals<T>();
 }
 
-async function show(id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
+async function show(machine: LocalMachine, id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
   const options = merged<ClientCommandOptions>(command);
   checkJobId(id);
-  const client = await clientFor(options);
-  const view = (await client.getJson(`/hearth/v1/jobs/${id}`, { timeoutMs: REQUEST_TIMEOUT_MS })) as JobView;
+  const client = await clientFor(machine, options);
+  const view = await client.getJson(`/hearth/v1/jobs/${id}`, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) printJson(view);
   else process.stdout.write(formatJobDetail(view));
 }
 
-async function cancel(id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
+async function cancel(machine: LocalMachine, id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
   const options = merged<ClientCommandOptions>(command);
   checkJobId(id);
-  const client = await clientFor(options);
-  const view = (await client.postJson(`/hearth/v1/jobs/${id}/cancel`, {}, { timeoutMs: REQUEST_TIMEOUT_MS })) as JobView;
+  const client = await clientFor(machine, options);
+  const view = await client.postJson(`/hearth/v1/jobs/${id}/cancel`, {}, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) printJson(view);
   else process.stdout.write(`${view.id} ${view.status}: ${view.request_counts.completed} ok, ${view.request_counts.failed} failed or cancelled of ${view.progress.total}\n`);
 }
 
-async function output(id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
+async function output(machine: LocalMachine, id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
   const options = merged<ClientCommandOptions & { output?: string }>(command);
   checkJobId(id);
-  const client = await clientFor(options);
+  const client = await clientFor(machine, options);
   await writeOutput(await client.getText(`/hearth/v1/jobs/${id}/output`, { timeoutMs: REQUEST_TIMEOUT_MS }), options.output);
 }
 

@@ -5,9 +5,10 @@
 
 import type { Command } from "commander";
 import { shortNodeId } from "../../protocol/peer/identity.js";
-import { formatDuration } from "../../daemon/config/duration.js";
-import type { ClusterView, PeerView } from "../../daemon/cluster/views.js";
+import { formatDuration } from "../../protocol/duration.js";
+import { clusterResponseSchema, type ClusterResponse, type PeerView } from "../../protocol/api/cluster.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { formatBytes, formatTable, printJson } from "../output.js";
 
@@ -15,26 +16,24 @@ const PEERS_TIMEOUT_MS = 10_000;
 /** Error messages are cut in the table; --json has them whole. */
 const MAX_ERROR_CHARS = 60;
 
-export function registerPeersCommand(program: Command): void {
+export function registerPeersCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("peers")
       .description("show the peers this daemon knows: state, addresses, RTT, resources, models")
       .option("--json", "print the peers as JSON (the `peers` array of GET /hearth/v1/cluster)"),
-  ).action(peers);
+  ).action((options: ClientCommandOptions) => peers(machine, options));
 }
 
-export async function fetchClusterView(options: ClientCommandOptions): Promise<{ client: DaemonClient; view: ClusterView }> {
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+async function fetchClusterView(machine: LocalMachine, options: ClientCommandOptions): Promise<ClusterResponse> {
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const client = new DaemonClient(target);
-  const view = (await client.getJson("/hearth/v1/cluster", { timeoutMs: PEERS_TIMEOUT_MS })) as ClusterView;
-  return { client, view };
+  return new DaemonClient(target).getJson("/hearth/v1/cluster", clusterResponseSchema, { timeoutMs: PEERS_TIMEOUT_MS });
 }
 
-async function peers(options: ClientCommandOptions): Promise<void> {
-  const { view } = await fetchClusterView(options);
-  const list = Array.isArray(view.peers) ? view.peers : [];
+async function peers(machine: LocalMachine, options: ClientCommandOptions): Promise<void> {
+  const view = await fetchClusterView(machine, options);
+  const list = view.peers;
   if (options.json) {
     printJson(list);
     return;

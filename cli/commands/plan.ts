@@ -6,51 +6,41 @@
  */
 
 import type { Command } from "commander";
+import { planReportSchema } from "../../protocol/api/plan.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { printJson } from "../output.js";
 import { stageLines } from "../placementLines.js";
 
-export function registerPlanCommand(program: Command): void {
+export function registerPlanCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("plan")
       .argument("<model>", "model id or alias (held by the daemon's node)")
       .description("show how the cluster would place a model (whole or split by layers) without loading it")
       .option("--json", "print the plan report as JSON"),
-  ).action(plan);
+  ).action((model: string, options: ClientCommandOptions) => plan(machine, model, options));
 }
 
-interface PlanShape {
-  ok?: boolean;
-  split?: boolean;
-  node?: string;
-  reason?: string;
-  message?: string;
-  stages?: unknown;
-  predictedTokensPerSecond?: number;
-  expectedMemoryBytes?: number;
-  leftOut?: Array<{ nodeId?: string; why?: string }>;
-}
-
-async function plan(model: string, options: ClientCommandOptions): Promise<void> {
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+async function plan(machine: LocalMachine, model: string, options: ClientCommandOptions): Promise<void> {
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   const client = new DaemonClient(target);
-  const report = (await client.getJson(`/hearth/v1/plan?model=${encodeURIComponent(model)}`)) as { model?: string; plan?: PlanShape; nodes?: Array<{ nodeId?: string; memoryBudgetBytes?: number }> };
-  const result = report.plan ?? {};
+  const report = await client.getJson(`/hearth/v1/plan?model=${encodeURIComponent(model)}`, planReportSchema);
+  const result = report.plan;
   if (options.json) printJson(report);
   else {
     const out: string[] = [];
-    if (result.ok !== true) out.push(`does not fit: ${result.message ?? "?"}`);
-    else if (result.split === true) {
-      out.push(`${report.model ?? model}: split, predicted ${result.predictedTokensPerSecond ?? "?"} tok/s`, `  ${result.reason ?? ""}`);
+    if (!result.ok) out.push(`does not fit: ${result.message}`);
+    else if (result.split) {
+      out.push(`${report.model}: split, predicted ${result.predictedTokensPerSecond} tok/s`, `  ${result.reason}`);
       for (const line of stageLines(result.stages)) out.push(`  ${line}`);
-      for (const left of result.leftOut ?? []) out.push(`  left out ${String(left.nodeId).split("-")[0]}: ${left.why ?? ""}`);
+      for (const left of result.leftOut) out.push(`  left out ${left.nodeId.split("-")[0]}: ${left.why}`);
     } else {
-      out.push(`${report.model ?? model}: whole on ${String(result.node).split("-")[0]}, predicted ${result.predictedTokensPerSecond ?? "?"} tok/s`, `  ${result.reason ?? ""}`);
+      out.push(`${report.model}: whole on ${result.node.split("-")[0]}, predicted ${result.predictedTokensPerSecond} tok/s`, `  ${result.reason}`);
     }
     process.stdout.write(`${out.join("\n")}\n`);
   }
-  if (result.ok !== true) process.exitCode = 1;
+  if (!result.ok) process.exitCode = 1;
 }

@@ -2,8 +2,9 @@
  * `hearth pull hf:user/repo/file.gguf`: downloads a model into the models dir.
  * (`hearth pull MODEL --from-peer` fetches from a cluster peer instead: pullFromPeer.ts.)
  *
- * node-llama-cpp's downloader (ipull) does the transfer, with resume and split-file support.
- * Two things are added around it:
+ * node-llama-cpp's downloader (ipull) does the transfer, with resume and split-file support
+ * (on this machine's side: LocalMachine.models, cli/localMachine.ts). Two things are added
+ * around it:
  * - a reachability probe first: ipull retries a failed request 150 times with backoff (about
  *   ten minutes), so an offline machine or a typo in the repo would look like a hang. The
  *   probe turns those into an immediate HEARTH_DOWNLOAD_FAILED that says what is wrong;
@@ -15,8 +16,8 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import { loadConfig } from "../../daemon/config/loadConfig.js";
 import { describeFetchFailure, networkErrorCode } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { formatBytes } from "../output.js";
 import { pullFromPeer } from "./pullFromPeer.js";
 
@@ -88,7 +89,7 @@ export function parseModelUri(uri: string, env: NodeJS.ProcessEnv = process.env)
   throw usage("unsupported model URI");
 }
 
-export function registerPullCommand(program: Command): void {
+export function registerPullCommand(program: Command, machine: LocalMachine): void {
   program
     .command("pull")
     .description("download a GGUF model into the models dir, or with --from-peer have the daemon fetch it from a cluster peer")
@@ -98,24 +99,21 @@ export function registerPullCommand(program: Command): void {
     .option("--from-peer", "fetch MODEL from a peer that has it, through the running daemon")
     .option("--url <url>", "with --from-peer: daemon URL (default: HEARTH_URL, else host and port from the config file)")
     .option("--json", "with --from-peer: print the finished transfer as JSON")
-    .action(pull);
+    .action((uri: string, options: PullOptions) => pull(machine, uri, options));
 }
 
-async function pull(uri: string, options: PullOptions): Promise<void> {
+async function pull(machine: LocalMachine, uri: string, options: PullOptions): Promise<void> {
   if (options.fromPeer === true) {
     if (options.modelsDir !== undefined) throw errors.cliUsage("--models-dir does not apply to --from-peer: the daemon saves into its own models dir", { param: "models-dir" });
-    await pullFromPeer(uri, { ...(options.url === undefined ? {} : { url: options.url }), ...(options.config === undefined ? {} : { config: options.config }), json: options.json === true });
+    await pullFromPeer(machine, uri, { ...(options.url === undefined ? {} : { url: options.url }), ...(options.config === undefined ? {} : { config: options.config }), json: options.json === true });
     return;
   }
   if (options.url !== undefined || options.json === true) throw errors.cliUsage("--url and --json apply only to --from-peer", { param: options.url !== undefined ? "url" : "json" });
   const model = parseModelUri(uri);
-  const { config } = await loadConfig({
-    ...(options.config === undefined ? {} : { configFile: options.config }),
-    flags: options.modelsDir === undefined ? {} : { modelsDir: options.modelsDir },
-  });
+  const modelsDir = await machine.models.directory({ configFile: options.config, modelsDir: options.modelsDir });
   await probe(model);
 
-  const { createModelDownloader } = await import("node-llama-cpp");
+  const download = await machine.models.downloader();
   const progress = new ProgressLine(model.fileName);
   const controller = new AbortController();
   let lastProgressAt = Date.now();
@@ -129,23 +127,19 @@ async function pull(uri: string, options: PullOptions): Promise<void> {
   const onSigint = () => controller.abort();
   process.once("SIGINT", onSigint);
   try {
-    const downloader = await createModelDownloader({
-      modelUri: model.uri,
-      dirPath: config.modelsDir,
+    const saved = await download({
+      uri: model.uri,
+      directory: modelsDir,
       fileName: model.fileName,
-      showCliProgress: false,
-      skipExisting: true,
-      onProgress: ({ totalSize, downloadedSize }) => {
+      signal: controller.signal,
+      onProgress: (done, total) => {
         lastProgressAt = Date.now();
-        progress.update(downloadedSize, totalSize);
+        progress.update(done, total);
       },
     });
-    const savedPath = await downloader.download({ signal: controller.signal });
-    // node-llama-cpp resolves (with the path it would have written) when cancelled mid-transfer.
-    if (controller.signal.aborted) throw new Error("aborted");
     progress.finish();
-    process.stderr.write(`saved ${path.basename(savedPath)} (${formatBytes(downloader.totalSize)}) to ${path.dirname(savedPath)}\n`);
-    process.stdout.write(`${savedPath}\n`);
+    process.stderr.write(`saved ${path.basename(saved.path)} (${formatBytes(saved.sizeBytes)}) to ${path.dirname(saved.path)}\n`);
+    process.stdout.write(`${saved.path}\n`);
   } catch (error) {
     progress.finish();
     if (stalled) throw errors.downloadFailed(`downloading ${model.uri} stalled: no data for ${STALL_TIMEOUT_MS / 1000} s`, { cause: error });

@@ -8,39 +8,32 @@
  * following, not the transfer, which goes on in the daemon (`hearth status` shows it).
  */
 
+import { pullResultSchema, transferAnswerSchema } from "../../protocol/api/pulls.js";
 import { errors, isHearthErrorCode } from "../../protocol/errors.js";
 import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import type { ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, formatBytes, printJson } from "../output.js";
-import { formatTransferLine, type TransferLike } from "./transferLine.js";
+import { formatTransferLine } from "./transferLine.js";
 
 const POLL_MS = 300;
 const REQUEST_TIMEOUT_MS = 30_000;
 
-interface PullAnswer {
-  present: boolean;
-  modelId?: string;
-  sha256?: string | null;
-  joined?: boolean;
-  transfer?: TransferLike;
-}
-
-export async function pullFromPeer(model: string, options: ClientCommandOptions): Promise<void> {
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+export async function pullFromPeer(machine: LocalMachine, model: string, options: ClientCommandOptions): Promise<void> {
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   const client = new DaemonClient(target);
-  const answer = (await client.postJson("/hearth/v1/models/pull", { model }, { timeoutMs: REQUEST_TIMEOUT_MS })) as PullAnswer;
+  const answer = await client.postJson("/hearth/v1/models/pull", { model }, pullResultSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (answer.present) {
     if (options.json) printJson(answer);
     else {
-      process.stderr.write(`${answer.modelId ?? model} is already in this node's models dir\n`);
-      process.stdout.write(`${answer.modelId ?? model}\n`);
+      process.stderr.write(`${answer.modelId} is already in this node's models dir\n`);
+      process.stdout.write(`${answer.modelId}\n`);
     }
     return;
   }
-  const sha256 = answer.transfer?.sha256;
-  if (typeof sha256 !== "string") throw errors.internal("the daemon did not say which transfer it started");
-  if (answer.joined === true) process.stderr.write(`joining the transfer already running for ${sha256.slice(0, 12)}\n`);
+  const sha256 = answer.transfer.sha256;
+  if (answer.joined) process.stderr.write(`joining the transfer already running for ${sha256.slice(0, 12)}\n`);
 
   let interrupted = false;
   const onSigint = (): void => {
@@ -56,7 +49,7 @@ export async function pullFromPeer(model: string, options: ClientCommandOptions)
         process.exitCode = EXIT_INTERRUPTED;
         return;
       }
-      const { transfer } = (await client.getJson(`/hearth/v1/models/pulls/${sha256}`, { timeoutMs: REQUEST_TIMEOUT_MS })) as { transfer: TransferLike };
+      const { transfer } = await client.getJson(`/hearth/v1/models/pulls/${sha256}`, transferAnswerSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
       if (transfer.state === "done") {
         line.finish();
         if (options.json) printJson(transfer);

@@ -8,7 +8,8 @@
 
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { DaemonClient, OPENAI_BODY, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, parseInteger, parsePositiveInt, parseTemperature, type ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, printJson } from "../output.js";
 
@@ -19,7 +20,7 @@ interface RunOptions extends ClientCommandOptions {
   seed?: number;
 }
 
-export function registerRunCommand(program: Command): void {
+export function registerRunCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("run")
@@ -31,12 +32,12 @@ export function registerRunCommand(program: Command): void {
       .option("--temperature <t>", "sampling temperature, 0 is greedy (0-2)", parseTemperature)
       .option("--seed <n>", "sampling seed, for repeatable output", parseInteger)
       .option("--json", "print the final chat.completion object instead of streaming text"),
-  ).action(run);
+  ).action((model: string, prompt: string | undefined, options: RunOptions) => run(machine, model, prompt, options));
 }
 
-async function run(model: string, promptArgument: string | undefined, options: RunOptions): Promise<void> {
+async function run(machine: LocalMachine, model: string, promptArgument: string | undefined, options: RunOptions): Promise<void> {
   const prompt = await resolvePrompt(promptArgument);
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   const client = new DaemonClient(target);
 
@@ -54,7 +55,7 @@ async function run(model: string, promptArgument: string | undefined, options: R
   process.once("SIGINT", onSigint);
   try {
     if (options.json) {
-      printJson(await client.postJson("/v1/chat/completions", { ...body, stream: false }, { signal: controller.signal }));
+      printJson(await client.postJson("/v1/chat/completions", { ...body, stream: false }, OPENAI_BODY, { signal: controller.signal }));
       return;
     }
     await streamText(client, body, controller.signal);

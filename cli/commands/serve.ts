@@ -1,25 +1,21 @@
 /**
  * `hearth serve`: runs the daemon in the foreground until SIGTERM/SIGINT.
  *
- * The whole configuration (file, env, flags, API key, bind safety) is validated before the
- * logger, any directory, socket or runner exists, so a bad config exits 2 having touched
- * nothing. Heavy modules (node-llama-cpp via the engine) are imported only here, which keeps
- * the other commands quick to start.
+ * This machine runs it (LocalMachine.serve, cli/localMachine.ts): the whole configuration
+ * is validated before the logger, any directory, socket or runner exists, so a bad config
+ * exits 2 having touched nothing. Heavy modules (node-llama-cpp via the engine) are loaded
+ * only then, which keeps the other commands quick to start.
  */
 
 import type { Command } from "commander";
-import { loadConfig, type ConfigFlags } from "../../daemon/config/loadConfig.js";
-import { assertSafeToServe } from "../../daemon/config/security.js";
-import { createLogging } from "../../daemon/log.js";
-import { hearthVersion } from "../../daemon/lifecycle/version.js";
-import { installProcessLifecycle } from "../../daemon/lifecycle/processLifecycle.js";
+import type { LocalMachine, ServeFlags } from "../localMachine.js";
 import { exitCodeFor, printError } from "../output.js";
 
-interface ServeOptions extends ConfigFlags {
+interface ServeOptions extends ServeFlags {
   config?: string;
 }
 
-export function registerServeCommand(program: Command): void {
+export function registerServeCommand(program: Command, machine: LocalMachine): void {
   program
     .command("serve")
     .description("run the Hearth daemon in the foreground")
@@ -36,38 +32,22 @@ export function registerServeCommand(program: Command): void {
     .option("--peer-port <port>", "port of the peer listener (default: 4328; 0 picks a free one)")
     .option("--peer-bind <address>", "address the peer listener binds to (default: 0.0.0.0)")
     .option("--no-mdns", "neither advertise nor browse _hearth._tcp on the LAN")
-    .action(serve);
+    .action((options: ServeOptions) => serve(machine, options));
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-async function serve(options: ServeOptions): Promise<void> {
+async function serve(machine: LocalMachine, options: ServeOptions): Promise<void> {
   const { config: configFile, peer, mdns, ...rest } = options;
   // commander defaults --no-mdns's value to true; only an explicit --no-mdns may override the file.
-  const flags: ConfigFlags = { ...rest, ...(peer !== undefined && peer.length > 0 ? { peer } : {}), ...(mdns === false ? { mdns: false } : {}) };
-  const loaded = await loadConfig({ flags, ...(configFile === undefined ? {} : { configFile }) });
-  const { config } = loaded;
-  assertSafeToServe(config);
-
-  const logging = createLogging({ level: config.log.level, pretty: config.log.pretty });
-  const { logger } = logging;
-  for (const warning of loaded.warnings) logger.warn(warning);
-  logger.info({ configPath: loaded.configPath ?? null, apiKeySource: loaded.apiKeySource ?? null, host: config.host, port: config.port }, "configuration loaded");
-
-  // Imported late: it pulls in the engine and node-llama-cpp, which only serve needs.
-  const { Daemon } = await import("../../daemon/Daemon.js");
-  const daemon = new Daemon({ config, logger, version: hearthVersion() });
-  // Installed before start() so a signal during startup still stops what was started.
-  const lifecycle = installProcessLifecycle({ logger, shutdown: () => daemon.stop(), flush: () => logging.flush(), flushSync: () => logging.flushSync() });
+  const flags: ServeFlags = { ...rest, ...(peer !== undefined && peer.length > 0 ? { peer } : {}), ...(mdns === false ? { mdns: false } : {}) };
   try {
-    await daemon.start();
+    await machine.serve({ ...flags, configFile });
   } catch (error) {
-    // Daemon.start() has already stopped whatever it had built.
-    lifecycle.dispose();
-    logger.error({ err: error }, "hearth could not start");
-    await logging.flush();
+    // Whatever the daemon started is stopped by now; exiting at once means nothing left
+    // behind (a loaded module's handle, a timer) can keep the process up.
     printError(error);
     process.exit(exitCodeFor(error));
   }

@@ -12,8 +12,9 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import type { JobView } from "../../daemon/jobs/jobView.js";
+import { batchRefusalSchema, jobViewSchema, type JobView } from "../../protocol/api/jobs.js";
 import { DaemonClient, DaemonResponseError, resolveDaemonTarget } from "../client.js";
+import type { LocalMachine } from "../localMachine.js";
 import { formatProgressLine } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { EXIT_FAILURE, EXIT_INTERRUPTED, printJson } from "../output.js";
@@ -32,7 +33,7 @@ interface SubmitOptions extends ClientCommandOptions {
   skipInvalid?: boolean;
 }
 
-export function registerSubmitCommand(program: Command): void {
+export function registerSubmitCommand(program: Command, machine: LocalMachine): void {
   addClientOptions(
     program
       .command("submit")
@@ -43,15 +44,15 @@ export function registerSubmitCommand(program: Command): void {
       .option("--detach", "print the job id and return without waiting")
       .option("--skip-invalid", "run the valid lines; invalid ones become error lines in the output")
       .option("--json", "with --detach, print the job as JSON instead of its id"),
-  ).action(submit);
+  ).action((file: string, options: SubmitOptions) => submit(machine, file, options));
 }
 
-async function submit(file: string, options: SubmitOptions): Promise<void> {
+async function submit(machine: LocalMachine, file: string, options: SubmitOptions): Promise<void> {
   if (options.detach && options.output !== undefined) throw errors.cliUsage("--output cannot be used with --detach; fetch the output later with: hearth jobs output ID -o FILE");
   if (options.model !== undefined && options.model.trim() === "") throw errors.cliUsage("--model: expected a model name");
   if (options.output !== undefined) checkOutputDirectory(options.output);
   const input = readInput(file);
-  const target = await resolveDaemonTarget({ url: options.url, config: options.config });
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
   for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
   const client = new DaemonClient(target);
 
@@ -60,7 +61,7 @@ async function submit(file: string, options: SubmitOptions): Promise<void> {
   if (options.skipInvalid) query.set("skip_invalid", "true");
   let job: JobView;
   try {
-    job = (await client.postBytes(`/hearth/v1/jobs${query.size > 0 ? `?${query.toString()}` : ""}`, input, "application/jsonl", { timeoutMs: SUBMIT_TIMEOUT_MS })) as JobView;
+    job = await client.postBytes(`/hearth/v1/jobs${query.size > 0 ? `?${query.toString()}` : ""}`, input, "application/jsonl", jobViewSchema, { timeoutMs: SUBMIT_TIMEOUT_MS });
   } catch (error) {
     if (error instanceof DaemonResponseError) printInvalidLines(error.body, file);
     throw error;
@@ -100,14 +101,13 @@ function checkOutputDirectory(file: string): void {
   }
 }
 
+/** The lines a refused batch names; any other error body has none, and the error line says it all. */
 function printInvalidLines(body: unknown, file: string): void {
-  const lines = (body as { invalid_lines?: unknown } | undefined)?.invalid_lines;
-  if (!Array.isArray(lines)) return;
-  for (const entry of lines as { line?: unknown; code?: unknown; message?: unknown }[]) {
-    process.stderr.write(`${file}:${String(entry.line)}: [${String(entry.code)}] ${String(entry.message)}\n`);
-  }
-  const count = (body as { invalid_line_count?: unknown }).invalid_line_count;
-  if (typeof count === "number" && count > lines.length) process.stderr.write(`... and ${count - lines.length} more invalid lines\n`);
+  const refusal = batchRefusalSchema.safeParse(body);
+  if (!refusal.success) return;
+  const { invalid_lines: lines, invalid_line_count: count } = refusal.data;
+  for (const entry of lines) process.stderr.write(`${file}:${entry.line}: [${entry.code}] ${entry.message}\n`);
+  if (count > lines.length) process.stderr.write(`... and ${count - lines.length} more invalid lines\n`);
 }
 
 /** Polls until the job has finished; undefined when the user stopped following with Ctrl-C. */
@@ -119,7 +119,7 @@ async function follow(client: DaemonClient, id: string): Promise<JobView | undef
   let drawn = false;
   try {
     for (;;) {
-      const view = (await client.getJson(`/hearth/v1/jobs/${id}`, { timeoutMs: REQUEST_TIMEOUT_MS, signal: controller.signal })) as JobView;
+      const view = await client.getJson(`/hearth/v1/jobs/${id}`, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS, signal: controller.signal });
       if (tty) {
         process.stderr.write(`\r\x1b[2K${formatProgressLine(view)}`);
         drawn = true;

@@ -1,5 +1,6 @@
 /**
- * `hearth synth <out>`: writes a synthetic random-weight llama model (daemon/gguf/synth.ts).
+ * `hearth synth <out>`: writes a synthetic random-weight llama model (LocalMachine.synth,
+ * cli/localMachine.ts).
  *
  * Nothing can be downloaded on test machines, so this is how a model gets into a models dir
  * there. A preset gives the shape; explicit flags override single fields of it. The file
@@ -10,16 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { errors, HearthError } from "../../protocol/errors.js";
-import {
-  SYNTH_PRESETS,
-  SYNTH_QUANTS,
-  isSynthPreset,
-  isSynthQuant,
-  validateSynthOptions,
-  writeSyntheticModel,
-  type SynthOptions,
-  type SynthPreset,
-} from "../../daemon/gguf/synth.js";
+import type { LocalMachine, SynthSpec, SyntheticModels } from "../localMachine.js";
 import { formatBytes, formatCount, printJson } from "../output.js";
 
 /** Files at least this big get a progress line on a terminal; smaller ones finish too fast to need it. */
@@ -41,7 +33,7 @@ interface SynthCommandOptions {
   json?: boolean;
 }
 
-/** Each integer flag, the SynthOptions field it sets, and its spelling for messages. */
+/** Each integer flag, the SynthSpec field it sets, and its spelling for messages. */
 const INTEGER_FLAGS = [
   ["layers", "layers", "--layers"],
   ["embd", "embd", "--embd"],
@@ -50,32 +42,33 @@ const INTEGER_FLAGS = [
   ["kvHeads", "kvHeads", "--kv-heads"],
   ["ctx", "contextLength", "--ctx"],
   ["seed", "seed", "--seed"],
-] as const satisfies readonly (readonly [keyof SynthCommandOptions, keyof SynthOptions, string])[];
+] as const satisfies readonly (readonly [keyof SynthCommandOptions, keyof SynthSpec, string])[];
 
-const FLAG_OF: Partial<Record<keyof SynthOptions, string>> = Object.fromEntries(INTEGER_FLAGS.map(([, key, flag]) => [key, flag]));
+const FLAG_OF: Partial<Record<keyof SynthSpec, string>> = Object.fromEntries(INTEGER_FLAGS.map(([, key, flag]) => [key, flag]));
 FLAG_OF.quant = "--quant";
 
-export function registerSynthCommand(program: Command): void {
+export function registerSynthCommand(program: Command, machine: LocalMachine): void {
+  const { presets, quants } = machine.synth;
   program
     .command("synth")
     .description("write a synthetic random-weight GGUF model (for tests and benchmarks)")
     .argument("<out>", "output file, ending in .gguf")
-    .option("--preset <name>", `shape preset: ${Object.keys(SYNTH_PRESETS).join(", ")}`, "tiny")
+    .option("--preset <name>", `shape preset: ${Object.keys(presets).join(", ")}`, "tiny")
     .option("--layers <n>", "number of transformer blocks")
     .option("--embd <n>", "embedding length")
     .option("--ff <n>", "feed-forward length")
     .option("--heads <n>", "attention heads")
     .option("--kv-heads <n>", "key/value heads (grouped-query attention)")
     .option("--ctx <n>", "training context length written to the metadata")
-    .option("--quant <type>", `weight type: ${SYNTH_QUANTS.join(", ")}`)
+    .option("--quant <type>", `weight type: ${quants.join(", ")}`)
     .option("--seed <n>", `random seed (same seed, same file; default ${DEFAULT_SEED})`)
     .option("--text-only", "greedy output is printable text only (zeroes other tokens' output rows)")
     .option("--json", "print one JSON object for scripts")
-    .action(runSynth);
+    .action((out: string, flags: SynthCommandOptions) => runSynth(machine.synth, out, flags));
 }
 
 /** Strict decimal integer; anything else is a usage error naming the flag. */
-function parseIntegerFlag(text: string, flag: string, param: keyof SynthOptions): number {
+function parseIntegerFlag(text: string, flag: string, param: keyof SynthSpec): number {
   const value = Number(text);
   if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(value)) {
     throw errors.cliUsage(`${flag} must be a non-negative integer (got ${JSON.stringify(text)})`, { param });
@@ -83,22 +76,23 @@ function parseIntegerFlag(text: string, flag: string, param: keyof SynthOptions)
   return value;
 }
 
-export function synthOptionsFromFlags(flags: SynthCommandOptions): { preset: SynthPreset; options: SynthOptions } {
-  if (!isSynthPreset(flags.preset)) {
-    throw errors.cliUsage(`--preset must be one of ${Object.keys(SYNTH_PRESETS).join(", ")} (got ${JSON.stringify(flags.preset)})`, { param: "preset" });
+export function synthOptionsFromFlags(flags: SynthCommandOptions, synth: Pick<SyntheticModels, "presets" | "quants" | "validate">): { preset: string; options: SynthSpec } {
+  const preset = Object.hasOwn(synth.presets, flags.preset) ? synth.presets[flags.preset] : undefined;
+  if (preset === undefined) {
+    throw errors.cliUsage(`--preset must be one of ${Object.keys(synth.presets).join(", ")} (got ${JSON.stringify(flags.preset)})`, { param: "preset" });
   }
-  const options: SynthOptions = { ...SYNTH_PRESETS[flags.preset], seed: DEFAULT_SEED };
+  const options: SynthSpec = { ...preset, seed: DEFAULT_SEED };
   for (const [flagKey, key, flag] of INTEGER_FLAGS) {
     const text = flags[flagKey];
     if (text !== undefined) options[key] = parseIntegerFlag(text, flag, key);
   }
   if (flags.quant !== undefined) {
     const quant = flags.quant.toLowerCase();
-    if (!isSynthQuant(quant)) throw errors.cliUsage(`--quant must be one of ${SYNTH_QUANTS.join(", ")} (got ${JSON.stringify(flags.quant)})`, { param: "quant" });
+    if (!synth.quants.includes(quant)) throw errors.cliUsage(`--quant must be one of ${synth.quants.join(", ")} (got ${JSON.stringify(flags.quant)})`, { param: "quant" });
     options.quant = quant;
   }
   if (flags.textOnly === true) options.textOnlyOutput = true;
-  validateSynthOptions(options, (key) => FLAG_OF[key] ?? key);
+  synth.validate(options, (key) => FLAG_OF[key] ?? key);
   return { preset: flags.preset, options };
 }
 
@@ -116,11 +110,11 @@ function progressReporter(): ((written: number, total: number) => void) | undefi
   };
 }
 
-async function runSynth(out: string, flags: SynthCommandOptions): Promise<void> {
+async function runSynth(synth: SyntheticModels, out: string, flags: SynthCommandOptions): Promise<void> {
   if (!out.toLowerCase().endsWith(".gguf")) {
     throw errors.cliUsage(`the output file must end in .gguf (got ${JSON.stringify(out)})`, { param: "out" });
   }
-  const { preset, options } = synthOptionsFromFlags(flags);
+  const { preset, options } = synthOptionsFromFlags(flags, synth);
   const target = path.resolve(out);
   const started = performance.now();
   const onProgress = progressReporter();
@@ -131,7 +125,7 @@ async function runSynth(out: string, flags: SynthCommandOptions): Promise<void> 
   if (!isDirectory) throw errors.cliUsage(`directory ${directory} does not exist`, { param: "out" });
   let result;
   try {
-    result = await writeSyntheticModel(target, options, onProgress ? { onProgress } : {});
+    result = await synth.write(target, options, onProgress);
   } catch (error) {
     if (error instanceof HearthError) throw error;
     throw errors.internal(`cannot write ${target}: ${(error as Error).message}`, { cause: error });

@@ -1,30 +1,17 @@
 /**
- * One line describing a model transfer from a peer (TransferView of daemon/sharing/), shared by
- * `hearth pull --from-peer` and `hearth status`. Tolerates missing fields: it reads JSON.
+ * One line describing a model transfer from a peer (TransferView of protocol/api/pulls.ts),
+ * shared by `hearth pull --from-peer` and `hearth status`.
  */
 
+import type { TransferView } from "../../protocol/api/pulls.js";
 import { formatBytes } from "../output.js";
 
-export interface TransferLike {
-  sha256: string;
-  model: string;
-  modelId: string;
-  state: string;
-  fromNodeId: string | null;
-  bytesDone: number;
-  totalBytes: number;
-  bytesPerSecond: number;
-  resumes: number;
-  error: { code: string; message: string } | null;
-}
-
-export function formatTransferLine(transfer: Partial<TransferLike>): string {
-  const done = typeof transfer.bytesDone === "number" ? transfer.bytesDone : 0;
-  const total = typeof transfer.totalBytes === "number" ? transfer.totalBytes : 0;
+export function formatTransferLine(transfer: TransferView): string {
+  const { bytesDone: done, totalBytes: total, bytesPerSecond } = transfer;
   const percent = total > 0 ? `${((100 * Math.min(done, total)) / total).toFixed(1)}%` : "?%";
-  const rate = typeof transfer.bytesPerSecond === "number" && transfer.bytesPerSecond > 0 ? `, ${formatBytes(transfer.bytesPerSecond)}/s` : "";
-  const eta = typeof transfer.bytesPerSecond === "number" && transfer.bytesPerSecond > 0 && total > done ? `, ~${Math.ceil((total - done) / transfer.bytesPerSecond)} s left` : "";
-  const from = typeof transfer.fromNodeId === "string" ? ` from ${transfer.fromNodeId.slice(0, 7)}` : "";
-  const resumes = typeof transfer.resumes === "number" && transfer.resumes > 0 ? `, resumed ${transfer.resumes}x` : "";
-  return `${transfer.modelId ?? transfer.model ?? "?"} ${transfer.state ?? "?"}${from}: ${percent} ${formatBytes(done)} / ${formatBytes(total)}${rate}${eta}${resumes}`;
+  const rate = bytesPerSecond > 0 ? `, ${formatBytes(bytesPerSecond)}/s` : "";
+  const eta = bytesPerSecond > 0 && total > done ? `, ~${Math.ceil((total - done) / bytesPerSecond)} s left` : "";
+  const from = transfer.fromNodeId === null ? "" : ` from ${transfer.fromNodeId.slice(0, 7)}`;
+  const resumes = transfer.resumes > 0 ? `, resumed ${transfer.resumes}x` : "";
+  return `${transfer.modelId} ${transfer.state}${from}: ${percent} ${formatBytes(done)} / ${formatBytes(total)}${rate}${eta}${resumes}`;
 }

@@ -5,6 +5,9 @@
  * others, so the API, the router and the peers see the same facts.
  */
 
+import type { ClusterView } from "../../protocol/api/cluster.js";
+import type { ClusterDiagnostics } from "../../protocol/api/diagnostics.js";
+import type { ClusterSummary } from "../../protocol/api/status.js";
 import type { ClusterMembership } from "../identity/ClusterMembership.js";
 import type { NodeIdentity } from "../identity/NodeIdentity.js";
 import type { ResourceProbe } from "../hardware/ResourceProbe.js";
@@ -12,7 +15,6 @@ import type { PeerFabric } from "../peers/PeerFabric.js";
 import { formatHostPort } from "../peers/wire.js";
 import type { LocalStatePublisher } from "./LocalStatePublisher.js";
 import type { ModelHashes } from "./ModelHashes.js";
-import type { ClusterDiagnostics, ClusterSummary, ClusterView } from "./views.js";
 
 export interface ClusterViewsInit {
   identity: NodeIdentity;

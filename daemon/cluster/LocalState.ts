@@ -10,14 +10,14 @@
  */
 
 import type { Logger } from "pino";
+import type { NodeView } from "../../protocol/api/cluster.js";
+import { reportedStateOf } from "../../protocol/api/reportedState.js";
 import { MODEL_ID_PATTERN, PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
 import type { ProtocolVersion } from "../../protocol/peer/version.js";
 import { formatProtocolVersion } from "../../protocol/peer/version.js";
 import type { EngineStats, ModelCatalog, ModelDescriptor } from "../engine/types.js";
 import type { MachineResources } from "../hardware/ResourceProbe.js";
 import type { LocalPeerState } from "../peers/PeerLinkManager.js";
-import { reportedStateOf } from "./views.js";
-import type { NodeView } from "./views.js";
 
 export interface LocalStateSources {
   nodeId: string;

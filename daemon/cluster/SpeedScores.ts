@@ -13,9 +13,10 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { z } from "zod";
+import type { LoadedModelStats } from "../../protocol/api/status.js";
 import type { CompletionJob } from "../../protocol/inference.js";
 import { PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
-import type { LoadedModelStats, LocalInferenceEngine, ModelDescriptor } from "../engine/types.js";
+import type { LocalInferenceEngine, ModelDescriptor } from "../engine/types.js";
 import { cacheFilePath, fileVersion, fileVersionKey, readJsonCache, writeJsonCache } from "./jsonCache.js";
 
 export const SPEED_SCORE_CACHE_FILE = "speed-scores.json";

@@ -11,8 +11,8 @@
  */
 
 import { z } from "zod";
+import { parseDuration } from "../../protocol/duration.js";
 import { SHARE_POLICIES, type JobsConfig, type LimitsConfig, type LogConfig, type ModelsConfig, type PeerConfig, type RpcConfig, type RunnerConfig } from "./defaults.js";
-import { parseDuration } from "./duration.js";
 
 // ---- value validators ------------------------------------------------------------------
 // Each validator carries one message for every way a value can be wrong; the caller appends

@@ -19,6 +19,7 @@
 
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
+import type { LoadedModelStats } from "../../protocol/api/status.js";
 import { errors, type HearthError } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { RunnerModelInfo } from "../../protocol/runnerIpc.js";
@@ -26,7 +27,7 @@ import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import { settlesWithin } from "../lifecycle/settlesWithin.js";
 import { ModelHost, type PlacementSettings, type UnloadReason } from "./ModelHost.js";
 import type { JobOptions } from "./RunnerProcess.js";
-import type { EngineStats, LoadedModelStats, LocalInferenceEngine, LocalJobOptions, ModelCatalog, ModelDescriptor } from "./types.js";
+import type { EngineStats, LocalInferenceEngine, LocalJobOptions, ModelCatalog, ModelDescriptor } from "./types.js";
 
 export type { UnloadReason } from "./ModelHost.js";
 

@@ -12,12 +12,13 @@
  */
 
 import type { Logger } from "pino";
+import type { LoadedModelStats } from "../../protocol/api/status.js";
 import { errors, HearthError } from "../../protocol/errors.js";
 import type { RunnerLoadOptions, RunnerModelInfo } from "../../protocol/runnerIpc.js";
 import { RequestQueue } from "../../scheduler/requestQueue.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import { RunnerProcess, type RunnerExit } from "./RunnerProcess.js";
-import type { LoadedModelStats, ModelDescriptor } from "./types.js";
+import type { ModelDescriptor } from "./types.js";
 
 export type UnloadReason = "keep-alive" | "crash" | "shutdown";
 

@@ -6,6 +6,7 @@
  * are always thrown as `HearthError` with a code from protocol/errors.ts.
  */
 
+import type { LoadedModelStats } from "../../protocol/api/status.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
 
@@ -75,17 +76,7 @@ export interface EmbedOptions {
   onNode?: (nodeId: string) => void;
 }
 
-export interface LoadedModelStats {
-  modelId: string;
-  /** A whole-model runner, or the host runner of a split placement (daemon/split/). */
-  placement: "whole" | "split";
-  pid: number | undefined;
-  state: "loading" | "ready" | "stopping";
-  running: number;
-  queued: number;
-  lastUsedAt: number;
-}
-
+/** What GET /hearth/v1/status shows under `models`. */
 export interface EngineStats {
   loaded: LoadedModelStats[];
 }

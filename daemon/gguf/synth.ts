@@ -61,10 +61,6 @@ export const SYNTH_PRESETS = {
 
 export type SynthPreset = keyof typeof SYNTH_PRESETS;
 
-export function isSynthPreset(value: string): value is SynthPreset {
-  return Object.hasOwn(SYNTH_PRESETS, value);
-}
-
 export function isSynthQuant(value: string): value is SynthQuant {
   return (SYNTH_QUANTS as readonly string[]).includes(value);
 }
@@ -143,12 +139,18 @@ const MAX_LAYERS = 512;
 const FILE_TYPE: Record<SynthQuant, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
 const MATRIX_TYPE: Record<SynthQuant, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, q8_0: GgmlType.Q8_0, q4_0: GgmlType.Q4_0 };
 
+/** Options as a caller assembled them (from flags): any quant name, to be checked. */
+export type SynthCandidate = Omit<SynthOptions, "quant"> & { quant: string };
+
+/** The options whose values are checked, and which messages name. */
+export type SynthCheckedOption = keyof SynthShape | "quant" | "seed";
+
 /**
  * Throws HearthError HEARTH_CLI_USAGE (param = the offending option key) unless llama.cpp can
  * load the shape. `label` names options in messages, so the CLI can say `--kv-heads`.
  */
-export function validateSynthOptions(options: SynthOptions, label: (key: keyof SynthOptions) => string = (key) => key): void {
-  const usage = (param: keyof SynthOptions, message: string): HearthError => errors.cliUsage(message, { param });
+export function validateSynthOptions(options: SynthCandidate, label: (key: SynthCheckedOption) => string = (key) => key): asserts options is SynthOptions {
+  const usage = (param: SynthCheckedOption, message: string): HearthError => errors.cliUsage(message, { param });
   const positive: (keyof SynthShape)[] = ["layers", "embd", "ff", "heads", "kvHeads", "contextLength"];
   for (const key of positive) {
     const value: unknown = options[key];

@@ -5,14 +5,16 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import type { ClusterView } from "../../protocol/api/cluster.js";
+import type { ClusterDiagnostics } from "../../protocol/api/diagnostics.js";
+import type { PlacementView } from "../../protocol/api/placement.js";
+import type { PlanReport } from "../../protocol/api/plan.js";
+import type { ClusterSummary } from "../../protocol/api/status.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { InferenceEngine } from "../engine/types.js";
 import type { Metrics } from "../metrics/Metrics.js";
-import type { ClusterDiagnostics, ClusterSummary, ClusterView } from "../cluster/views.js";
 import type { JobCoordinator } from "../jobs/JobCoordinator.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
-import type { PlanReport } from "../routing/planReport.js";
-import type { PlacementView } from "../split/SplitPlacement.js";
 
 /** The cluster as the API shows it (daemon/cluster/ClusterViews.ts). */
 export interface ClusterSource {

@@ -11,6 +11,7 @@
  */
 
 import type { Logger } from "pino";
+import type { JobView } from "../../protocol/api/jobs.js";
 import { parseBatchInput, type BatchItem } from "../../protocol/batch/batchInput.js";
 import { errorLine, type BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 import { errors, HearthError } from "../../protocol/errors.js";
@@ -18,7 +19,7 @@ import type { JobsConfig } from "../config/defaults.js";
 import { newJobId } from "./jobId.js";
 import { CANCELLED, JobRun, type JobExecutor } from "./JobRun.js";
 import type { ItemRecord, JobParseOptions, JobStore, StoredJob } from "./JobStore.js";
-import { buildJobView, type JobView } from "./jobView.js";
+import { buildJobView } from "./jobView.js";
 
 export interface SubmitOptions {
   /** Replaces `body.model` on every line. */

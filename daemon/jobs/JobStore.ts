@@ -19,11 +19,9 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { isValidJobId, type JobStatus } from "../../protocol/api/jobs.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 import { errors } from "../../protocol/errors.js";
-import { isValidJobId } from "./jobId.js";
-
-export type JobStatus = "queued" | "running" | "completed" | "cancelled";
 
 export interface JobParseOptions {
   /** The --model override, if any. */

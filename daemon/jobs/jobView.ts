@@ -1,35 +1,12 @@
 /**
- * A batch job as the API shows it (GET /hearth/v1/jobs/{id}, docs/api.md): status, counts in
- * OpenAI's `request_counts` form, and progress: items done, per-node counts and rates, ETA.
+ * Builds a batch job as the API shows it (JobView of protocol/api/jobs.ts, GET
+ * /hearth/v1/jobs/{id}): status, counts in OpenAI's `request_counts` form, and progress:
+ * items done, per-node counts and rates, ETA.
  */
 
+import type { JobView } from "../../protocol/api/jobs.js";
 import type { RunProgress } from "./JobRun.js";
-import type { JobStatus, StoredJob } from "./JobStore.js";
-
-export interface JobNodeView {
-  node_id: string;
-  /** Items this node finished for the job (over all runs of it). */
-  done: number;
-  in_flight: number;
-  /** Recent pace (last 30 s) while the job runs; the average over the run once it has finished. */
-  items_per_second: number;
-}
-
-export interface JobView {
-  id: string;
-  object: "hearth.job";
-  status: JobStatus;
-  model: string;
-  /** Unix seconds. */
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  request_counts: { total: number; completed: number; failed: number };
-  progress: { done: number; total: number; items_per_second: number; eta_seconds: number | null };
-  nodes: JobNodeView[];
-  skip_invalid: boolean;
-  invalid_lines: number;
-}
+import type { StoredJob } from "./JobStore.js";
 
 const seconds = (ms: number | null): number | null => (ms === null ? null : Math.floor(ms / 1000));
 const round = (value: number): number => Math.round(value * 100) / 100;

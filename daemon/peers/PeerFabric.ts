@@ -27,7 +27,7 @@ import { errors } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import type { ProtocolVersion } from "../../protocol/peer/version.js";
 import { PeerTable, type InboundFailure } from "./PeerTable.js";
-import type { PeerView } from "../cluster/views.js";
+import type { PeerView } from "../../protocol/api/cluster.js";
 import type { HearthConfig } from "../config/defaults.js";
 import { DEFAULT_PEER_PORT } from "../config/defaults.js";
 import { listInterfaces, localAddressSet } from "../discovery/interfaces.js";

@@ -22,8 +22,8 @@ import type { HearthErrorCode } from "../../protocol/errors.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import type { DiscoveredPeer } from "../discovery/PeerDiscovery.js";
 import { formatHostPort } from "./wire.js";
-import { reportedStateOf } from "../cluster/views.js";
-import type { PeerErrorView, PeerLinkState, PeerSource, PeerView, ReportedState } from "../cluster/views.js";
+import type { PeerErrorView, PeerLinkState, PeerSource, PeerView } from "../../protocol/api/cluster.js";
+import { reportedStateOf, type ReportedState } from "../../protocol/api/reportedState.js";
 
 /** Peers kept at once; beyond it the longest-down peer without a node id goes first, then any longest-down one. */
 export const DEFAULT_MAX_PEERS = 256;

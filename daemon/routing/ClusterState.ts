@@ -10,7 +10,7 @@
  */
 
 import type { ClusterSnapshot } from "../../scheduler/clusterSnapshot.js";
-import type { ClusterView } from "../cluster/views.js";
+import type { ClusterView } from "../../protocol/api/cluster.js";
 import type { ModelCatalog, ModelDescriptor } from "../engine/types.js";
 import { snapshotFromView } from "./snapshotFromView.js";
 

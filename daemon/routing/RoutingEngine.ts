@@ -19,7 +19,8 @@
 
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
-import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult, InferenceJob, PlacementSummary } from "../../protocol/inference.js";
+import type { PlacementSummary, PlanReport } from "../../protocol/api/plan.js";
+import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult, InferenceJob } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { embeddingVectorsOf, generationResultOf, INFER_STREAM_PURPOSE, INFER_WIRE_LIMITS, jobFrame } from "../../protocol/peer/inferenceWire.js";
 import { MODEL_ID_PATTERN, PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
@@ -39,7 +40,6 @@ import type { ClusterState, ClusterStateSource } from "./ClusterState.js";
 import { clusterModelList, findClusterModel } from "./clusterModels.js";
 import { createInferStreamHandler } from "./inferStreamHandler.js";
 import type { LocalModelProvider } from "./LocalModelProvider.js";
-import type { PlanReport } from "./planReport.js";
 import { runRemoteJob, type RemoteResult } from "./remoteJob.js";
 
 export type { RouteOptions } from "../engine/types.js";

@@ -10,7 +10,7 @@
  */
 
 import type { ClusterSnapshot, SnapshotNode } from "../../scheduler/clusterSnapshot.js";
-import type { ClusterView, PeerView, ResourcesView } from "../cluster/views.js";
+import type { ClusterView, PeerView, ResourcesView } from "../../protocol/api/cluster.js";
 import { DEFAULT_RPC } from "../config/defaults.js";
 
 export interface LocalModelAliases {

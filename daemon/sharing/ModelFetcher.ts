@@ -20,19 +20,20 @@ import { createHash, type Hash } from "node:crypto";
 import fs from "node:fs";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
+import type { PeerView } from "../../protocol/api/cluster.js";
+import type { FetchOrigin, PullResult, TransferState, TransferView } from "../../protocol/api/pulls.js";
 import { errors, HearthError, type HearthErrorCode } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { MODEL_FETCH_PURPOSE, isSha256Hex, type ModelFetchMeta } from "../../protocol/peer/modelTransferWire.js";
 import type { ModelsConfig } from "../config/defaults.js";
-import type { PeerView } from "../cluster/views.js";
 import type { ModelCatalog, ModelDescriptor } from "../engine/types.js";
 import { FileHashCache } from "../models/fileHash.js";
 import { runFetchAttempt } from "./fetchAttempt.js";
 import { holdersOf, resolvePullTarget, type Holder } from "./holders.js";
 import type { LocalModelProvider } from "../routing/LocalModelProvider.js";
 import { installVerified, partialDir, partialPath, partialSize, removePartial } from "./modelFiles.js";
-import { diskSpaceRefusal, fetchRefusal, type FetchOrigin } from "./sharePolicy.js";
-import { RateMeter, type TransferState, type TransferView } from "./transferProgress.js";
+import { diskSpaceRefusal, fetchRefusal } from "./sharePolicy.js";
+import { RateMeter } from "./transferProgress.js";
 
 /** How often a transfer waiting for a holder looks at the peer table again. */
 const HOLDER_POLL_MS = 500;
@@ -65,8 +66,6 @@ export interface ModelFetcherDeps {
   /** Free bytes on the models dir's file system; injectable for tests. */
   freeBytes?: (dir: string) => Promise<number>;
 }
-
-export type PullResult = { present: true; modelId: string; sha256: string | null } | { present: false; joined: boolean; transfer: TransferView };
 
 class Transfer {
   readonly sha256: string;

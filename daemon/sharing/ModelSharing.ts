@@ -16,6 +16,7 @@
  */
 
 import type { Logger } from "pino";
+import type { PullResult, TransferView } from "../../protocol/api/pulls.js";
 import { errors } from "../../protocol/errors.js";
 import type { ModelHashes } from "../cluster/ModelHashes.js";
 import type { PeerFabric } from "../peers/PeerFabric.js";
@@ -23,10 +24,9 @@ import type { PeerRoutes } from "../peers/PeerRouteTable.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { ModelCatalog } from "../engine/types.js";
 import { MODEL_FETCH_PURPOSE, MODELS_FETCH_METHOD, modelsFetchResponseSchema, parseModelsFetchRequest, type ModelsFetchResponse } from "../../protocol/peer/modelTransferWire.js";
-import { ModelFetcher, type PullResult } from "./ModelFetcher.js";
+import { ModelFetcher } from "./ModelFetcher.js";
 import { ModelServer } from "./ModelServer.js";
 import { corruptTransferOffset } from "./testFaults.js";
-import type { TransferView } from "./transferProgress.js";
 
 /** What the HTTP API shows and does (daemon/http/handlers/modelPulls.ts, status). */
 export interface ModelSharingSource {

@@ -8,7 +8,7 @@
 
 import { errors } from "../../protocol/errors.js";
 import { isSha256Hex } from "../../protocol/peer/modelTransferWire.js";
-import type { PeerView } from "../cluster/views.js";
+import type { PeerView } from "../../protocol/api/cluster.js";
 
 export type PeerModels = Pick<PeerView, "nodeId" | "state" | "models" | "rttMs">;
 

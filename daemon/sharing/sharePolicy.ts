@@ -5,12 +5,10 @@
  * Pure.
  */
 
+import type { FetchOrigin } from "../../protocol/api/pulls.js";
 import type { HearthError } from "../../protocol/errors.js";
 import { errors } from "../../protocol/errors.js";
 import type { SharePolicy } from "../config/defaults.js";
-
-/** `auto`: a request this node was asked to run; `pull`: the user's `hearth pull MODEL --from-peer`. */
-export type FetchOrigin = "auto" | "pull";
 
 export function fetchRefusal(policy: SharePolicy, origin: FetchOrigin, modelName: string): HearthError | undefined {
   if (policy === "always") return undefined;

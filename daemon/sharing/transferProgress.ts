@@ -1,33 +1,7 @@
 /**
- * What a model transfer looks like from outside (`GET /hearth/v1/status`, `hearth status`,
- * `hearth pull --from-peer`), and the rate meter behind its bytes per second.
+ * The rate meter behind a model transfer's bytes per second (TransferView of
+ * protocol/api/pulls.ts, shown by `GET /hearth/v1/status` and `hearth pull --from-peer`).
  */
-
-import type { ErrorPayload } from "../../protocol/errors.js";
-import type { FetchOrigin } from "./sharePolicy.js";
-
-export type TransferState = "connecting" | "transferring" | "waiting" | "verifying" | "done" | "failed";
-
-export interface TransferView {
-  sha256: string;
-  /** The name it was asked for (a model id, a sha256, or the router's model name). */
-  model: string;
-  /** The id it has (or will have) in this node's models dir. */
-  modelId: string;
-  origin: FetchOrigin;
-  state: TransferState;
-  /** The peer it is coming from (null while none is chosen). */
-  fromNodeId: string | null;
-  bytesDone: number;
-  totalBytes: number;
-  /** Over the last few seconds; 0 when nothing arrives. */
-  bytesPerSecond: number;
-  /** Times it continued from a partial file (after a link drop, a stall or a restart). */
-  resumes: number;
-  startedAt: string;
-  finishedAt: string | null;
-  error: ErrorPayload | null;
-}
 
 /** Bytes per second over a sliding window of samples. */
 export class RateMeter {

@@ -19,6 +19,7 @@
  */
 
 import type { Logger } from "pino";
+import type { PlacementView } from "../../protocol/api/placement.js";
 import { errors, HearthError } from "../../protocol/errors.js";
 import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
@@ -35,7 +36,7 @@ import type { ClusterStateSource } from "../routing/ClusterState.js";
 import type { RpcTunnels } from "../rpc/RpcTunnels.js";
 import { ContinuationLedger } from "./continuation.js";
 import type { ModelLayouts } from "./modelLayouts.js";
-import { SplitPlacement, type PlacementView } from "./SplitPlacement.js";
+import { SplitPlacement } from "./SplitPlacement.js";
 
 export interface SplitEngineInit {
   config: HearthConfig;

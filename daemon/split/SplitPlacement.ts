@@ -5,34 +5,10 @@
  * `hearth status` and /hearth/v1/cluster show as a live placement is `view()`.
  */
 
+import type { PlacementView } from "../../protocol/api/placement.js";
 import type { LayerSplitPlan } from "../../scheduler/splitPlan.js";
 import type { ModelHost } from "../engine/ModelHost.js";
 import type { ModelDescriptor } from "../engine/types.js";
-
-export interface PlacementStageView {
-  nodeId: string;
-  /** First repeating layer (blk.N) on this node, and how many it holds. */
-  firstLayer: number;
-  layerCount: number;
-  holdsInput: boolean;
-  holdsOutput: boolean;
-  memoryBytes: number;
-}
-
-export interface PlacementView {
-  modelId: string;
-  sha256: string | null;
-  /** "loading" until its runner is up; "idle" between requests until keep-alive releases it. */
-  state: "loading" | "ready" | "idle" | "retired";
-  forced: boolean;
-  split: boolean;
-  predictedTokensPerSecond: number;
-  reason: string;
-  stages: PlacementStageView[];
-  /** How many times it replaced a placement that lost a node. */
-  recoveries: number;
-  createdAt: number;
-}
 
 export class SplitPlacement {
   readonly descriptor: ModelDescriptor;

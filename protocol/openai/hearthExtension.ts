@@ -13,7 +13,7 @@
 
 import { z } from "zod";
 import { errors, type HearthError } from "../errors.js";
-import type { PlacementSummary } from "../inference.js";
+import type { PlacementSummary } from "../api/plan.js";
 
 export const NODE_PIN_HEADER = "x-hearth-node";
 

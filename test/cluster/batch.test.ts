@@ -10,7 +10,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterNet, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
-import type { JobView } from "../../daemon/jobs/jobView.js";
+import type { JobView } from "../../protocol/api/jobs.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 
 const ITEMS = 200;

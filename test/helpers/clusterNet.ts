@@ -24,7 +24,7 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { ClusterView, PeerView } from "../../daemon/cluster/views.js";
+import type { ClusterView, PeerView } from "../../protocol/api/cluster.js";
 import { ensureTinyModel } from "./models.js";
 import { createTestNetwork, type TestNetwork, type TestNode } from "./netns.js";
 import { runCommand, type CommandResult } from "./netns-system.js";
@@ -48,7 +48,7 @@ const EXIT_WAIT_MS = 10_000;
 
 // ---- the views of GET /hearth/v1/cluster ---------------------------------------------------
 
-export type { ClusterView, NodeView, PeerView } from "../../daemon/cluster/views.js";
+export type { ClusterView, NodeView, PeerView } from "../../protocol/api/cluster.js";
 
 /** Every entry `view` has for `nodeId` (one, normally). */
 export function peerEntries(view: ClusterView, nodeId: string): PeerView[] {

@@ -20,7 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ClusterView, PeerView } from "../../daemon/cluster/views.js";
+import type { ClusterView, PeerView } from "../../protocol/api/cluster.js";
 import { CLI_PATH, freePort, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { ensureTinyModel } from "../helpers/models.js";
 

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI_PATH, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
 import { ensureTinyModel } from "../helpers/models.js";
 import { waitFor } from "../helpers/wait.js";
-import type { JobView } from "../../daemon/jobs/jobView.js";
+import type { JobView } from "../../protocol/api/jobs.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 
 const CONFIG = `

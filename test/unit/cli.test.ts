@@ -1,16 +1,22 @@
-// CLI building blocks: exit codes, error lines, formatting, model URI validation, and the
-// daemon client (target resolution, SSE parsing, error mapping) against a real local server.
+// CLI building blocks: exit codes, error lines, formatting, model URI validation, the
+// daemon client (target resolution, SSE parsing, error mapping, answers checked against their
+// contract) against a real local server, and the program acting on the machine it is handed.
 
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { z } from "zod";
 import { HearthError } from "../../protocol/errors.js";
 import { DaemonClient, resolveDaemonTarget } from "../../cli/client.js";
+import { localMachine } from "../../daemon/commands/index.js";
 import { parseModelUri } from "../../cli/commands/pull.js";
 import { exitCodeFor, formatBytes, formatCount, formatError, formatTable } from "../../cli/output.js";
+import type { LocalMachine, MembershipView } from "../../cli/localMachine.js";
+import { runCli } from "../../cli/program.js";
+import { checkShape, formatIssuePath } from "../../cli/responseShape.js";
 
 describe("exit codes and error lines", () => {
   it("maps usage and config errors to 2, an unreachable daemon to 3, Ctrl-C to 130, anything else to 1", () => {
@@ -82,6 +88,22 @@ describe("model URIs for pull", () => {
   });
 });
 
+describe("answers checked against their contract", () => {
+  it("names the offending field as a path", () => {
+    expect(formatIssuePath([])).toBe("(body)");
+    expect(formatIssuePath(["peers", 0, "state"])).toBe("peers[0].state");
+    expect(formatIssuePath([0, "id"])).toBe("[0].id");
+  });
+
+  it("keeps the daemon's own object, so fields a newer daemon adds still reach --json", () => {
+    const body = { hello: "world", added: [1, 2] };
+    expect(checkShape(z.object({ hello: z.string() }), body, "GET /x")).toBe(body);
+  });
+});
+
+/** What the test server's /ok answers. */
+const helloSchema = z.object({ hello: z.string() });
+
 describe("daemon client", () => {
   let root: string;
   let env: NodeJS.ProcessEnv;
@@ -95,6 +117,9 @@ describe("daemon client", () => {
       if (req.url === "/ok") {
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify({ hello: "world" }));
+      } else if (req.url === "/wrong-shape?x=1") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ hello: 5, extra: true }));
       } else if (req.url === "/missing-model") {
         res.statusCode = 404;
         res.end(JSON.stringify({ error: { message: "no model named x", type: "not_found_error", param: "model", code: "HEARTH_MODEL_NOT_FOUND" } }));
@@ -146,35 +171,44 @@ describe("daemon client", () => {
   }
 
   it("finds the daemon from --url, then HEARTH_URL, then the config file's host and port", async () => {
-    expect((await resolveDaemonTarget({ env })).baseUrl).toBe("http://127.0.0.1:4327");
+    expect((await resolveDaemonTarget(localMachine, { env })).baseUrl).toBe("http://127.0.0.1:4327");
     fs.mkdirSync(path.join(root, "config", "hearth"), { recursive: true });
     fs.writeFileSync(path.join(root, "config", "hearth", "config.toml"), 'host = "0.0.0.0"\nport = 5123\n');
-    expect((await resolveDaemonTarget({ env })).baseUrl).toBe("http://127.0.0.1:5123");
+    expect((await resolveDaemonTarget(localMachine, { env })).baseUrl).toBe("http://127.0.0.1:5123");
     fs.writeFileSync(path.join(root, "config", "hearth", "config.toml"), 'host = "::"\nport = 5123\n');
-    expect((await resolveDaemonTarget({ env })).baseUrl).toBe("http://[::1]:5123");
+    expect((await resolveDaemonTarget(localMachine, { env })).baseUrl).toBe("http://[::1]:5123");
     env["HEARTH_URL"] = "http://10.0.0.2:4000/";
-    expect((await resolveDaemonTarget({ env })).baseUrl).toBe("http://10.0.0.2:4000");
-    expect((await resolveDaemonTarget({ env, url: "http://h:1" })).baseUrl).toBe("http://h:1");
-    expect((await failure(resolveDaemonTarget({ env, url: "ftp://h" }))).code).toBe("HEARTH_CLI_USAGE");
+    expect((await resolveDaemonTarget(localMachine, { env })).baseUrl).toBe("http://10.0.0.2:4000");
+    expect((await resolveDaemonTarget(localMachine, { env, url: "http://h:1" })).baseUrl).toBe("http://h:1");
+    expect((await failure(resolveDaemonTarget(localMachine, { env, url: "ftp://h" }))).code).toBe("HEARTH_CLI_USAGE");
   });
 
   it("sends the API key from HEARTH_API_KEY as a Bearer token", async () => {
     env["HEARTH_API_KEY"] = "k-123";
-    const client = new DaemonClient(await resolveDaemonTarget({ env, url: baseUrl }));
+    const client = new DaemonClient(await resolveDaemonTarget(localMachine, { env, url: baseUrl }));
     seenAuthorization.length = 0;
-    expect(await client.getJson("/ok")).toEqual({ hello: "world" });
+    expect(await client.getJson("/ok", helloSchema)).toEqual({ hello: "world" });
     expect(seenAuthorization).toEqual(["Bearer k-123"]);
   });
 
   it("keeps the daemon's error code and message", async () => {
     const client = new DaemonClient({ baseUrl, apiKey: undefined, warnings: [] });
-    const notFound = await failure(client.getJson("/missing-model"));
+    const notFound = await failure(client.getJson("/missing-model", helloSchema));
     expect(notFound.code).toBe("HEARTH_MODEL_NOT_FOUND");
     expect(notFound.message).toBe("no model named x");
-    const unauthorized = await failure(client.getJson("/unauthorized"));
+    const unauthorized = await failure(client.getJson("/unauthorized", helloSchema));
     expect(unauthorized.code).toBe("HEARTH_UNAUTHORIZED");
     expect(unauthorized.message).toContain("HEARTH_API_KEY");
-    expect((await failure(client.getJson("/other"))).code).toBe("HEARTH_INTERNAL");
+    expect((await failure(client.getJson("/other", helloSchema))).code).toBe("HEARTH_INTERNAL");
+  });
+
+  it("refuses an answer that does not fit its contract, in one line naming the endpoint and the field", async () => {
+    const client = new DaemonClient({ baseUrl, apiKey: undefined, warnings: [] });
+    const error = await failure(client.getJson("/wrong-shape?x=1", helloSchema));
+    expect(error.code).toBe("HEARTH_INTERNAL");
+    expect(error.message).toBe("the daemon answered GET /wrong-shape with an unexpected shape: hello: Invalid input: expected string, received number");
+    expect(exitCodeFor(error)).toBe(1);
+    expect(formatError(error)).not.toContain("\n");
   });
 
   it("reports a closed port as unreachable, naming the URL and how to start a daemon", async () => {
@@ -183,7 +217,7 @@ describe("daemon client", () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const client = new DaemonClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: undefined, warnings: [] });
-    const error = await failure(client.getJson("/health"));
+    const error = await failure(client.getJson("/health", helloSchema));
     expect(error.code).toBe("HEARTH_DAEMON_UNREACHABLE");
     expect(error.message).toBe(`no Hearth daemon answers at http://127.0.0.1:${port} (connection refused); start one with: hearth serve`);
   });
@@ -214,5 +248,44 @@ describe("daemon client", () => {
       })(),
     );
     expect(truncated.message).toContain("ended the stream before [DONE]");
+  });
+});
+
+describe("the program and the machine it is handed", () => {
+  const view: MembershipView = { nodeId: "NODE", fingerprint: null, clusterId: "c1", origin: "join", since: "2025-01-01T00:00:00.000Z", peerPort: 4328, peerBind: "0.0.0.0", mdns: false, staticPeers: [], dataDir: "/data" };
+  const unused = (): never => {
+    throw new Error("not used by this test");
+  };
+  const machine: LocalMachine = {
+    version: () => "7.7.7-test",
+    clientSettings: unused,
+    serve: unused,
+    models: { list: unused, directory: unused, downloader: unused },
+    cluster: { init: unused, join: unused, show: () => Promise.resolve(view) },
+    facts: unused,
+    synth: { presets: {}, quants: [], validate: unused, write: unused },
+  };
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+    process.exitCode = undefined;
+  });
+
+  function capture(): () => string {
+    const chunks: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+      chunks.push(String(chunk));
+      return true;
+    });
+    return () => chunks.join("");
+  }
+
+  it("prints the version and the membership this machine reports", async () => {
+    let stdout = capture();
+    expect(await runCli(["node", "hearth", "--version"], machine)).toBe(0);
+    expect(stdout()).toBe("7.7.7-test\n");
+    stdout = capture();
+    expect(await runCli(["node", "hearth", "cluster", "show", "--json"], machine)).toBe(0);
+    expect(JSON.parse(stdout())).toEqual(view);
   });
 });

@@ -9,7 +9,7 @@ import { HearthError } from "../../protocol/errors.js";
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_PORT, DEFAULT_RPC, DEFAULT_RUNNER } from "../../daemon/config/defaults.js";
 import { loadConfig, type LoadConfigOptions } from "../../daemon/config/loadConfig.js";
 import { assertSafeToServe, isLoopbackHost } from "../../daemon/config/security.js";
-import { formatDuration, parseDuration } from "../../daemon/config/duration.js";
+import { formatDuration, parseDuration } from "../../protocol/duration.js";
 
 let root: string;
 let env: NodeJS.ProcessEnv;

@@ -8,7 +8,8 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { errorLine } from "../../protocol/batch/batchOutput.js";
-import { isValidJobId, newJobId } from "../../daemon/jobs/jobId.js";
+import { isValidJobId } from "../../protocol/api/jobs.js";
+import { newJobId } from "../../daemon/jobs/jobId.js";
 import { JobStore, type ItemRecord, type NewJob } from "../../daemon/jobs/JobStore.js";
 
 const logger = pino({ level: "silent" });

@@ -1,6 +1,7 @@
 // The layering rules of eslint.layers.js (docs/architecture.md, "Layers") refuse a module
 // that imports from a layer above its own, I/O in a pure layer, a child program reaching into
-// the daemon side, and an error made outside the catalogue; and the project's lint config
+// the daemon side, the CLI reaching into the daemon (but for its entry handing it
+// daemon/commands/), and an error made outside the catalogue; and the project's lint config
 // applies them. Fixtures are linted as if they stood at the path each rule guards.
 
 import fs from "node:fs";
@@ -21,7 +22,7 @@ beforeAll(async () => {
   eslint = new ESLint({
     cwd: ROOT,
     overrideConfigFile: true,
-    overrideConfig: [{ files: ["**/*.ts"], languageOptions: { parser: tseslint.parser as Linter.Parser } }, ...layerRules],
+    overrideConfig: [{ files: ["**/*.ts"], languageOptions: { parser: tseslint.parser } }, ...layerRules],
   });
 });
 
@@ -53,6 +54,19 @@ describe("layer rules", () => {
   it("refuse the daemon importing the CLI", async () => {
     const messages = await lintAs("daemon-imports-cli.ts.txt", "daemon/http/fixture.ts");
     expect(messages.map((message) => message.ruleId)).toEqual(["no-restricted-imports"]);
+  });
+
+  it("refuse the CLI importing the daemon", async () => {
+    const messages = await lintAs("cli-imports-daemon.ts.txt", "cli/commands/fixture.ts");
+    expect(messages.map((message) => message.ruleId)).toEqual(["no-restricted-imports"]);
+    expect(messages[0]!.message).toContain("cli/ imports protocol/, never daemon/");
+  });
+
+  it("accept the CLI's entry handing it daemon/commands/, and nothing else of the daemon", async () => {
+    expect(await lintAs("cli-main-imports-commands.ts.txt", "cli/main.ts")).toEqual([]);
+    const messages = await lintAs("cli-main-imports-daemon.ts.txt", "cli/main.ts");
+    expect(messages.map((message) => message.ruleId)).toEqual(["no-restricted-imports"]);
+    expect(messages[0]!.message).toContain("cli/main.ts imports only daemon/commands/");
   });
 
   it("refuse an error made outside the catalogue's factories", async () => {

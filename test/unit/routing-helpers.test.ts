@@ -2,7 +2,7 @@
 // cluster-wide model list, the retry rule, and the request pin's validation.
 
 import { describe, expect, it } from "vitest";
-import type { ClusterView, NodeView, PeerView } from "../../daemon/cluster/views.js";
+import type { ClusterView, NodeView, PeerView } from "../../protocol/api/cluster.js";
 import type { ModelDescriptor } from "../../daemon/engine/types.js";
 import { clusterModelList, findClusterModel } from "../../daemon/routing/clusterModels.js";
 import { MAX_ROUTE_ATTEMPTS, shouldRetryElsewhere, type RetryQuestion } from "../../scheduler/retryPolicy.js";

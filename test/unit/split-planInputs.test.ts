@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ClusterView, PeerView, ResourcesView } from "../../daemon/cluster/views.js";
+import type { ClusterView, PeerView, ResourcesView } from "../../protocol/api/cluster.js";
 import { DEFAULT_RPC } from "../../daemon/config/defaults.js";
 import { snapshotFromView } from "../../daemon/routing/snapshotFromView.js";
 import { UNKNOWN_RTT_MS, UNKNOWN_SPEED_TOKENS_PER_SECOND, planNodes, resolvePlacementNodes, type PlannedModel } from "../../scheduler/planNodes.js";

@@ -8,6 +8,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HearthError } from "../../protocol/errors.js";
 import { synthOptionsFromFlags } from "../../cli/commands/synth.js";
+import { localMachine } from "../../daemon/commands/index.js";
 import { describeGguf, readGgufHeader } from "../../daemon/gguf/reader.js";
 import { SYNTH_CHAT_TEMPLATE, SYNTH_PRESETS, validateSynthOptions, writeSyntheticModel, type SynthOptions, type SynthQuant } from "../../daemon/gguf/synth.js";
 import { GgmlType, GgufValueType, writeGgufFile } from "../../daemon/gguf/writer.js";
@@ -160,22 +161,22 @@ describe("atomic writes", () => {
 
 describe("hearth synth flags", () => {
   it("explicit flags override the preset", () => {
-    const { preset, options } = synthOptionsFromFlags({ preset: "small", layers: "3", kvHeads: "8", ctx: "2048", quant: "Q4_0", seed: "0" });
+    const { preset, options } = synthOptionsFromFlags({ preset: "small", layers: "3", kvHeads: "8", ctx: "2048", quant: "Q4_0", seed: "0" }, localMachine.synth);
     expect(preset).toBe("small");
     expect(options).toEqual({ ...SYNTH_PRESETS.small, layers: 3, kvHeads: 8, contextLength: 2048, quant: "q4_0", seed: 0 });
   });
 
   it("defaults to the tiny preset with seed 1", () => {
-    expect(synthOptionsFromFlags({ preset: "tiny" }).options).toEqual({ ...SYNTH_PRESETS.tiny, seed: 1 });
+    expect(synthOptionsFromFlags({ preset: "tiny" }, localMachine.synth).options).toEqual({ ...SYNTH_PRESETS.tiny, seed: 1 });
   });
 
   it("bad values are HEARTH_CLI_USAGE naming the flag", () => {
-    expect(usageParam(() => synthOptionsFromFlags({ preset: "huge" }))).toBe("preset");
-    expect(usageParam(() => synthOptionsFromFlags({ preset: "tiny", layers: "2x" }))).toBe("layers");
-    expect(usageParam(() => synthOptionsFromFlags({ preset: "tiny", quant: "q2_k" }))).toBe("quant");
+    expect(usageParam(() => synthOptionsFromFlags({ preset: "huge" }, localMachine.synth))).toBe("preset");
+    expect(usageParam(() => synthOptionsFromFlags({ preset: "tiny", layers: "2x" }, localMachine.synth))).toBe("layers");
+    expect(usageParam(() => synthOptionsFromFlags({ preset: "tiny", quant: "q2_k" }, localMachine.synth))).toBe("quant");
     let message = "";
     try {
-      synthOptionsFromFlags({ preset: "tiny", kvHeads: "3" });
+      synthOptionsFromFlags({ preset: "tiny", kvHeads: "3" }, localMachine.synth);
     } catch (error) {
       message = (error as Error).message;
     }

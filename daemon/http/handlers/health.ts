@@ -3,11 +3,13 @@
  * 503 while the daemon is starting or shutting down.
  */
 
+import type { Health } from "../../../protocol/api/health.js";
 import type { RequestContext } from "../context.js";
 import { sendJson } from "../responses.js";
 
 export function handleHealth({ res, services }: RequestContext): Promise<void> {
-  if (services.isReady()) sendJson(res, 200, { status: "ok" });
-  else sendJson(res, 503, { status: "unavailable" });
+  const ready = services.isReady();
+  const body: Health = { status: ready ? "ok" : "unavailable" };
+  sendJson(res, ready ? 200 : 503, body);
   return Promise.resolve();
 }

@@ -11,9 +11,10 @@
  *
  * The body limit is jobs.max_input_bytes, not limits.max_body_bytes: a batch file is meant to be
  * large. A refused input answers 400 HEARTH_BATCH_INVALID with every invalid line (number,
- * code, param, message) in `invalid_lines`.
+ * code, param, message) in `invalid_lines`. The shapes are in protocol/api/jobs.ts.
  */
 
+import type { BatchRefusal, JobList } from "../../../protocol/api/jobs.js";
 import { BatchInputError } from "../../../protocol/batch/batchInput.js";
 import { errors } from "../../../protocol/errors.js";
 import type { JobCoordinator, SubmitOptions } from "../../jobs/JobCoordinator.js";
@@ -80,16 +81,18 @@ export async function handleSubmitJob(context: RequestContext): Promise<void> {
   } catch (error) {
     if (!(error instanceof BatchInputError)) throw error;
     context.log.debug({ invalidLines: error.invalidLineCount }, "batch input refused");
-    sendJson(res, 400, {
+    const refusal: BatchRefusal = {
       ...error.toOpenAiBody(),
       invalid_line_count: error.invalidLineCount,
       invalid_lines: error.lines.map((line) => ({ line: line.line, custom_id: line.customId, code: line.code, param: line.param, message: line.message })),
-    });
+    };
+    sendJson(res, 400, refusal);
   }
 }
 
 export async function handleListJobs(context: RequestContext): Promise<void> {
-  sendJson(context.res, 200, { object: "list", data: jobsOf(context).list() });
+  const body: JobList = { object: "list", data: jobsOf(context).list() };
+  sendJson(context.res, 200, body);
   return Promise.resolve();
 }
 

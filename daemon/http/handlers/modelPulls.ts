@@ -8,9 +8,10 @@
  *   GET  /hearth/v1/models/pulls/{sha256}   {"transfer": TransferView}      one of those, to follow it
  *
  * The daemon does the transfer; the client only starts and follows it, so an interrupted CLI
- * leaves the transfer running. Paths are never sent.
+ * leaves the transfer running. Paths are never sent. The shapes are in protocol/api/pulls.ts.
  */
 
+import type { TransferAnswer, TransferList } from "../../../protocol/api/pulls.js";
 import { errors } from "../../../protocol/errors.js";
 import { isSha256Hex } from "../../../protocol/peer/modelTransferWire.js";
 import type { ModelSharingSource } from "../../sharing/ModelSharing.js";
@@ -38,7 +39,8 @@ export async function handlePullModel(context: RequestContext): Promise<void> {
 }
 
 export function handleListPulls(context: RequestContext): Promise<void> {
-  sendJson(context.res, 200, { transfers: sharingOf(context).recent() });
+  const body: TransferList = { transfers: sharingOf(context).recent() };
+  sendJson(context.res, 200, body);
   return Promise.resolve();
 }
 
@@ -47,6 +49,7 @@ export function handleGetPull(context: RequestContext): Promise<void> {
   if (!isSha256Hex(sha256)) throw errors.invalidRequest("expected a sha256 (64 lower-case hex characters) in the path", { param: "sha256" });
   const transfer = sharingOf(context).transfer(sha256);
   if (transfer === undefined) throw errors.notFound(`no recent transfer of sha256 ${sha256}`, { param: "sha256" });
-  sendJson(context.res, 200, { transfer });
+  const body: TransferAnswer = { transfer };
+  sendJson(context.res, 200, body);
   return Promise.resolve();
 }

@@ -2,9 +2,11 @@
  * GET /hearth/v1/plan?model=ID: how this node would place the model now (docs/splitting.md),
  * without loading anything: `hearth plan`. Optional `nodes` and `layers` (comma-separated,
  * same meaning as the `hearth.placement` request extension) evaluate a forced placement.
- * A refusal is not an error here: the report carries it with its numbers.
+ * A refusal is not an error here: the report carries it with its numbers. The shape is
+ * PlanReport of protocol/api/plan.ts.
  */
 
+import type { PlanReport } from "../../../protocol/api/plan.js";
 import { errors } from "../../../protocol/errors.js";
 import { parsePlacement } from "../../../protocol/openai/hearthExtension.js";
 import type { RequestContext } from "../context.js";
@@ -26,5 +28,6 @@ export async function handlePlan({ req, res, services }: RequestContext): Promis
     nodes === null && layers === null
       ? undefined
       : parsePlacement({ nodes: (nodes ?? "").split(",").filter((node) => node !== ""), layers: (layers ?? "").split(",").filter((count) => count !== "").map(Number) }, "placement");
-  sendJson(res, 200, await plans.planReport(model, placement));
+  const report: PlanReport = await plans.planReport(model, placement);
+  sendJson(res, 200, report);
 }

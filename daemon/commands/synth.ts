@@ -1,0 +1,20 @@
+/**
+ * `hearth synth`: the presets, the quant types and the writer of synthetic random-weight
+ * models (daemon/gguf/synth.ts), for the CLI to build a spec from flags and write it.
+ */
+
+import { SYNTH_PRESETS, SYNTH_QUANTS, validateSynthOptions, writeSyntheticModel, type SynthCandidate, type SynthCheckedOption, type SynthResult } from "../gguf/synth.js";
+
+export const synth = {
+  presets: SYNTH_PRESETS,
+  quants: SYNTH_QUANTS,
+
+  validate(spec: SynthCandidate, label: (field: SynthCheckedOption) => string): void {
+    validateSynthOptions(spec, label);
+  },
+
+  write(filePath: string, spec: SynthCandidate, onProgress?: (writtenBytes: number, totalBytes: number) => void): Promise<SynthResult> {
+    validateSynthOptions(spec);
+    return writeSyntheticModel(filePath, spec, onProgress === undefined ? {} : { onProgress });
+  },
+};
