@@ -40,6 +40,10 @@ async function plan(machine: LocalMachine, model: string, options: ClientCommand
     } else {
       out.push(`${report.model}: whole on ${result.node.split("-")[0]}, predicted ${result.predictedTokensPerSecond} tok/s`, `  ${result.reason}`);
     }
+    // What a request for the model would get now, and why (the router's decision).
+    const { decision } = report;
+    const where = decision.kind === "refused" ? "refused" : `${decision.kind}${decision.nodeId === null ? "" : ` on ${decision.nodeId.split("-")[0]}`}`;
+    out.push(`a request now: ${where}`, ...decision.reasons.map((reason) => `  ${reason}`));
     process.stdout.write(`${out.join("\n")}\n`);
   }
   if (!result.ok) process.exitCode = 1;

@@ -224,13 +224,17 @@ describe("layer splitting", () => {
     await restartWithBudget(Math.floor(needed * 0.6));
     const planned = await n1.cli(["plan", MODEL_ID, "--json"]);
     expect(planned.code, planned.stderr).toBe(0);
-    const plan = (JSON.parse(planned.stdout) as { plan: { ok: boolean; split: boolean; stages: unknown[] } }).plan;
-    expect(plan).toMatchObject({ ok: true, split: true });
+    const report2 = JSON.parse(planned.stdout) as { plan: { ok: boolean; split: boolean; stages: unknown[] }; decision: { kind: string; nodeId: string | null; reasons: string[] } };
+    expect(report2.plan).toMatchObject({ ok: true, split: true });
+    // The decision a request would get is the planner's split, hosted here, with the planner's reason.
+    expect(report2.decision).toMatchObject({ kind: "split", nodeId: n1.nodeId });
+    expect(report2.decision.reasons[0]).toMatch(/no single node can hold/);
     const human = await n1.cli(["plan", MODEL_ID]);
-    expect(human.stdout).toMatch(/split/i);
+    expect(human.stdout).toContain(`a request now: split on ${n1.nodeId.split("-")[0]}`);
 
     const served = await post(n1, "/v1/completions", completion());
     expect(completionText(served)).toBe(reference.completion);
+    expect((served.body as { hearth: { placement: string; node: string } }).hearth).toMatchObject({ placement: "split", node: n1.nodeId });
     const live = await placements(n1);
     expect(live).toHaveLength(1);
     expect(live[0]).toMatchObject({ split: true, forced: false });
