@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { getLlama, LlamaCompletion, type Llama, type LlamaModel } from "node-llama-cpp";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_PATH, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
+import { CLI_PATH, startDaemon, type RunningDaemon } from "../support/daemon.js";
 
 const run = promisify(execFile);
 

@@ -14,9 +14,9 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureTinyModel } from "../helpers/models.js";
-import { freePort } from "../helpers/daemon.js";
-import { isListening, processAlive, waitFor } from "../helpers/wait.js";
+import { ensureTinyModel } from "../support/models.js";
+import { freePort } from "../support/daemon.js";
+import { isListening, processAlive, waitFor } from "../support/wait.js";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const CLI = path.join(ROOT, "dist", "cli", "main.js");

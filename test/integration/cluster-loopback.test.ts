@@ -21,8 +21,8 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterView, PeerView } from "../../daemon/cluster/views.js";
-import { CLI_PATH, freePort, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
-import { ensureTinyModel } from "../helpers/models.js";
+import { CLI_PATH, freePort, startDaemon, type RunningDaemon } from "../support/daemon.js";
+import { ensureTinyModel } from "../support/models.js";
 
 interface CliResult {
   code: number | null;

@@ -16,8 +16,8 @@ import type * as DefaultsModule from "../../daemon/config/defaults.js";
 import type { HearthConfig } from "../../daemon/config/defaults.js";
 import type * as DaemonModule from "../../daemon/Daemon.js";
 import type * as ErrorsModule from "../../protocol/errors.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { isListening } from "../helpers/wait.js";
+import { ensureTinyModel } from "../support/models.js";
+import { isListening } from "../support/wait.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).

@@ -22,9 +22,9 @@ import type { LimitsConfig, RunnerConfig } from "../../daemon/config/defaults.js
 import type * as LocalEngineModule from "../../daemon/engine/LocalEngine.js";
 import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js";
 import type { ChatJob, ChatMessage, CompletionJob, GenerationResult, SamplingOptions } from "../../protocol/inference.js";
-import { captureLogs } from "../helpers/logs.js";
-import { ensureModel, ensureTinyModel } from "../helpers/models.js";
-import { processAlive, waitFor } from "../helpers/wait.js";
+import { captureLogs } from "../support/logs.js";
+import { ensureModel, ensureTinyModel } from "../support/models.js";
+import { processAlive, waitFor } from "../support/wait.js";
 
 // Runners are forked from dist/, so the engine must be the built one; types come from the
 // sources because importing dist/*.d.ts makes them compiler inputs (TS5055).

@@ -19,8 +19,8 @@ import type * as LocalEngineModule from "../../daemon/engine/LocalEngine.js";
 import type * as HttpApiModule from "../../daemon/http/HttpApi.js";
 import type * as MetricsModule from "../../daemon/metrics/Metrics.js";
 import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { readSse } from "../helpers/sse.js";
+import { ensureTinyModel } from "../support/models.js";
+import { readSse } from "../support/sse.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).

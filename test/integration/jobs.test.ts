@@ -11,9 +11,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_PATH, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { waitFor } from "../helpers/wait.js";
+import { CLI_PATH, startDaemon, type RunningDaemon } from "../support/daemon.js";
+import { ensureTinyModel } from "../support/models.js";
+import { waitFor } from "../support/wait.js";
 import type { JobView } from "../../daemon/jobs/jobView.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 

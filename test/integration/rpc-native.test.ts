@@ -16,9 +16,9 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type * as NativePartsModule from "../../daemon/native/nativeParts.js";
 import type { HearthError } from "../../protocol/errors.js";
-import { freePort, waitForExit } from "../helpers/daemon.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { isListening, waitFor } from "../helpers/wait.js";
+import { freePort, waitForExit } from "../support/daemon.js";
+import { ensureTinyModel } from "../support/models.js";
+import { isListening, waitFor } from "../support/wait.js";
 
 const REPO = path.resolve(import.meta.dirname, "..", "..");
 const DIST = path.join(REPO, "dist");

@@ -30,11 +30,11 @@ import type * as GgufReaderModule from "../../daemon/gguf/reader.js";
 import type * as NativeModule from "../../daemon/native/nativeParts.js";
 import type * as FnvModule from "../../daemon/rpc/fnv1a.js";
 import type * as HelloModule from "../../daemon/rpc/rpcHello.js";
-import { CLI_PATH, freePort } from "../helpers/daemon.js";
-import { captureLogs } from "../helpers/logs.js";
-import { runCommand, type CommandResult } from "../helpers/netns-system.js";
-import { ensureModel } from "../helpers/models.js";
-import { processAlive, waitFor } from "../helpers/wait.js";
+import { CLI_PATH, freePort } from "../support/daemon.js";
+import { captureLogs } from "../support/logs.js";
+import { runCommand, type CommandResult } from "../support/netns-system.js";
+import { ensureModel } from "../support/models.js";
+import { processAlive, waitFor } from "../support/wait.js";
 
 // Built modules are imported by path at run time: importing dist/*.d.ts would make them tsc inputs (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");

@@ -17,9 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as RunnerProcessModule from "../../daemon/engine/RunnerProcess.js";
 import type { CompletionJob } from "../../protocol/inference.js";
 import type { RunnerLoadOptions } from "../../protocol/runnerIpc.js";
-import { captureLogs } from "../helpers/logs.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { processAlive, waitFor } from "../helpers/wait.js";
+import { captureLogs } from "../support/logs.js";
+import { ensureTinyModel } from "../support/models.js";
+import { processAlive, waitFor } from "../support/wait.js";
 
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
 const RUNNER_MAIN = path.join(DIST, "daemon/runner/runnerMain.js");

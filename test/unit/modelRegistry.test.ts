@@ -13,7 +13,7 @@ import { SYNTH_PRESETS } from "../../daemon/gguf/synth.js";
 import { validateModelAliases } from "../../daemon/models/aliases.js";
 import { FileHashCache } from "../../daemon/models/fileHash.js";
 import { ModelRegistry, type ModelRegistryOptions } from "../../daemon/models/ModelRegistry.js";
-import { ensureModel, ensureTinyModel } from "../helpers/models.js";
+import { ensureModel, ensureTinyModel } from "../support/models.js";
 
 let root: string;
 let tinyPath: string;

@@ -8,7 +8,7 @@
 import { getLlama, LlamaChatSession, type Llama, type LlamaModel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SYNTH_QUANTS } from "../../daemon/gguf/synth.js";
-import { ensureModel, ensureTinyModel } from "../helpers/models.js";
+import { ensureModel, ensureTinyModel } from "../support/models.js";
 
 const GENERATED_TOKENS = 12;
 

@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const TWO_UP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** This file runs from test/helpers (vitest) or from dist/test/helpers (bench). */
+/** This file runs from test/support (vitest) or from dist/test/support (bench). */
 const REPO_ROOT = path.basename(TWO_UP) === "dist" ? path.dirname(TWO_UP) : TWO_UP;
 export const CLI_PATH = path.join(REPO_ROOT, "dist", "cli", "main.js");
 

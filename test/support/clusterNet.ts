@@ -30,7 +30,7 @@ import { createTestNetwork, type TestNetwork, type TestNode } from "./netns.js";
 import { runCommand, type CommandResult } from "./netns-system.js";
 
 const TWO_UP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** This file runs from test/helpers (vitest) or from dist/test/helpers (bench). */
+/** This file runs from test/support (vitest) or from dist/test/support (bench). */
 export const REPO_ROOT = path.basename(TWO_UP) === "dist" ? path.dirname(TWO_UP) : TWO_UP;
 export const CLI_PATH = path.join(REPO_ROOT, "dist", "cli", "main.js");
 /** Fixtures run as plain node programs, so from their compiled form. */
