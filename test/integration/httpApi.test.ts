@@ -9,7 +9,6 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +20,7 @@ import type * as MetricsModule from "../../daemon/metrics/Metrics.js";
 import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js";
 import { ensureTinyModel } from "../support/models.js";
 import { readSse } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
@@ -107,14 +107,6 @@ async function postJson(stack: Stack, route: string, body: unknown, headers: Rec
 
 async function errorBody(response: Response): Promise<{ code: string; param: string | null; type: string; message: string }> {
   return ((await response.json()) as { error: { code: string; param: string | null; type: string; message: string } }).error;
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await sleep(20);
-  }
 }
 
 const chatMessages: OpenAI.Chat.ChatCompletionMessageParam[] = [
@@ -434,12 +426,12 @@ describe("load shedding and failures", () => {
     });
     const reader = response.body!.getReader();
     await reader.read();
-    await waitFor(() => stack.engine.stats().loaded.some((model) => model.running > 0), 10_000);
+    await waitFor(() => stack.engine.stats().loaded.some((model) => model.running > 0), 10_000, "the generation to run", 20);
     const completedBefore = stack.metrics.completionTokens.get({ model: "tiny" });
     controller.abort();
-    await waitFor(() => stack.engine.stats().loaded.every((model) => model.running === 0), 5_000);
+    await waitFor(() => stack.engine.stats().loaded.every((model) => model.running === 0), 5_000, "the slot to be freed", 20);
     // The server saw the client leave (499), and the cancelled job produced no result.
-    await waitFor(() => stack.metrics.httpRequests.get({ endpoint: "/v1/completions", status: "499" }) === 1, 2_000);
+    await waitFor(() => stack.metrics.httpRequests.get({ endpoint: "/v1/completions", status: "499" }) === 1, 2_000, "the 499 to be counted", 20);
     expect(stack.metrics.completionTokens.get({ model: "tiny" })).toBe(completedBefore);
     const after = await client(stack).completions.create({ model: "tiny", prompt: "Hi", max_tokens: 2 });
     expect(after.choices).toHaveLength(1);

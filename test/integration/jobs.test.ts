@@ -13,7 +13,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI_PATH, startDaemon, type RunningDaemon } from "../support/daemon.js";
 import { ensureTinyModel } from "../support/models.js";
-import { waitFor } from "../support/wait.js";
+import { waitForValue } from "../support/wait.js";
 import type { JobView } from "../../daemon/jobs/jobView.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 
@@ -111,19 +111,16 @@ function resultText(line: BatchOutputLine): string {
   return choice.text ?? choice.message!.content;
 }
 
-async function waitForStatus(id: string, predicate: (view: JobView) => boolean, timeoutMs: number): Promise<JobView> {
-  let last: JobView | undefined;
-  await waitFor(
+function waitForStatus(id: string, predicate: (view: JobView) => boolean, timeoutMs: number): Promise<JobView> {
+  return waitForValue(
     async () => {
-      const response = await api("GET", `/hearth/v1/jobs/${id}`);
-      last = response.json as JobView;
-      return predicate(last);
+      const view = (await api("GET", `/hearth/v1/jobs/${id}`)).json as JobView;
+      return predicate(view) && view;
     },
     timeoutMs,
     `job ${id} to reach the expected state`,
     100,
   );
-  return last!;
 }
 
 describe("batch jobs on one daemon", () => {
