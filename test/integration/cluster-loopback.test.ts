@@ -12,7 +12,6 @@
  * The multi-host version (network namespaces, real multicast) lives in test/cluster/.
  */
 
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -20,15 +19,10 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterView, PeerView } from "../../daemon/cluster/views.js";
-import { CLI_PATH, freePort, startDaemon, type RunningDaemon } from "../support/daemon.js";
+import { runCli, type CliResult } from "../support/cli.js";
+import { freePort, startDaemon, type RunningDaemon } from "../support/daemon.js";
 import { ensureTinyModel } from "../support/models.js";
 import { waitFor, waitForValue } from "../support/wait.js";
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 type Name = "a" | "b" | "c" | "w" | "d";
 
@@ -55,16 +49,7 @@ const CONFIG_TOML =
   '[peer]\ndial_backoff_max = "2s"\nstate_publish_interval = "2s"\nmax_failed_attempts = 100000\n\n[limits]\nparallel_slots = 1\ncontext_size = 512\n';
 
 function cli(args: string[], stdin?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { env: cliEnv, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? "");
-  });
+  return runCli(args, { env: cliEnv, ...(stdin === undefined ? {} : { stdin }) });
 }
 
 async function cliJson<T>(args: string[]): Promise<T> {

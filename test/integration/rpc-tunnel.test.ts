@@ -30,9 +30,9 @@ import type * as GgufReaderModule from "../../daemon/gguf/reader.js";
 import type * as NativeModule from "../../daemon/native/nativeParts.js";
 import type * as FnvModule from "../../daemon/rpc/fnv1a.js";
 import type * as HelloModule from "../../daemon/rpc/rpcHello.js";
-import { CLI_PATH, freePort } from "../support/daemon.js";
+import { runCli, type CliResult } from "../support/cli.js";
+import { freePort } from "../support/daemon.js";
 import { captureLogs } from "../support/logs.js";
-import { runCommand, type CommandResult } from "../support/netns-system.js";
 import { ensureModel } from "../support/models.js";
 import { processAlive, waitFor } from "../support/wait.js";
 
@@ -80,8 +80,8 @@ let bCacheDir: string;
 const aLogs = captureLogs("info");
 const bLogs = captureLogs("debug");
 
-function cli(args: string[]): Promise<CommandResult> {
-  return runCommand(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, HOME: root } });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { env: { ...process.env, HOME: root } });
 }
 
 function makeConfig(name: string, peerPort: number, otherPeerPort: number, extraPaths: string[]): HearthConfig {

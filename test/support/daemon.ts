@@ -8,13 +8,9 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { CLI_PATH } from "./cli.js";
 import { waitFor } from "./wait.js";
 
-const TWO_UP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** This file runs from test/support (vitest) or from dist/test/support (bench). */
-const REPO_ROOT = path.basename(TWO_UP) === "dist" ? path.dirname(TWO_UP) : TWO_UP;
-export const CLI_PATH = path.join(REPO_ROOT, "dist", "cli", "main.js");
 
 export interface StartDaemonOptions {
   /** Model files to link into the daemon's models dir, by id. */
