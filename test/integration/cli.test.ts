@@ -372,6 +372,7 @@ describe("serve with the tiny model", () => {
     await waitUntilServing(serve);
   });
 
+  // The log line is the behaviour here: where serve listens, as JSON when stdout is not a terminal.
   it("logs where it listens, as JSON lines when stdout is not a terminal", async () => {
     // /health can answer a moment before the line (logs are written asynchronously).
     await waitFor(() => serve.stdout().includes("listening on"), 5_000, "the listening log line", 50);
@@ -437,9 +438,6 @@ describe("serve with the tiny model", () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     await waitFor(() => !processAlive(runnerPid), 5_000, "the runner to exit", 50);
     expect(await isListening(port)).toBe(false);
-    const messages = logLines(serve.stdout()).map((line) => line["msg"]);
-    expect(messages).toContain("stopped");
-    expect(messages.indexOf("stopped")).toBeGreaterThan(messages.findIndex((message) => typeof message === "string" && message.startsWith("shutting down")));
   });
 });
 
@@ -470,7 +468,6 @@ describe("serve under a second signal", () => {
       const { code } = await exitWithin(serve, 5_000);
       expect(code).toBe(130);
       expect(Date.now() - forcedAt).toBeLessThan(3_000);
-      expect(logLines(serve.stdout()).some((line) => line["msg"] === "second signal: forcing exit without waiting for the shutdown")).toBe(true);
       // The runner sees its IPC channel close and exits too: no orphan keeps the model loaded.
       await waitFor(() => !processAlive(runnerPid), 10_000, "the orphaned runner to exit", 50);
     } finally {

@@ -237,7 +237,7 @@ describe("a loopback cluster of real daemons", () => {
     expect(status.stdout).toMatch(/2 of \d+ peers up/);
   });
 
-  it("a node with another cluster's secret is never up anywhere, and the refusal is logged", async () => {
+  it("a node with another cluster's secret is never up anywhere, both sides report the refusal (HEARTH_PEER_AUTH_FAILED), and no log holds the secret", async () => {
     await start("w");
     // For 8 s at least, and until both sides report the refusal, w is never up anywhere.
     const watchUntil = Date.now() + 8_000;
@@ -255,14 +255,7 @@ describe("a loopback cluster of real daemons", () => {
       "w and a to report the refusal, with w never up for 8 s",
       250,
     );
-    const logged = (name: Name): boolean =>
-      daemon(name)
-        .output()
-        .split("\n")
-        .some((line) => line.includes("peer handshake failed") && line.includes("HEARTH_PEER_AUTH_FAILED"));
-    expect(logged("a")).toBe(true);
-    expect(logged("w")).toBe(true);
-    // The secret never reaches a log.
+    // The secret never reaches a log: redaction is the behaviour here, so the log text is searched.
     expect(daemon("a").output()).not.toContain(token.slice("hearth1_".length, 40));
     // a's doctor report names the refusal.
     const doctor = await cliJson<{ peerProblems: { code: string; kind: string }[] }>(["doctor", "--url", daemon("a").url, "--mdns-wait", "100ms"]);
@@ -363,8 +356,10 @@ describe("shutdown", () => {
     expect(peer.lastError?.code).toBe("HEARTH_SHUTTING_DOWN");
     await stopping.stop();
     daemons.delete("b");
-    // Lines are ordered by their pino time: an async write still in flight when the exit path
-    // flushes synchronously can land after later lines.
+    // The order of the shutdown steps inside the stopping process shows nowhere but its log (its
+    // API is closed by the end, and with nothing to drain the steps take milliseconds), so the
+    // log lines are what is asserted. Lines are ordered by their pino time: an async write
+    // still in flight when the exit path flushes synchronously can land after later lines.
     const entries = stopping
       .output()
       .split("\n")
@@ -412,7 +407,6 @@ describe("a node without a cluster", () => {
       expect(status.cluster).toEqual({ clusterId: null, nodeId: view.local.nodeId, peers: { total: 0, up: 0 } });
       const peers = await cli(["peers", "--url", alone.url]);
       expect(peers.stdout).toContain("standalone");
-      expect(alone.output()).not.toContain("listening for peers");
     } finally {
       await alone.stop();
     }

@@ -235,24 +235,27 @@ describe("chat completions", () => {
     expect(Object.keys(parsed).sort()).toEqual(["color", "ok"]);
   });
 
-  it("answers a request with tools with a well-formed message", async () => {
+  it("a request that requires a tool call is answered with tool_calls in OpenAI's shape, arguments matching the tool's schema", async () => {
     const completion = await client(stack).chat.completions.create({
       model: "tiny",
       messages: [{ role: "user", content: "What is the weather in Oslo?" }],
-      max_tokens: 48,
+      max_tokens: 96,
       temperature: 0,
-      tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } }],
+      tool_choice: "required",
+      tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { enum: ["Oslo", "Bergen"] } }, required: ["city"] } } }],
     });
     const choice = completion.choices[0]!;
-    expect(["stop", "length", "tool_calls"]).toContain(choice.finish_reason);
-    for (const call of choice.message.tool_calls ?? []) {
+    expect(choice.finish_reason).toBe("tool_calls");
+    const calls = choice.message.tool_calls ?? [];
+    expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) {
+      expect(call.id).toMatch(/^call_[A-Za-z0-9_-]{8,}$/);
       expect(call.type).toBe("function");
-      if (call.type === "function") {
-        expect(call.function.name).toBe("get_weather");
-        expect(() => JSON.parse(call.function.arguments) as unknown).not.toThrow();
-      }
+      if (call.type !== "function") continue;
+      expect(call.function.name).toBe("get_weather");
+      expect(["Oslo", "Bergen"]).toContain((JSON.parse(call.function.arguments) as { city: unknown }).city);
     }
-    if (choice.finish_reason === "tool_calls") expect(choice.message.tool_calls!.length).toBeGreaterThan(0);
+    expect(new Set(calls.map((call) => call.id)).size).toBe(calls.length);
   });
 });
 

@@ -285,7 +285,7 @@ describe("native parts", () => {
 
     const skipped = run.stderr.split("\n").filter((line) => line.startsWith("[hearth-rpc-shim]"));
     expect(skipped).toHaveLength(4);
-    expect(skipped.find((line) => line.includes(`127.0.0.1:${deadPort} skipped`))).toMatch(/refused|connect/);
+    expect(skipped.find((line) => line.includes(`127.0.0.1:${deadPort} skipped`))).toMatch(/: connect failed: Connection refused$/);
     expect(skipped.find((line) => line.includes(`127.0.0.1:${oldPort} skipped`))).toMatch(/protocol 6\.0\.0/);
     expect(skipped.find((line) => line.includes(`127.0.0.1:${busy.port} skipped`))).toMatch(/no HELLO answer within 500 ms/);
     expect(skipped.find((line) => line.includes("'not-an-endpoint' skipped"))).toMatch(/host:port/);
