@@ -143,6 +143,7 @@ describe("runner child process", () => {
     const exit = await runner.exited;
     expect(exit.expected).toBe(true);
     expect(processAlive(runner.pid!)).toBe(false);
+    // Forwarding the runner's log lines is the behaviour under test, so the captured log is asserted.
     const runnerLogs = logEntries.slice(logStart).filter((entry) => entry.component === "runner");
     expect(runnerLogs.length).toBeGreaterThan(0);
     expect(runnerLogs.every((entry) => entry.model === "ghost")).toBe(true);
