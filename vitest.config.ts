@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // Three projects so failures are easy to read: fast pure tests, tests that start real
@@ -6,6 +7,9 @@ export default defineConfig({
   test: {
     projects: [
       {
+        // Unit tests load no native llama.cpp: node-llama-cpp resolves to a module that fails
+        // the test that reached it (test/support/noNativeLlama.ts); such tests go to integration.
+        resolve: { alias: [{ find: /^node-llama-cpp(\/.*)?$/, replacement: fileURLToPath(new URL("./test/support/noNativeLlama.ts", import.meta.url)) }] },
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],

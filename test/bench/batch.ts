@@ -1,6 +1,6 @@
 /**
  * Batch throughput on 1 vs 2 nodes: the same batch job submitted to n1 of a two-node cluster
- * (network namespaces, test/helpers/clusterNet.ts), first with n1 alone, then with n2 up too.
+ * (network namespaces, test/support/clusterNet.ts), first with n1 alone, then with n2 up too.
  * Each daemon is pinned to its own core (`taskset`, inherited by its runner), runs its runner
  * with one thread and one parallel slot, and holds the same synthetic model. Items/s is the
  * job's item count over the time from submission until GET /hearth/v1/jobs/{id} says completed;
@@ -17,10 +17,10 @@
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { SynthPreset } from "../../daemon/gguf/synth.js";
-import { ClusterNet, sleep, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
-import { ensureModel } from "../helpers/models.js";
-import { NetnsUnavailableError, assertNetnsSupport } from "../helpers/netns.js";
-import { requireTool } from "../helpers/netns-system.js";
+import { ClusterNet, sleep, type ClusterNode, type ClusterView } from "../support/clusterNet.js";
+import { ensureModel } from "../support/models.js";
+import { NetnsUnavailableError, assertNetnsSupport } from "../support/netns.js";
+import { requireTool } from "../support/netns-system.js";
 
 export interface BatchBenchOptions {
   items: number;

@@ -1,5 +1,5 @@
 /**
- * Cluster benchmark: real daemons in network namespaces (test/helpers/clusterNet.ts), measured
+ * Cluster benchmark: real daemons in network namespaces (test/support/clusterNet.ts), measured
  * from outside. Prints figures; asserts nothing, because a noisy machine must not fail a build.
  *
  *   handshake.*   one peer-link setup as a member makes it (fixtures/cluster-linkTimer.ts):
@@ -21,9 +21,9 @@
 
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { ClusterNet, clusterFixture, PEER_PORT, sleep, type ClusterNode } from "../helpers/clusterNet.js";
-import { NetnsUnavailableError, assertNetnsSupport } from "../helpers/netns.js";
-import { requireTool } from "../helpers/netns-system.js";
+import { ClusterNet, clusterFixture, PEER_PORT, sleep, type ClusterNode } from "../support/clusterNet.js";
+import { NetnsUnavailableError, assertNetnsSupport } from "../support/netns.js";
+import { requireTool } from "../support/netns-system.js";
 import { median, quantile } from "./stats.js";
 
 export interface ClusterBenchOptions {

@@ -6,8 +6,8 @@
  */
 
 import { getLlama, LlamaCompletion } from "node-llama-cpp";
-import { startDaemon, type RunningDaemon } from "../helpers/daemon.js";
-import { readSse } from "../helpers/sse.js";
+import { startDaemon, type RunningDaemon } from "../support/daemon.js";
+import { readSse } from "../support/sse.js";
 import { median } from "./stats.js";
 
 export interface FoundationBenchOptions {

@@ -1,7 +1,7 @@
 /**
  * Layer-split benchmark (issue 5): one model's layers over two nodes, through Hearth and
  * through bare llama.cpp RPC, against the whole model on one node. Two real daemons in network
- * namespaces (test/helpers/clusterNet.ts), each holding the bench model, each pinned to its own
+ * namespaces (test/support/clusterNet.ts), each holding the bench model, each pinned to its own
  * core (`taskset`, inherited by its runner and its rpc-server worker) and running one thread
  * (`[runner] threads = 1`, `[rpc] threads = 1`). Prints figures; asserts nothing.
  *
@@ -38,7 +38,7 @@
  *   delay<N>ms.*                 hearth and bare again with N ms added one-way on each node's
  *                                link (a round trip between them grows by 2N). This kernel has
  *                                no netem: the harness's user-space delay line holds frames
- *                                (test/helpers/netns-delayLine.ts); it runs unpinned, so it
+ *                                (test/support/netns-delayLine.ts); it runs unpinned, so it
  *                                shares the two cores with the nodes.
  *   load.*                       from the request that creates the split placement to its
  *                                first token, minus the same request answered warm:
@@ -77,9 +77,9 @@ import { locateNativeParts, rpcServerLaunch, shimEnvironment, type NativeParts }
 import { HearthError } from "../../protocol/errors.js";
 import { modelLayoutFromGguf, sumOf } from "../../scheduler/modelLayout.js";
 import type { LayerSplitPlan, SplitPlanResult } from "../../scheduler/splitPlan.js";
-import { ClusterNet, HTTP_PORT, REPO_ROOT, sleep, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
-import { NetnsUnavailableError, assertNetnsSupport } from "../helpers/netns.js";
-import { requirePython, requireTool } from "../helpers/netns-system.js";
+import { ClusterNet, HTTP_PORT, REPO_ROOT, sleep, type ClusterNode, type ClusterView } from "../support/clusterNet.js";
+import { NetnsUnavailableError, assertNetnsSupport } from "../support/netns.js";
+import { requirePython, requireTool } from "../support/netns-system.js";
 import { median } from "./stats.js";
 
 export interface SplitBenchOptions {

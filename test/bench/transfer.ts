@@ -19,9 +19,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { ClusterNet, clusterFixture, sleep, type ClusterNode } from "../helpers/clusterNet.js";
-import { NetnsUnavailableError, assertNetnsSupport } from "../helpers/netns.js";
-import { requireTool } from "../helpers/netns-system.js";
+import { ClusterNet, clusterFixture, sleep, type ClusterNode } from "../support/clusterNet.js";
+import { NetnsUnavailableError, assertNetnsSupport } from "../support/netns.js";
+import { requireTool } from "../support/netns-system.js";
 
 export interface TransferBenchOptions {
   /** The GGUF file sent (the bench model). */

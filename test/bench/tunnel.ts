@@ -34,7 +34,7 @@ import { ClusterMembership } from "../../daemon/identity/ClusterMembership.js";
 import { NodeIdentity } from "../../daemon/identity/NodeIdentity.js";
 import { PeerLinkManager } from "../../daemon/peers/PeerLinkManager.js";
 import { emptyTraffic, joinTunnel } from "../../daemon/rpc/tunnelPipe.js";
-import { processCpuTimeMs } from "../helpers/clusterNet.js";
+import { processCpuTimeMs } from "../support/clusterNet.js";
 import { median } from "./stats.js";
 
 const PURPOSE = "bench.echo";

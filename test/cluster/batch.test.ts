@@ -9,7 +9,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
+import { ClusterNet, type ClusterNode, type ClusterView } from "../support/clusterNet.js";
 import type { JobView } from "../../protocol/api/jobs.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 

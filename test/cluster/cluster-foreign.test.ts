@@ -10,7 +10,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, describeView, peerEntries, seesUp, shortId, type ClusterNode, type ClusterView, type LogLine } from "../helpers/clusterNet.js";
+import { ClusterNet, describeView, peerEntries, seesUp, shortId, type ClusterNode, type ClusterView, type LogLine } from "../support/clusterNet.js";
 
 /** Long enough for several dials and redials between every pair (backoff starts at 500 ms). */
 const REFUSALS_WITHIN_MS = 20_000;

@@ -17,8 +17,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shortNodeId } from "../../protocol/peer/identity.js";
-import { ClusterNet, clusterFixture, MODEL_ID, PEER_PORT, seesUp, type ClusterNode } from "../helpers/clusterNet.js";
-import { requireTool } from "../helpers/netns-system.js";
+import { ClusterNet, clusterFixture, MODEL_ID, PEER_PORT, seesUp, type ClusterNode } from "../support/clusterNet.js";
+import { requireTool } from "../support/netns-system.js";
 
 const PREAUTH_CASES = Number(process.env.HEARTH_FUZZ_PREAUTH_CASES ?? 800);
 const POSTAUTH_CASES = Number(process.env.HEARTH_FUZZ_POSTAUTH_CASES ?? 2_500);

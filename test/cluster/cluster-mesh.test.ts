@@ -11,8 +11,8 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isValidNodeId } from "../../protocol/peer/identity.js";
-import { ClusterNet, MODEL_ID, PEER_PORT, isMesh, peerEntries, seesDown, seesUp, type ClusterView } from "../helpers/clusterNet.js";
-import { ensureTinyModel } from "../helpers/models.js";
+import { ClusterNet, MODEL_ID, PEER_PORT, isMesh, peerEntries, seesDown, seesUp, type ClusterView } from "../support/clusterNet.js";
+import { ensureTinyModel } from "../support/models.js";
 
 /** Issue 3: three nodes see each other up within 15 s, a dead peer is down within 10 s, a cut link within 15 s. */
 const MESH_WITHIN_MS = 15_000;

@@ -11,7 +11,7 @@
 
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, describeView, peerEntries, seesUp, type ClusterNode } from "../helpers/clusterNet.js";
+import { ClusterNet, describeView, peerEntries, seesUp, type ClusterNode } from "../support/clusterNet.js";
 
 const LINKED_WITHIN_MS = 15_000;
 /** bonjour-service queries and announces within its first seconds; this is several times that. */

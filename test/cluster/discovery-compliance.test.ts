@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { isIP } from "node:net";
-import { createTestNetwork, type TestNetwork, type TestNode } from "../helpers/netns.js";
+import { createTestNetwork, type TestNetwork, type TestNode } from "../support/netns.js";
 import { DiscoveryProcess, fixtureNodeId, type DiscoveryNodeOptions, type JsonLine } from "./fixtures/discovery-process.js";
 
 const PEER_PORT = 4328;

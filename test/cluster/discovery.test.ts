@@ -20,7 +20,7 @@ import {
   MDNS_QUERY_INTERVAL_MS,
   MDNS_QUERY_JITTER_MS,
 } from "../../daemon/discovery/MdnsDiscovery.js";
-import { createTestNetwork, type TestNetwork, type TestNode } from "../helpers/netns.js";
+import { createTestNetwork, type TestNetwork, type TestNode } from "../support/netns.js";
 import { DISCOVERY_NODE_FIXTURE, DiscoveryProcess, fixtureNodeId, isPeerLost, isPeerSeen, type JsonLine } from "./fixtures/discovery-process.js";
 
 const PEER_PORT = 4328;

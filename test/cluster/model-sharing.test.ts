@@ -12,8 +12,8 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, clusterFixture, MODEL_ID, PEER_PORT, seesDown, seesUp, sleep, type ClusterNode } from "../helpers/clusterNet.js";
-import { ensureModel, ensureTinyModel } from "../helpers/models.js";
+import { ClusterNet, clusterFixture, MODEL_ID, PEER_PORT, seesDown, seesUp, sleep, type ClusterNode } from "../support/clusterNet.js";
+import { ensureModel, ensureTinyModel } from "../support/models.js";
 
 const PARTIAL_DIR = ".hearth-partial";
 const MESH_WITHIN_MS = 30_000;

@@ -1,5 +1,5 @@
 /**
- * Proof that the multi-host harness (test/helpers/netns.ts) gives later cluster tests what they
+ * Proof that the multi-host harness (test/support/netns.ts) gives later cluster tests what they
  * rely on: separate hosts that reach each other, real mDNS between them, link cuts, latency,
  * multicast filtering, and cleanup that leaves the machine as it was, even after a failure or a
  * killed test process. Everything here is real: namespaces, processes, packets.
@@ -13,8 +13,8 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isProcessGone } from "../helpers/netns-cleanup.js";
-import { requireTool } from "../helpers/netns-system.js";
+import { isProcessGone } from "../support/netns-cleanup.js";
+import { requireTool } from "../support/netns-system.js";
 import {
   NetnsUnavailableError,
   createTestNetwork,
@@ -22,7 +22,7 @@ import {
   withTestNetwork,
   type TestNetwork,
   type TestNode,
-} from "../helpers/netns.js";
+} from "../support/netns.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "../..");
@@ -397,7 +397,7 @@ async function multicastReaches(from: TestNode, to: TestNode): Promise<number> {
 /** Fails with a clear message when dist/ lacks the compiled harness or fixtures, or is older than them. */
 function assertBuilt(): void {
   const sources = [
-    ...fs.readdirSync(path.join(repoRoot, "test/helpers")).filter((name) => /^netns.*\.ts$/.test(name)).map((name) => `test/helpers/${name}`),
+    ...fs.readdirSync(path.join(repoRoot, "test/support")).filter((name) => /^netns.*\.ts$/.test(name)).map((name) => `test/support/${name}`),
     ...fs.readdirSync(path.join(here, "fixtures")).filter((name) => name.endsWith(".ts")).map((name) => `test/cluster/fixtures/${name}`),
   ];
   for (const source of sources) {

@@ -11,9 +11,9 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, MODEL_ID, peerEntries, seesDown, seesUp, sleep, type ClusterNode, type ClusterView } from "../helpers/clusterNet.js";
-import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent, type ClientRequest } from "../helpers/clusterClient.js";
-import { ensureModel } from "../helpers/models.js";
+import { ClusterNet, MODEL_ID, peerEntries, seesDown, seesUp, sleep, type ClusterNode, type ClusterView } from "../support/clusterNet.js";
+import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent, type ClientRequest } from "../support/clusterClient.js";
+import { ensureModel } from "../support/models.js";
 
 const TWIN = "twin";
 const MESH_WITHIN_MS = 20_000;
@@ -40,7 +40,7 @@ afterAll(async () => {
   await net?.destroy();
 });
 
-// ---- a client inside a node's namespace (test/helpers/clusterClient.ts) -----------------
+// ---- a client inside a node's namespace (test/support/clusterClient.ts) -----------------
 
 const diagnostics = (): string => net.logTails(20);
 

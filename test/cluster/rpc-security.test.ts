@@ -14,7 +14,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, clusterFixture, PEER_PORT, type ClusterNode } from "../helpers/clusterNet.js";
+import { ClusterNet, clusterFixture, PEER_PORT, type ClusterNode } from "../support/clusterNet.js";
 
 interface TunnelClientResult {
   event: "done" | "failed";

@@ -18,9 +18,9 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ClusterNet, MODEL_ID, type ClusterNode } from "../helpers/clusterNet.js";
-import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent } from "../helpers/clusterClient.js";
-import { ensureModel } from "../helpers/models.js";
+import { ClusterNet, MODEL_ID, type ClusterNode } from "../support/clusterNet.js";
+import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent } from "../support/clusterClient.js";
+import { ensureModel } from "../support/models.js";
 
 const MESH_WITHIN_MS = 20_000;
 const HASHES_WITHIN_MS = 30_000;
@@ -56,7 +56,7 @@ afterAll(async () => {
   await net?.destroy();
 });
 
-// ---- a client in n1's namespace (test/helpers/clusterClient.ts) -------------------------------
+// ---- a client in n1's namespace (test/support/clusterClient.ts) -------------------------------
 
 const diagnostics = (): string => net.logTails(20);
 

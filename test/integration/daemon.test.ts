@@ -16,8 +16,8 @@ import type * as DefaultsModule from "../../daemon/config/defaults.js";
 import type { HearthConfig } from "../../daemon/config/defaults.js";
 import type * as DaemonModule from "../../daemon/Daemon.js";
 import type * as ErrorsModule from "../../protocol/errors.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { isListening } from "../helpers/wait.js";
+import { ensureTinyModel } from "../support/models.js";
+import { isListening } from "../support/wait.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
@@ -136,12 +136,12 @@ describe("Daemon shutdown order", () => {
     fs.copyFileSync(await ensureTinyModel(), path.join(config.modelsDir, "tiny.gguf"));
     const daemon = track(new Daemon({ config, logger, version: "t" }));
     const { url, port } = await daemon.start();
+    const request = { model: "tiny", messages: [{ role: "user", content: "Tell me a story" }], max_tokens: 100, temperature: 0 };
+    const post = (body: unknown): Promise<Response> => fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    // The same greedy request, undisturbed: what the drained stream must still deliver.
+    const undisturbed = ((await (await post(request)).json()) as { choices: { message: { content: string }; finish_reason: string }[] }).choices[0]!;
 
-    const response = await fetch(`${url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "Tell me a story" }], max_tokens: 100, temperature: 0, stream: true }),
-    });
+    const response = await post({ ...request, stream: true });
     expect(response.status).toBe(200);
     const reader = response.body!.getReader();
     const decoder = new TextDecoder();
@@ -165,7 +165,12 @@ describe("Daemon shutdown order", () => {
       text += decoder.decode(value as Uint8Array, { stream: true });
     }
     expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
-    expect(text).toMatch(/"finish_reason":"(length|stop)"/);
+    const chunks = text
+      .split("\n")
+      .filter((line) => line.startsWith("data: {"))
+      .map((line) => JSON.parse(line.slice("data: ".length)) as { choices: { delta: { content?: string }; finish_reason: string | null }[] });
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")).toBe(undisturbed.message.content);
+    expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe(undisturbed.finish_reason);
     await stopping;
     expect(await isListening(port)).toBe(false);
   });

@@ -9,7 +9,6 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,8 +18,9 @@ import type * as LocalEngineModule from "../../daemon/engine/LocalEngine.js";
 import type * as HttpApiModule from "../../daemon/http/HttpApi.js";
 import type * as MetricsModule from "../../daemon/metrics/Metrics.js";
 import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { readSse } from "../helpers/sse.js";
+import { ensureTinyModel } from "../support/models.js";
+import { readSse } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
@@ -107,14 +107,6 @@ async function postJson(stack: Stack, route: string, body: unknown, headers: Rec
 
 async function errorBody(response: Response): Promise<{ code: string; param: string | null; type: string; message: string }> {
   return ((await response.json()) as { error: { code: string; param: string | null; type: string; message: string } }).error;
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await sleep(20);
-  }
 }
 
 const chatMessages: OpenAI.Chat.ChatCompletionMessageParam[] = [
@@ -243,24 +235,27 @@ describe("chat completions", () => {
     expect(Object.keys(parsed).sort()).toEqual(["color", "ok"]);
   });
 
-  it("answers a request with tools with a well-formed message", async () => {
+  it("a request that requires a tool call is answered with tool_calls in OpenAI's shape, arguments matching the tool's schema", async () => {
     const completion = await client(stack).chat.completions.create({
       model: "tiny",
       messages: [{ role: "user", content: "What is the weather in Oslo?" }],
-      max_tokens: 48,
+      max_tokens: 96,
       temperature: 0,
-      tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } }],
+      tool_choice: "required",
+      tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { enum: ["Oslo", "Bergen"] } }, required: ["city"] } } }],
     });
     const choice = completion.choices[0]!;
-    expect(["stop", "length", "tool_calls"]).toContain(choice.finish_reason);
-    for (const call of choice.message.tool_calls ?? []) {
+    expect(choice.finish_reason).toBe("tool_calls");
+    const calls = choice.message.tool_calls ?? [];
+    expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) {
+      expect(call.id).toMatch(/^call_[A-Za-z0-9_-]{8,}$/);
       expect(call.type).toBe("function");
-      if (call.type === "function") {
-        expect(call.function.name).toBe("get_weather");
-        expect(() => JSON.parse(call.function.arguments) as unknown).not.toThrow();
-      }
+      if (call.type !== "function") continue;
+      expect(call.function.name).toBe("get_weather");
+      expect(["Oslo", "Bergen"]).toContain((JSON.parse(call.function.arguments) as { city: unknown }).city);
     }
-    if (choice.finish_reason === "tool_calls") expect(choice.message.tool_calls!.length).toBeGreaterThan(0);
+    expect(new Set(calls.map((call) => call.id)).size).toBe(calls.length);
   });
 });
 
@@ -434,12 +429,12 @@ describe("load shedding and failures", () => {
     });
     const reader = response.body!.getReader();
     await reader.read();
-    await waitFor(() => stack.engine.stats().loaded.some((model) => model.running > 0), 10_000);
+    await waitFor(() => stack.engine.stats().loaded.some((model) => model.running > 0), 10_000, "the generation to run", 20);
     const completedBefore = stack.metrics.completionTokens.get({ model: "tiny" });
     controller.abort();
-    await waitFor(() => stack.engine.stats().loaded.every((model) => model.running === 0), 5_000);
+    await waitFor(() => stack.engine.stats().loaded.every((model) => model.running === 0), 5_000, "the slot to be freed", 20);
     // The server saw the client leave (499), and the cancelled job produced no result.
-    await waitFor(() => stack.metrics.httpRequests.get({ endpoint: "/v1/completions", status: "499" }) === 1, 2_000);
+    await waitFor(() => stack.metrics.httpRequests.get({ endpoint: "/v1/completions", status: "499" }) === 1, 2_000, "the 499 to be counted", 20);
     expect(stack.metrics.completionTokens.get({ model: "tiny" })).toBe(completedBefore);
     const after = await client(stack).completions.create({ model: "tiny", prompt: "Hi", max_tokens: 2 });
     expect(after.choices).toHaveLength(1);

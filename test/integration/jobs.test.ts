@@ -6,14 +6,14 @@
  * usage errors.
  */
 
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_PATH, startDaemon, type RunningDaemon } from "../helpers/daemon.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { waitFor } from "../helpers/wait.js";
+import { runCli, type CliResult } from "../support/cli.js";
+import { startDaemon, type RunningDaemon } from "../support/daemon.js";
+import { ensureTinyModel } from "../support/models.js";
+import { waitForValue } from "../support/wait.js";
 import type { JobView } from "../../protocol/api/jobs.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 
@@ -58,25 +58,8 @@ function writeInput(name: string, lines: readonly string[]): string {
   return file;
 }
 
-function hearth(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args, "--url", daemon.url], {
-      env: { ...process.env, XDG_CONFIG_HOME: path.join(workDir, "xdg"), HEARTH_API_KEY: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`hearth ${args.join(" ")} did not finish in time\n${stderr}`));
-    }, timeoutMs);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function hearth(args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  return runCli([...args, "--url", daemon.url], { env: { ...process.env, XDG_CONFIG_HOME: path.join(workDir, "xdg"), HEARTH_API_KEY: "" }, timeoutMs });
 }
 
 async function api(method: string, requestPath: string, body?: string, contentType = "application/jsonl"): Promise<{ status: number; json: unknown; text: string }> {
@@ -111,19 +94,16 @@ function resultText(line: BatchOutputLine): string {
   return choice.text ?? choice.message!.content;
 }
 
-async function waitForStatus(id: string, predicate: (view: JobView) => boolean, timeoutMs: number): Promise<JobView> {
-  let last: JobView | undefined;
-  await waitFor(
+function waitForStatus(id: string, predicate: (view: JobView) => boolean, timeoutMs: number): Promise<JobView> {
+  return waitForValue(
     async () => {
-      const response = await api("GET", `/hearth/v1/jobs/${id}`);
-      last = response.json as JobView;
-      return predicate(last);
+      const view = (await api("GET", `/hearth/v1/jobs/${id}`)).json as JobView;
+      return predicate(view) && view;
     },
     timeoutMs,
     `job ${id} to reach the expected state`,
     100,
   );
-  return last!;
 }
 
 describe("batch jobs on one daemon", () => {

@@ -33,6 +33,7 @@ import { decodeFrame, encodeFrame } from "../../protocol/peer/codec.js";
 import { createInitiator } from "../../protocol/peer/handshake.js";
 import { certificateFingerprint, fingerprintToHex } from "../../protocol/peer/identity.js";
 import type { HelloMessage, PeerMessage } from "../../protocol/peer/messages.js";
+import { waitFor, waitForValue } from "../support/wait.js";
 
 const CONFIG: PeerConfig = {
   ...DEFAULT_PEER,
@@ -247,11 +248,7 @@ async function expectMemberStillConnects(): Promise<void> {
     await member.start();
     server.handleRequest("test.ping", () => "pong");
     member.connect({ host: "127.0.0.1", port: port() });
-    const started = Date.now();
-    while (member.link(serverIdentity.nodeId) === undefined) {
-      if (Date.now() - started > 5_000) throw new Error("a member could not connect after the attacks");
-      await sleep(10);
-    }
+    await waitFor(() => member.link(serverIdentity.nodeId) !== undefined, 5_000, "a member to connect after the attacks");
     expect(await member.request(serverIdentity.nodeId, "test.ping", null)).toBe("pong");
   } finally {
     await member.stop();
@@ -338,7 +335,7 @@ describe("frames on the WebSocket endpoint", () => {
     const outcome = await rawClient({
       script: async (socket, received) => {
         socket.send(encodeFrame(forged));
-        while (received.length === 0) await sleep(5);
+        await waitFor(() => received.length > 0, 5_000, "the server's hello", 5);
         socket.send(encodeFrame({ type: "authProof", proof: new Uint8Array(randomBytes(32)) }));
       },
     });
@@ -351,7 +348,7 @@ describe("frames on the WebSocket endpoint", () => {
     const outcome = await rawClient({
       script: async (socket, received) => {
         socket.send(encodeFrame(attackerHello()));
-        while (received.length === 0) await sleep(5);
+        await waitFor(() => received.length > 0, 5_000, "the server's hello", 5);
         const serverHello = received[0] as HelloMessage;
         // The server's hello names the certificate it presented in TLS, and proves nothing.
         expect(serverHello.certFingerprint).toBe(serverIdentity.fingerprintHex);
@@ -365,21 +362,23 @@ describe("frames on the WebSocket endpoint", () => {
 
   it("a non-member learns neither the server's software version nor its capabilities, whatever proof it sends", async () => {
     const info = { software: "1.0.0", capabilities: ["streams"] };
-    const attempts: PeerMessage[] = [
-      { type: "authProof", proof: new Uint8Array(randomBytes(32)) },
+    // A wrong proof is refused at the proof (4401), with or without info; an authConfirm where
+    // the proof belongs is out of order (1002).
+    const attempts: Array<[PeerMessage, number]> = [
+      [{ type: "authProof", proof: new Uint8Array(randomBytes(32)) }, 4401],
       // Volunteering its own info does not buy any in return.
-      { type: "authProof", proof: new Uint8Array(randomBytes(32)), info },
-      { type: "authConfirm", proof: new Uint8Array(randomBytes(32)), info },
+      [{ type: "authProof", proof: new Uint8Array(randomBytes(32)), info }, 4401],
+      [{ type: "authConfirm", proof: new Uint8Array(randomBytes(32)), info }, 1002],
     ];
-    for (const attempt of attempts) {
+    for (const [attempt, closeCode] of attempts) {
       const outcome = await rawClient({
         script: async (socket, received) => {
           socket.send(encodeFrame(attackerHello()));
-          while (received.length === 0) await sleep(5);
+          await waitFor(() => received.length > 0, 5_000, "the server's hello", 5);
           socket.send(encodeFrame(attempt));
         },
       });
-      expect(outcome.closeCode === 4401 || outcome.closeCode === 1002).toBe(true);
+      expect(outcome.closeCode, attempt.type).toBe(closeCode);
       expect(outcome.rawFrames.length).toBeGreaterThan(0);
       for (const frame of outcome.rawFrames) {
         expect(frame.includes(SERVER_SOFTWARE)).toBe(false);
@@ -401,7 +400,7 @@ describe("frames on the WebSocket endpoint", () => {
       const outcome = await rawClient({
         script: async (socket, received) => {
           socket.send(hello);
-          while (received.length === 0) await sleep(5);
+          await waitFor(() => received.length > 0, 5_000, "the server's hello", 5);
           nonces.push((received[0] as HelloMessage).nonce);
           socket.send(proof);
         },
@@ -467,13 +466,16 @@ describe("an authenticated member that breaks the protocol loses its link, with 
     server.handleRequest("test.hang", () => new Promise(() => undefined));
   });
 
-  const waitForAcceptance = async (received: PeerMessage[], streamId: number): Promise<number> => {
-    for (;;) {
-      const credit = received.find((message) => message.type === "streamCredit" && message.streamId === streamId);
-      if (credit?.type === "streamCredit") return credit.credit;
-      await sleep(5);
-    }
-  };
+  const waitForAcceptance = (received: PeerMessage[], streamId: number): Promise<number> =>
+    waitForValue(
+      () => {
+        const credit = received.find((message) => message.type === "streamCredit" && message.streamId === streamId);
+        return credit?.type === "streamCredit" && credit.credit;
+      },
+      5_000,
+      `stream ${streamId} to be accepted`,
+      5,
+    );
 
   it("stream data beyond the granted credit: 1008", async () => {
     const outcome = await memberClient(async (send, received) => {
@@ -530,7 +532,7 @@ describe("an authenticated member that breaks the protocol loses its link, with 
     const outcome = await memberClient(async (send, received) => {
       send({ type: "heartbeat", seq: 41, sentAt: 123.5 });
       send({ type: "request", id: 1, method: "test.noSuchThing", payload: null });
-      while (!received.some((message) => message.type === "responseError")) await sleep(5);
+      await waitFor(() => received.some((message) => message.type === "responseError"), 5_000, "the error reply", 5);
       send(new Uint8Array(CONFIG.maxFrameBytes + 10));
     });
     expect(outcome.closeCode).toBe(1009);
@@ -571,7 +573,7 @@ describe("listener limits", () => {
 
   it("handshakes in progress are capped: one more than the cap gets 503 until a slot frees", async () => {
     const silent = Array.from({ length: CONFIG.maxPendingHandshakes }, () => rawClient());
-    while (server.server!.pendingHandshakes < CONFIG.maxPendingHandshakes) await sleep(5);
+    await waitFor(() => server.server!.pendingHandshakes >= CONFIG.maxPendingHandshakes, 5_000, "every handshake slot to be taken", 5);
     expect((await rawClient()).status).toBe(503);
     for (const outcome of await Promise.all(silent)) expect(outcome.closeCode).toBe(4408);
     expect(server.server!.pendingHandshakes).toBe(0);

@@ -17,8 +17,8 @@ import type * as RunnerProcessModule from "../../daemon/engine/RunnerProcess.js"
 import type { ChatJob, CompletionJob, GenerationResult, SamplingOptions } from "../../protocol/inference.js";
 import type { ResumeState } from "../../protocol/runnerIpc.js";
 import { ContinuationLedger } from "../../daemon/split/continuation.js";
-import { captureLogs } from "../helpers/logs.js";
-import { ensureModel } from "../helpers/models.js";
+import { captureLogs } from "../support/logs.js";
+import { ensureModel } from "../support/models.js";
 
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
 const { RunnerProcess } = (await import(path.join(DIST, "daemon/engine/RunnerProcess.js"))) as typeof RunnerProcessModule;
@@ -75,8 +75,8 @@ function ledgerAfter(events: readonly LedgerEvent[], eventCount: number): Resume
     else ledger.recordText(event.text);
   }
   const state = ledger.resumeState();
-  expect(state).toBeDefined();
-  return state!;
+  if (state === undefined) throw new Error(`the ledger holds no resume state after ${eventCount} events`);
+  return state;
 }
 
 /** Resumes `job` from the middle of `reference`; returns the client's whole text and the resumed result. */

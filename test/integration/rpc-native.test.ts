@@ -16,9 +16,9 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type * as NativePartsModule from "../../daemon/native/nativeParts.js";
 import type { HearthError } from "../../protocol/errors.js";
-import { freePort, waitForExit } from "../helpers/daemon.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { isListening, waitFor } from "../helpers/wait.js";
+import { freePort, waitForExit } from "../support/daemon.js";
+import { ensureTinyModel } from "../support/models.js";
+import { isListening, waitFor } from "../support/wait.js";
 
 const REPO = path.resolve(import.meta.dirname, "..", "..");
 const DIST = path.join(REPO, "dist");
@@ -285,7 +285,7 @@ describe("native parts", () => {
 
     const skipped = run.stderr.split("\n").filter((line) => line.startsWith("[hearth-rpc-shim]"));
     expect(skipped).toHaveLength(4);
-    expect(skipped.find((line) => line.includes(`127.0.0.1:${deadPort} skipped`))).toMatch(/refused|connect/);
+    expect(skipped.find((line) => line.includes(`127.0.0.1:${deadPort} skipped`))).toMatch(/: connect failed: Connection refused$/);
     expect(skipped.find((line) => line.includes(`127.0.0.1:${oldPort} skipped`))).toMatch(/protocol 6\.0\.0/);
     expect(skipped.find((line) => line.includes(`127.0.0.1:${busy.port} skipped`))).toMatch(/no HELLO answer within 500 ms/);
     expect(skipped.find((line) => line.includes("'not-an-endpoint' skipped"))).toMatch(/host:port/);

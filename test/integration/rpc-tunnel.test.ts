@@ -30,11 +30,11 @@ import type * as GgufReaderModule from "../../daemon/gguf/reader.js";
 import type * as NativeModule from "../../daemon/native/nativeParts.js";
 import type * as FnvModule from "../../daemon/rpc/fnv1a.js";
 import type * as HelloModule from "../../daemon/rpc/rpcHello.js";
-import { CLI_PATH, freePort } from "../helpers/daemon.js";
-import { captureLogs } from "../helpers/logs.js";
-import { runCommand, type CommandResult } from "../helpers/netns-system.js";
-import { ensureModel } from "../helpers/models.js";
-import { processAlive, waitFor } from "../helpers/wait.js";
+import { runCli, type CliResult } from "../support/cli.js";
+import { freePort } from "../support/daemon.js";
+import { captureLogs } from "../support/logs.js";
+import { ensureModel } from "../support/models.js";
+import { processAlive, waitFor } from "../support/wait.js";
 
 // Built modules are imported by path at run time: importing dist/*.d.ts would make them tsc inputs (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
@@ -80,8 +80,8 @@ let bCacheDir: string;
 const aLogs = captureLogs("info");
 const bLogs = captureLogs("debug");
 
-function cli(args: string[]): Promise<CommandResult> {
-  return runCommand(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, HOME: root } });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { env: { ...process.env, HOME: root } });
 }
 
 function makeConfig(name: string, peerPort: number, otherPeerPort: number, extraPaths: string[]): HearthConfig {
@@ -250,10 +250,9 @@ describe("rpc tunnel between two daemons", () => {
     expect(again.cachedTensors).toBe(23);
   }, 60_000);
 
-  it("missing on the peer: prepare says so, A logs it, the load pushes the weights, rpc-server names them by our FNV-1a", async () => {
+  it("missing on the peer: prepare says so, the load pushes the weights, rpc-server names them by our FNV-1a", async () => {
     const prepared = await a.rpcTunnels!.prepare(bNodeId, otherSha256);
     expect(prepared.status).toBe("missing");
-    expect(aLogs.entries.some((entry) => /cannot pre-fill/.test(entry.msg ?? "") && entry["sha256"] === otherSha256)).toBe(true);
     const expectedNames = await offloadedTensorNames(otherModelPath);
     expect(expectedNames).toHaveLength(14);
     for (const name of expectedNames) expect(fs.existsSync(path.join(bCacheDir, name))).toBe(false);
@@ -270,14 +269,14 @@ describe("rpc tunnel between two daemons", () => {
 
   it("a crashed worker does not take B down and is restarted on the next connection", async () => {
     const [worker] = b.rpcService!.pool.workers();
-    expect(worker?.pid).toBeDefined();
+    expect(worker?.pid).toBeGreaterThan(0);
     process.kill(worker!.pid!, "SIGKILL");
     await waitFor(() => !processAlive(worker!.pid!), 10_000, "the worker to die");
     await waitFor(() => b.rpcService!.pool.workers()[0]?.crashes === 1, 10_000, "the pool to notice the crash");
     const endpoint = await a.rpcTunnels!.open(bNodeId);
     expect(await rpcHello(endpoint.host, endpoint.port, 15_000)).toEqual({ major: 7, minor: 0, patch: 0 });
     const [restarted] = b.rpcService!.pool.workers();
-    expect(restarted?.pid).toBeDefined();
+    expect(restarted?.pid).toBeGreaterThan(0);
     expect(restarted!.pid).not.toBe(worker!.pid);
     expect((await fetch(`${b.address!.url}/health`)).status).toBe(200);
   }, 60_000);

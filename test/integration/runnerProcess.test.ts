@@ -17,9 +17,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as RunnerProcessModule from "../../daemon/engine/RunnerProcess.js";
 import type { CompletionJob } from "../../protocol/inference.js";
 import type { RunnerLoadOptions } from "../../protocol/runnerIpc.js";
-import { captureLogs } from "../helpers/logs.js";
-import { ensureTinyModel } from "../helpers/models.js";
-import { processAlive, waitFor } from "../helpers/wait.js";
+import { captureLogs } from "../support/logs.js";
+import { ensureTinyModel } from "../support/models.js";
+import { processAlive, waitFor } from "../support/wait.js";
 
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
 const RUNNER_MAIN = path.join(DIST, "daemon/runner/runnerMain.js");
@@ -143,6 +143,7 @@ describe("runner child process", () => {
     const exit = await runner.exited;
     expect(exit.expected).toBe(true);
     expect(processAlive(runner.pid!)).toBe(false);
+    // Forwarding the runner's log lines is the behaviour under test, so the captured log is asserted.
     const runnerLogs = logEntries.slice(logStart).filter((entry) => entry.component === "runner");
     expect(runnerLogs.length).toBeGreaterThan(0);
     expect(runnerLogs.every((entry) => entry.model === "ghost")).toBe(true);

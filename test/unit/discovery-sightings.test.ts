@@ -66,7 +66,7 @@ describe("PeerSightings", () => {
       sightings.observe(sighting(A, [at("10.0.0.1")]), now);
       expect(sightings.expire(now + 1_000).lost).toEqual([]);
     }
-    expect(sightings.peer(A.nodeId)).toBeDefined();
+    expect(sightings.peer(A.nodeId)).toMatchObject({ nodeId: A.nodeId, addresses: [at("10.0.0.1")] });
   });
 
   it("expires a silent address alone and reports the peer as changed", () => {

@@ -184,6 +184,7 @@ describe("discovery listeners", () => {
     await nextTurn();
     await nextTurn();
     expect(seen).toEqual(["10.0.0.2", "10.0.0.3"]);
+    // A listener's fault is reported nowhere but the log (it must not reach the emitter), so the line is the behaviour.
     const messages = lines().map((line) => line.msg);
     expect(messages.filter((msg) => msg === "discovery listener threw")).toHaveLength(2);
     expect(messages.filter((msg) => msg === "discovery listener rejected")).toHaveLength(2);

@@ -21,6 +21,7 @@ import { errors, HearthError, type HearthErrorCode } from "../../protocol/errors
 import type { CompletionJob, GenerationJob, GenerationResult } from "../../protocol/inference.js";
 import type { SnapshotNode } from "../../scheduler/clusterSnapshot.js";
 import { batchNodes, decide } from "../../scheduler/decision.js";
+import { waitFor } from "../support/wait.js";
 
 const logger = pino({ level: "silent" });
 const CONFIG: JobsConfig = { ...DEFAULT_JOBS, inFlightPerNode: 2, maxAttempts: 3, refreshIntervalMs: 20 };
@@ -67,13 +68,6 @@ class ScriptedExecutor implements JobExecutor {
 }
 
 const tick = (ms = 1): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let waited = 0; !condition(); waited += 2) {
-    if (waited > 5_000) throw new Error(`timed out waiting for ${what}`);
-    await tick(2);
-  }
-}
 
 /** Resolves after `ms`, or rejects with HEARTH_CANCELLED when aborted first (as the router does). */
 function work(signal: AbortSignal, ms: number, text: string): Promise<string> {
@@ -204,7 +198,7 @@ describe("JobRun", () => {
     const executor = new ScriptedExecutor(({ node, prompt, signal }) => work(signal, prompt === "p0" ? 1 : 10_000, `${node}:${prompt}`));
     const { run, job } = await makeRun(20, executor);
     const running = run.run();
-    await until(() => job.doneCount === 1 && executor.calls.length === 5, "p0 done and four items in flight");
+    await waitFor(() => job.doneCount === 1 && executor.calls.length === 5, 5_000, "p0 done and four items in flight", 2);
     const inFlight = executor.calls.length - 1;
     await run.cancel();
     await running;
@@ -218,7 +212,7 @@ describe("JobRun", () => {
     const executor = new ScriptedExecutor(({ signal }) => work(signal, 10_000, "x"));
     const { run, job } = await makeRun(5, executor);
     const running = run.run();
-    await until(() => executor.calls.length === 4, "four items in flight");
+    await waitFor(() => executor.calls.length === 4, 5_000, "four items in flight", 2);
     await run.stop();
     await running;
     expect(job.meta.status).toBe("running");

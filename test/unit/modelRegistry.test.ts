@@ -13,7 +13,7 @@ import { SYNTH_PRESETS } from "../../daemon/gguf/synth.js";
 import { validateModelAliases } from "../../daemon/models/aliases.js";
 import { FileHashCache } from "../../daemon/models/fileHash.js";
 import { ModelRegistry, type ModelRegistryOptions } from "../../daemon/models/ModelRegistry.js";
-import { ensureModel, ensureTinyModel } from "../helpers/models.js";
+import { ensureModel, ensureTinyModel } from "../support/models.js";
 
 let root: string;
 let tinyPath: string;
@@ -28,6 +28,9 @@ afterAll(async () => {
 });
 
 let modelsDir: string;
+// The registry's warnings are its only report of a file it skips, an id it shadows or an alias
+// that points nowhere (no API lists them), and "once per file version" is a property of the
+// warning itself: here the log line is the behaviour under test.
 let logLines: { msg: string; [key: string]: unknown }[];
 let logger: Logger;
 beforeEach(async () => {

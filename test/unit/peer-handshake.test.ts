@@ -111,7 +111,7 @@ describe("honest members", () => {
     const proofs = new Set<string>();
     for (let i = 0; i < 5; i++) {
       const outcome = run(createInitiator(params(a, b)), createResponder(params(b, a)));
-      expect(outcome.initiator.done).toBeDefined();
+      expect(outcome.initiator.done).toMatchObject({ peerNodeId: b.nodeId });
       for (const { message } of outcome.transcript) if (message.type === "authProof" || message.type === "authConfirm") proofs.add(Buffer.from(message.proof).toString("hex"));
     }
     expect(proofs.size).toBe(15);
@@ -268,7 +268,7 @@ describe("replay", () => {
     const a = makeNode();
     const b = makeNode();
     const recorded = run(createInitiator(params(a, b)), createResponder(params(b, a)));
-    expect(recorded.responder.done).toBeDefined();
+    expect(recorded.responder.done).toMatchObject({ peerNodeId: a.nodeId });
     const [hello, , proof] = recorded.transcript.map((entry) => entry.message);
 
     // Strongest attacker: the TLS layer even shows a's certificate (as if it were stolen).

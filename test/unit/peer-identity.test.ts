@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { HearthError } from "../../protocol/errors.js";
-import { base32Decode, base32Encode } from "../../protocol/peer/base32.js";
+import { BASE32_ALPHABET, base32Decode, base32Encode } from "../../protocol/peer/base32.js";
 import {
   certificateFingerprint,
   fingerprintFromHex,
@@ -175,14 +175,25 @@ describe("join tokens", () => {
     expect(decodeJoinToken(token.toUpperCase())).toEqual(credentials);
   });
 
-  it("detect every single-character corruption", () => {
+  /** Low bits of the token's last character that carry no data (base32 of 52 bytes: 84 characters, 420 bits for 416). */
+  function paddingBits(token: string): number {
+    const bodyChars = token.length - "hearth1_".length;
+    return (bodyChars * 5) % 8;
+  }
+
+  it("detect every single-character corruption: a data bit changed is a checksum failure, a padding bit set is an encoding error", () => {
     const token = encodeJoinToken(credentials);
     const body = "hearth1_".length;
+    const padding = paddingBits(token);
+    expect(padding).toBe(4);
+    const alphabet = BASE32_ALPHABET.toLowerCase();
     for (let i = body; i < token.length; i++) {
-      for (const replacement of "abcdefghijklmnopqrstuvwxyz234567") {
+      for (const replacement of alphabet) {
         if (replacement === token[i]) continue;
         const corrupted = token.slice(0, i) + replacement + token.slice(i + 1);
-        expect(["checksum", "encoding"]).toContain(problemOf(corrupted));
+        // Only the last character holds padding bits; every other change alters data.
+        const setsPadding = i === token.length - 1 && (alphabet.indexOf(replacement) & ((1 << padding) - 1)) !== 0;
+        expect(problemOf(corrupted), `${replacement} at ${i}`).toBe(setsPadding ? "encoding" : "checksum");
       }
     }
   });
@@ -195,7 +206,12 @@ describe("join tokens", () => {
     expect(problemOf(token.slice(0, -8))).toBe("length");
     expect(problemOf(`${token}aaaaaaaa`)).toBe("length");
     expect(problemOf(token.slice(0, -1) + "0")).toBe("encoding");
-    expect(problemOf(token.replace(/.$/, (last) => (last === "a" ? "b" : "a")))).toMatch(/checksum|encoding/);
+    // The last character: its top bit is data, its low 4 bits are padding (always zero in a real token).
+    const alphabet = BASE32_ALPHABET.toLowerCase();
+    const last = alphabet.indexOf(token[token.length - 1]!);
+    expect(last & 0b1111).toBe(0);
+    expect(problemOf(token.slice(0, -1) + alphabet[last ^ 0b10000])).toBe("checksum");
+    expect(problemOf(token.slice(0, -1) + alphabet[last | 0b0001])).toBe("encoding");
   });
 
   it("never throw anything but a JoinTokenError on arbitrary text", () => {

@@ -19,6 +19,7 @@ import { parseGpuProbeMessage } from "../../daemon/hardware/gpuInfo.js";
 import { FileHashCache } from "../../daemon/models/fileHash.js";
 import { HearthError } from "../../protocol/errors.js";
 import { peerStateSchema } from "../../protocol/peer/messages.js";
+import { waitFor } from "../support/wait.js";
 
 const logger = pino({ level: "silent" });
 let root: string;
@@ -40,14 +41,6 @@ function model(id: string, content: string): ModelDescriptor {
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 describe("ModelHashes", () => {
   it("hashes each model once in the background, and a restart reads the hashes from the cache", async () => {
     const dataDir = path.join(root, "data");
@@ -64,7 +57,7 @@ describe("ModelHashes", () => {
     first.on("hashed", (id) => hashed.push(id));
     await first.refresh([a, b]);
     expect(first.hashOf(a)).toBeNull();
-    await until(() => first.pending === 0 && hashed.length === 2, "both hashes");
+    await waitFor(() => first.pending === 0 && hashed.length === 2, 5_000, "both hashes");
     expect(first.hashOf(a)).toBe(sha256("first model"));
     expect(first.hashOf(b)).toBe(sha256("second model"));
     await first.refresh([a, b]);
@@ -82,11 +75,11 @@ describe("ModelHashes", () => {
     const a = model("a", "version one");
     const hashes = new ModelHashes({ dataDir, logger });
     await hashes.refresh([a]);
-    await until(() => hashes.hashOf(a) !== null, "the first hash");
+    await waitFor(() => hashes.hashOf(a) !== null, 5_000, "the first hash");
     fs.writeFileSync(a.path, "version two, longer");
     await hashes.refresh([a]);
     expect(hashes.hashOf(a)).toBeNull();
-    await until(() => hashes.hashOf(a) !== null, "the new hash");
+    await waitFor(() => hashes.hashOf(a) !== null, 5_000, "the new hash");
     expect(hashes.hashOf(a)).toBe(sha256("version two, longer"));
     const cache = JSON.parse(fs.readFileSync(path.join(dataDir, "cache", "model-hashes.json"), "utf8")) as { entries: Record<string, unknown> };
     expect(Object.keys(cache.entries)).toHaveLength(1);
@@ -98,7 +91,7 @@ describe("ModelHashes", () => {
     const b = model("b", "never hashed");
     const warm = new ModelHashes({ dataDir, logger });
     await warm.refresh([a]);
-    await until(() => warm.hashOf(a) !== null, "the hash of a");
+    await waitFor(() => warm.hashOf(a) !== null, 5_000, "the hash of a");
     const cold = new ModelHashes({
       dataDir,
       logger,
@@ -118,7 +111,7 @@ describe("ModelHashes", () => {
     const a = model("a", "content");
     const hashes = new ModelHashes({ dataDir, logger });
     await hashes.refresh([a]);
-    await until(() => hashes.hashOf(a) !== null, "the hash");
+    await waitFor(() => hashes.hashOf(a) !== null, 5_000, "the hash");
     expect(JSON.parse(fs.readFileSync(path.join(dataDir, "cache", "model-hashes.json"), "utf8"))).toMatchObject({ format: 1 });
   });
 });

@@ -1,5 +1,7 @@
 // Every synthetic quant type loads in the real node-llama-cpp and decodes greedily and
 // deterministically; the chat template makes node-llama-cpp pick a tool-calling wrapper.
+// An integration test: it loads node-llama-cpp's native binding and real models in this
+// process (nothing is forked, so the sources are imported directly).
 //
 // Contexts use one thread: node-llama-cpp defaults to max(4, cores) CPU threads, and on a
 // 2-core machine shared with other test processes ggml's spinning thread barriers then make
@@ -8,7 +10,7 @@
 import { getLlama, LlamaChatSession, type Llama, type LlamaModel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SYNTH_QUANTS } from "../../daemon/gguf/synth.js";
-import { ensureModel, ensureTinyModel } from "../helpers/models.js";
+import { ensureModel, ensureTinyModel } from "../support/models.js";
 
 const GENERATED_TOKENS = 12;
 

@@ -23,16 +23,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import type { ClusterView, PeerView } from "../../protocol/api/cluster.js";
+import { CLI_PATH, REPO_ROOT, runCli } from "./cli.js";
 import { ensureTinyModel } from "./models.js";
 import { createTestNetwork, type TestNetwork, type TestNode } from "./netns.js";
-import { runCommand, type CommandResult } from "./netns-system.js";
+import type { CommandResult } from "./netns-system.js";
 
-const TWO_UP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** This file runs from test/helpers (vitest) or from dist/test/helpers (bench). */
-export const REPO_ROOT = path.basename(TWO_UP) === "dist" ? path.dirname(TWO_UP) : TWO_UP;
-export const CLI_PATH = path.join(REPO_ROOT, "dist", "cli", "main.js");
+export { CLI_PATH, REPO_ROOT };
 /** Fixtures run as plain node programs, so from their compiled form. */
 export const clusterFixture = (name: string): string => path.join(REPO_ROOT, "dist", "test", "cluster", "fixtures", name);
 
@@ -649,7 +646,7 @@ function nodeEnv(home: string): NodeJS.ProcessEnv {
 }
 
 function runHearth(args: readonly string[], home: string): Promise<CommandResult> {
-  return runCommand(process.execPath, [CLI_PATH, ...args], { env: nodeEnv(home), timeoutMs: 30_000 });
+  return runCli(args, { env: nodeEnv(home), timeoutMs: 30_000 });
 }
 
 function parseJsonOutput(result: CommandResult, what: string): unknown {

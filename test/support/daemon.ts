@@ -8,12 +8,9 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { CLI_PATH } from "./cli.js";
+import { waitFor } from "./wait.js";
 
-const TWO_UP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-/** This file runs from test/helpers (vitest) or from dist/test/helpers (bench). */
-const REPO_ROOT = path.basename(TWO_UP) === "dist" ? path.dirname(TWO_UP) : TWO_UP;
-export const CLI_PATH = path.join(REPO_ROOT, "dist", "cli", "main.js");
 
 export interface StartDaemonOptions {
   /** Model files to link into the daemon's models dir, by id. */
@@ -118,20 +115,21 @@ export async function startDaemon(options: StartDaemonOptions = {}): Promise<Run
       return result;
     },
   };
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      removeHome();
-      throw new Error(`hearth serve exited early (${child.exitCode ?? child.signalCode}):\n${output}`);
-    }
+  const healthy = async (): Promise<boolean> => {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`hearth serve exited early (${child.exitCode ?? child.signalCode}):\n${output}`);
     try {
-      const response = await fetch(`${url}/health`);
-      if (response.ok) return daemon;
+      return (await fetch(`${url}/health`)).ok;
     } catch {
-      // not listening yet
+      return false; // not listening yet
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  };
+  try {
+    await waitFor(healthy, options.readyTimeoutMs ?? 30_000, "hearth serve to answer /health", 100);
+  } catch (error) {
+    // Killed (or already gone), and its home removed: nothing of a failed start stays behind.
+    await daemon.stop("SIGKILL");
+    const exitedEarly = (error as Error).message.startsWith("hearth serve exited early");
+    throw exitedEarly ? error : new Error(`${(error as Error).message}:\n${output}`);
   }
-  await daemon.stop("SIGKILL");
-  throw new Error(`hearth serve did not become healthy in time:\n${output}`);
+  return daemon;
 }

@@ -1,18 +1,19 @@
 /**
  * How a runner translates job inputs for node-llama-cpp: JSON schemas it can enforce (checked
  * against node-llama-cpp's real grammar compiler), OpenAI messages folded into its chat
- * history, and tool_choice mapped onto its functions. Pure functions of the runner,
- * no runner process needed.
+ * history, and tool_choice mapped onto its functions. Pure functions of the runner, no
+ * runner process needed; an integration test because it loads node-llama-cpp's native
+ * binding in this process (the grammar compiler and the runner modules' imports). The sources
+ * are imported directly, since nothing here is forked from dist/.
  */
 
 import type { Llama } from "node-llama-cpp";
-import { getLlama } from "node-llama-cpp";
+import { getLlama, LlamaJsonSchemaGrammar } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toChatHistory } from "../../daemon/runner/chatHistory.js";
 import { MAX_SCHEMA_DEPTH, normalizeGrammarSchema } from "../../daemon/runner/jsonSchemaSupport.js";
 import { planTools } from "../../daemon/runner/toolFunctions.js";
 import type { ChatMessage } from "../../protocol/inference.js";
-
 
 function hearthError(run: () => unknown): Record<string, unknown> {
   try {
@@ -47,7 +48,7 @@ describe("JSON schemas for grammars", () => {
 
   it.each(supported)("accepts %s, and node-llama-cpp compiles the result", async (_name, schema) => {
     const normalized = normalizeGrammarSchema(schema, "response_format");
-    await expect(llama.createGrammarForJsonSchema(normalized as never)).resolves.toBeDefined();
+    await expect(llama.createGrammarForJsonSchema(normalized as never)).resolves.toBeInstanceOf(LlamaJsonSchemaGrammar);
   });
 
   it("turns anyOf into oneOf and drops annotations other than description", () => {
