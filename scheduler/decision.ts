@@ -85,7 +85,7 @@ export interface WholeDecision {
   mustFetch: boolean;
   /** Whether the router may place the request once more elsewhere if this node fails first. */
   retry: boolean;
-  /** Every reachable node holding the model, best first (batch jobs spread over them). */
+  /** Every reachable node holding the model that this decision allows, best first (batch jobs spread over them). */
   candidates: Candidate[];
   reasons: string[];
 }
@@ -208,6 +208,8 @@ function placeWhole(input: DecisionInput, options: { extraExcluded: readonly str
   });
   if (!placement.ok) return refused(placement.code, placement.message, placement.code === "HEARTH_MODEL_NOT_FOUND" ? "model" : null, options.reasons);
   const holds = placement.candidates.some((candidate) => candidate.nodeId === placement.nodeId);
+  // A node left out (too small for the model, or failed this request) is no candidate either.
+  const left = new Set(excluded);
   return {
     kind: placement.nodeId === snapshot.localNodeId ? "local" : "remote",
     nodeId: placement.nodeId,
@@ -215,7 +217,7 @@ function placeWhole(input: DecisionInput, options: { extraExcluded: readonly str
     sha256: placement.sha256,
     mustFetch: !holds,
     retry: options.retry,
-    candidates: placement.candidates,
+    candidates: placement.candidates.filter((candidate) => !left.has(candidate.nodeId)),
     reasons: [...options.reasons, placement.reason],
   };
 }

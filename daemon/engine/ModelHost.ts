@@ -3,7 +3,7 @@
  *
  *   first request  -> admit (or 429 when the queue is full) -> load a runner (requests that
  *                     arrive meanwhile share the one load) -> run up to `parallelSlots` jobs
- *   runner crash   -> its in-flight jobs fail HEARTH_RUNNER_FAILED; the next job loads anew
+ *   runner crash   -> its in-flight jobs fail HEARTH_RUNNER_CRASHED; the next job loads anew
  *   load failure   -> everything waiting fails HEARTH_MODEL_LOAD_FAILED; nothing lingers
  *   idle keepAlive -> the runner is stopped; the host tells its owner it can be forgotten
  *

@@ -338,6 +338,12 @@ describe("batchNodes", () => {
     ]);
   });
 
+  it("a whole-model decision leaves out a holder whose budget cannot hold the model, even when it has it loaded", () => {
+    const decision = whole(run({ snapshot: cluster(2000, budgeted(B, 600, { loadedModels: ["llama"], speedScores: { llama: 50 } })), local: LOCAL }));
+    expect(decision).toMatchObject({ kind: "local", nodeId: A });
+    expect(batchNodes(decision, A)).toEqual([{ nodeId: A, speed: null, pinned: true }]);
+  });
+
   it("a split runs on this node, the host, unpinned (items reach the placement through the router), at the plan's speed", () => {
     const decision = split(run({ snapshot: cluster(600, budgeted(B, 600)), local: LOCAL }));
     expect(batchNodes(decision, A)).toEqual([{ nodeId: A, speed: decision.plan.predictedTokensPerSecond, pinned: false }]);
