@@ -13,7 +13,7 @@
  * counts only tokens it has released, so while a stop string is half matched the two windows
  * can differ by the held tokens.) Tool calls keep LlamaChat's function-call parser state, which
  * cannot be rebuilt from tokens here, so a job that may call tools is not resumed: it fails
- * with HEARTH_RUNNER_FAILED, as without recovery.
+ * with HEARTH_RESUME_UNSUPPORTED.
  */
 
 import type { LlamaGrammar, LlamaGrammarEvaluationState, Token } from "node-llama-cpp";

@@ -167,7 +167,8 @@ export const generationOutcomeSchema = z.object({
   timeToFirstTokenMs: z.number().min(0).max(86_400_000).exactOptional(),
 });
 
-const generationResultSchema = generationOutcomeSchema.extend({ kind: z.literal("generation") });
+// `kind` first, as the frames have always been written.
+const generationResultSchema = z.object({ kind: z.literal("generation"), ...generationOutcomeSchema.shape });
 
 const vectorBytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array && value.byteLength > 0, { error: "expected bytes" });
 
