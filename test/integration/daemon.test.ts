@@ -18,6 +18,7 @@ import type * as DaemonModule from "../../daemon/Daemon.js";
 import type * as ErrorsModule from "../../protocol/errors.js";
 import { ensureTinyModel } from "../support/models.js";
 import { isListening } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
@@ -66,15 +67,6 @@ function track(daemon: Daemon): Daemon {
   return daemon;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HearthError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
-}
-
 describe("Daemon start", () => {
   it("creates the data dir private to the user and the models dir, then listens", async () => {
     const config = makeConfig();
@@ -96,7 +88,7 @@ describe("Daemon start", () => {
     const port = (blocker.address() as AddressInfo).port;
     try {
       const daemon = track(new Daemon({ config: makeConfig({ port }), logger, version: "t" }));
-      const error = await rejection(daemon.start());
+      const error = await rejectionOf(daemon.start(), HearthError);
       expect(error.code).toBe("HEARTH_CONFIG_INVALID");
       expect(error.message).toBe(`cannot listen on 127.0.0.1:${port}: the address is already in use (is another hearth serve running? choose another --port)`);
       expect(daemon.address).toBeUndefined();
@@ -111,7 +103,7 @@ describe("Daemon start", () => {
     const blockingFile = path.join(path.dirname(config.dataDir), "a-file");
     fs.writeFileSync(blockingFile, "");
     const daemon = track(new Daemon({ config: { ...config, dataDir: path.join(blockingFile, "data") }, logger, version: "t" }));
-    const error = await rejection(daemon.start());
+    const error = await rejectionOf(daemon.start(), HearthError);
     expect(error.code).toBe("HEARTH_CONFIG_INVALID");
     expect(error.message).toMatch(/^data_dir: cannot create .*a-file\/data: /);
   });

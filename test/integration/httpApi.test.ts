@@ -21,6 +21,7 @@ import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js"
 import { ensureTinyModel } from "../support/models.js";
 import { readSse } from "../support/sse.js";
 import { waitFor } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
@@ -159,11 +160,8 @@ describe("models", () => {
 
   it("retrieves a model by alias and answers 404 for an unknown one", async () => {
     expect((await client(stack).models.retrieve("small")).id).toBe("tiny");
-    const error = await client(stack)
-      .models.retrieve("no-such-model")
-      .catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((error as InstanceType<typeof OpenAI.NotFoundError>).code).toBe("HEARTH_MODEL_NOT_FOUND");
+    const error = await rejectionOf(client(stack).models.retrieve("no-such-model"), OpenAI.NotFoundError);
+    expect(error.code).toBe("HEARTH_MODEL_NOT_FOUND");
   });
 
   it("decodes percent-encoded ids", async () => {
@@ -310,11 +308,8 @@ describe("embeddings", () => {
   });
 
   it("rejects dimensions the model does not produce", async () => {
-    const error = await client(stack)
-      .embeddings.create({ model: "tiny", input: "x", dimensions: 3 })
-      .catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("dimensions");
+    const error = await rejectionOf(client(stack).embeddings.create({ model: "tiny", input: "x", dimensions: 3 }), OpenAI.BadRequestError);
+    expect(error.param).toBe("dimensions");
   });
 
   it("rejects more inputs than the limit", async () => {
@@ -326,12 +321,9 @@ describe("embeddings", () => {
 
 describe("error statuses", () => {
   it("400 with param through the openai client", async () => {
-    const error = await client(stack)
-      .chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: -4 })
-      .catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("max_tokens");
-    expect((error as InstanceType<typeof OpenAI.BadRequestError>).code).toBe("HEARTH_INVALID_REQUEST");
+    const error = await rejectionOf(client(stack).chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: -4 }), OpenAI.BadRequestError);
+    expect(error.param).toBe("max_tokens");
+    expect(error.code).toBe("HEARTH_INVALID_REQUEST");
   });
 
   it("404 for an unknown model, also when streaming", async () => {
@@ -373,10 +365,7 @@ describe("error statuses", () => {
     const { port } = await guarded.listen();
     try {
       const guardedStack = { ...stack, api: guarded, metrics, port, base: `http://127.0.0.1:${port}` };
-      const error = await client(guardedStack, "wrong-key")
-        .models.list()
-        .catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
+      await rejectionOf(client(guardedStack, "wrong-key").models.list(), OpenAI.AuthenticationError);
       const completion = await client(guardedStack, API_KEY).chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: 2 });
       expect(completion.choices[0]!.message.role).toBe("assistant");
       expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
@@ -389,12 +378,9 @@ describe("error statuses", () => {
     stack.api.setReady(false);
     try {
       expect((await fetch(`${stack.base}/health`)).status).toBe(503);
-      const error = await client(stack)
-        .chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: 2 })
-        .catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(OpenAI.InternalServerError);
-      expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
-      expect((error as InstanceType<typeof OpenAI.APIError>).headers?.get("retry-after")).toBe("1");
+      const error = await rejectionOf(client(stack).chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: 2 }), OpenAI.InternalServerError);
+      expect(error.status).toBe(503);
+      expect(error.headers?.get("retry-after")).toBe("1");
     } finally {
       stack.api.setReady(true);
     }

@@ -24,12 +24,13 @@ import { ClusterStateSource } from "../../daemon/routing/ClusterState.js";
 import { RoutingEngine } from "../../daemon/routing/RoutingEngine.js";
 import { ModelLayouts } from "../../daemon/split/modelLayouts.js";
 import { SplitEngine } from "../../daemon/split/SplitEngine.js";
-import { errors, HearthError } from "../../protocol/errors.js";
+import { errors, type HearthError } from "../../protocol/errors.js";
 import type { CompletionJob, GenerationResult } from "../../protocol/inference.js";
 import { decodeJobFrame, encodeInferFrame, generationResultFrame, INFER_STREAM_PURPOSE, InferFrameSplitter, type InferJobFrame } from "../../protocol/peer/inferenceWire.js";
 import { fakeRunnerEntry } from "../support/fakeRunnerEntry.js";
 import { ensureTinyModel } from "../support/models.js";
 import { waitFor } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
 
 const logger = pino({ level: "silent" });
 
@@ -225,17 +226,6 @@ async function generate(model: string, prompt: string, options: Partial<Generate
   return { result, deltas };
 }
 
-async function failure(promise: Promise<unknown>): Promise<HearthError> {
-  const error = await promise.then(
-    (value) => {
-      throw new Error(`expected a failure, got ${JSON.stringify(value)}`);
-    },
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
-}
-
 /** Streams opened to peers by one test. */
 function streamsDuring(): () => FakeExecutingPeer[] {
   const before = links.opened.length;
@@ -292,7 +282,7 @@ describe("RoutingEngine", () => {
     };
     const opened = streamsDuring();
     const deltas: string[] = [];
-    const error = await failure(router.generate(completion("llama", "no retry"), { signal: new AbortController().signal, onDelta: (delta) => deltas.push(delta.text) }));
+    const error = await rejectionOf(router.generate(completion("llama", "no retry"), { signal: new AbortController().signal, onDelta: (delta) => deltas.push(delta.text) }));
     expect(error.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(deltas).toEqual(["partial"]);
     expect(opened().map((peer) => peer.nodeId)).toEqual([B]);
@@ -304,7 +294,7 @@ describe("RoutingEngine", () => {
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
     const ran = engine.stats().loaded.find((model) => model.modelId === "llama");
-    const error = await failure(generate("llama", "pinned", { route: { pinnedNodeId: B } }).then(({ result }) => result));
+    const error = await rejectionOf(generate("llama", "pinned", { route: { pinnedNodeId: B } }).then(({ result }) => result));
     expect(error.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(opened().map((peer) => peer.nodeId)).toEqual([B]);
     // Nothing ran here instead: the local runner (from earlier tests) did no extra work.
@@ -316,7 +306,7 @@ describe("RoutingEngine", () => {
     view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()], { loadedModels: ["llama"] })] };
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
-    const error = await failure(generate("llama", "batch item", { route: { retry: false } }));
+    const error = await rejectionOf(generate("llama", "batch item", { route: { retry: false } }));
     expect(error.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(opened().map((peer) => peer.nodeId)).toEqual([B]);
   });
@@ -324,7 +314,7 @@ describe("RoutingEngine", () => {
   it("a model no node knows is HEARTH_MODEL_NOT_FOUND naming it, and nothing is opened or run", async () => {
     view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()])] };
     const opened = streamsDuring();
-    const error = await failure(generate("ghost", "hi"));
+    const error = await rejectionOf(generate("ghost", "hi"));
     expect(error).toMatchObject({ code: "HEARTH_MODEL_NOT_FOUND", param: "model", message: 'model "ghost" not found on any node of the cluster' });
     expect(opened()).toEqual([]);
   });

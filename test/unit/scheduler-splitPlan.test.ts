@@ -15,6 +15,7 @@ import { llamaCppLayerAssignment, llamaSplitSettings } from "../../scheduler/lla
 import { decodeWeightBytes, kvCacheBytesPerLayer, modelLayoutFromGguf, wholeModelBytes, type ModelLayout } from "../../scheduler/modelLayout.js";
 import { planRefusalError, planSplit, type LayerSplitPlan, type PlanInput, type PlanNode, type PlanRefusal, type SplitPlanResult, type WholeModelPlan } from "../../scheduler/splitPlan.js";
 import { DEFAULT_THROUGHPUT_OPTIONS, hopBytesPerToken } from "../../scheduler/splitThroughput.js";
+import { thrownBy } from "../support/thrown.js";
 
 const MIB = 1024 * 1024;
 
@@ -332,15 +333,7 @@ describe("forced placements", () => {
   });
 
   it("rejects malformed forced placements with HEARTH_INVALID_REQUEST and the field as param", () => {
-    const attempt = (forced: PlanInput["forced"]): HearthError => {
-      try {
-        planSplit({ layout: layout(), nodes: roomy, forced: forced!, forcedParam: "hearth.placement" });
-      } catch (error) {
-        expect(error).toBeInstanceOf(HearthError);
-        return error as HearthError;
-      }
-      throw new Error("expected an error");
-    };
+    const attempt = (forced: PlanInput["forced"]): HearthError => thrownBy(() => planSplit({ layout: layout(), nodes: roomy, forced: forced!, forcedParam: "hearth.placement" }));
     for (const [forced, pattern] of [
       [{ nodes: ["host", "a"], layers: [4, 3] }, /add up to 7, but the model has 8/],
       [{ nodes: ["host", "zz"], layers: [4, 4] }, /"zz" is not an available node/],
