@@ -35,7 +35,7 @@ import { statusSchema } from "../../protocol/api/status.js";
 import { nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import { planSplit, type LayerSplitPlan, type PlanNode, type SplitPlanResult } from "../../scheduler/splitPlan.js";
-import type { ModelLayout } from "../../scheduler/modelLayout.js";
+import { modelLayout } from "../support/modelLayout.js";
 
 const MIB = 1024 * 1024;
 const LOCAL = nodeIdFromFingerprint(new Uint8Array(32).fill(1));
@@ -60,15 +60,7 @@ function config(): HearthConfig {
 }
 
 /** 8 layers of 100 MiB; the whole model needs about 1 GiB. */
-const LAYOUT: ModelLayout = {
-  layerWeightBytes: Array.from({ length: 8 }, () => 100 * MIB),
-  kvBytesPerLayer: 10 * MIB,
-  inputBytes: 50 * MIB,
-  outputBytes: 50 * MIB,
-  computeBytesPerNode: 20 * MIB,
-  embeddingLength: 2048,
-  vocabularySize: 32000,
-};
+const LAYOUT = modelLayout();
 
 function planNodes(hostMiB: number, peerMiB: number): PlanNode[] {
   return [

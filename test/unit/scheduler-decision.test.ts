@@ -6,8 +6,8 @@
 import { describe, expect, it } from "vitest";
 import type { ClusterSnapshot, SnapshotNode } from "../../scheduler/clusterSnapshot.js";
 import { batchNodes, decide, FORCED_PLACEMENT_PARAM, type Decision, type DecisionInput, type LocalModelFacts, type RefusedDecision, type SplitDecision, type WholeDecision } from "../../scheduler/decision.js";
-import type { ModelLayout } from "../../scheduler/modelLayout.js";
 import { planSplit } from "../../scheduler/splitPlan.js";
+import { modelLayout } from "../support/modelLayout.js";
 
 const MIB = 1024 * 1024;
 
@@ -21,16 +21,7 @@ const B = nodeIdFrom("BBBBBBB");
 const C = nodeIdFrom("CCCCCCC");
 const SHA = "a".repeat(64);
 
-/** 8 layers of 100 MiB, 10 MiB KV each, 50 MiB input and output, 20 MiB buffers: 1000 MiB whole. */
-const LAYOUT: ModelLayout = {
-  layerWeightBytes: Array.from({ length: 8 }, () => 100 * MIB),
-  kvBytesPerLayer: 10 * MIB,
-  inputBytes: 50 * MIB,
-  outputBytes: 50 * MIB,
-  computeBytesPerNode: 20 * MIB,
-  embeddingLength: 2048,
-  vocabularySize: 32000,
-};
+const LAYOUT = modelLayout();
 
 const LOCAL: LocalModelFacts = { id: "llama", sha256: SHA, layout: LAYOUT };
 const UNPLANNABLE: LocalModelFacts = { id: "llama", sha256: SHA, layoutProblem: "its GGUF header has no head count" };
