@@ -23,10 +23,11 @@ import { encodeTransferHeader, MODEL_FETCH_PURPOSE, type ModelFetchMeta } from "
 import { ensureTinyModel } from "../support/models.js";
 import { waitFor } from "../support/wait.js";
 import { rejectionOf } from "../support/thrown.js";
+import { nodeIdFrom } from "../support/nodeIds.js";
 
 const logger = pino({ level: "silent" });
-const B = "BBBBBBB-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ";
-const C = "CCCCCCC-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ";
+const B = nodeIdFrom("BBBBBBB");
+const C = nodeIdFrom("CCCCCCC");
 const CHUNK = 64 * 1024;
 
 let content: Buffer;

@@ -31,12 +31,10 @@ import { fakeRunnerEntry } from "../support/fakeRunnerEntry.js";
 import { ensureTinyModel } from "../support/models.js";
 import { waitFor } from "../support/wait.js";
 import { rejectionOf } from "../support/thrown.js";
+import { nodeIdFrom } from "../support/nodeIds.js";
 
 const logger = pino({ level: "silent" });
 
-function nodeIdFrom(head: string): string {
-  return head.toUpperCase().padEnd(56, "Q").match(/.{7}/g)!.join("-");
-}
 const A = nodeIdFrom("AAAAAAA");
 const B = nodeIdFrom("BBBBBBB");
 const OTHER_SHA = "b".repeat(64);
