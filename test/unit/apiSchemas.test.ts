@@ -36,6 +36,7 @@ import { nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import { planSplit, type LayerSplitPlan, type PlanNode, type SplitPlanResult } from "../../scheduler/splitPlan.js";
 import { modelLayout } from "../support/modelLayout.js";
+import { peerStateMessage } from "../support/peerState.js";
 
 const MIB = 1024 * 1024;
 const LOCAL = nodeIdFromFingerprint(new Uint8Array(32).fill(1));
@@ -76,21 +77,8 @@ const PLANS: Record<string, SplitPlanResult> = {
   refused: planSplit({ layout: LAYOUT, nodes: planNodes(100, 100), modelName: "refused" }),
 };
 
-function peerState(): PeerStateMessage {
-  return {
-    type: "peerState",
-    seq: 1,
-    cpuCores: 8,
-    ramTotalBytes: 32e9,
-    ramFreeBytes: 20e9,
-    gpu: { backend: "cuda", devices: [{ name: "RTX A" }, { name: "RTX B" }], vramTotalBytes: 25, vramFreeBytes: 11 },
-    modelsPresent: [{ id: "llama", sizeBytes: 1000, sha256: "ab".repeat(32) }, { id: "new", sizeBytes: 5, sha256: null }],
-    modelsLoaded: [{ id: "llama" }],
-    queueDepth: 3,
-    speedScores: [{ modelId: "llama", tokensPerSecond: 42.5 }],
-    memoryBudgetBytes: 16e9,
-  };
-}
+/** The peer's snapshot, with the memory budget it reports. */
+const peerState = (): PeerStateMessage => peerStateMessage({ memoryBudgetBytes: 16e9 });
 
 /** A peer table with an up peer that reported its state, a static address not reached yet, and a refused inbound handshake. */
 function peerTable(): PeerTable {
