@@ -24,6 +24,7 @@ import { ensureTinyModel } from "../support/models.js";
 import { waitFor } from "../support/wait.js";
 import { rejectionOf } from "../support/thrown.js";
 import { nodeIdFrom } from "../support/nodeIds.js";
+import { upPeerView } from "../support/peerView.js";
 
 const logger = pino({ level: "silent" });
 const B = nodeIdFrom("BBBBBBB");
@@ -94,24 +95,9 @@ let opened: Opened[];
 let holders: Map<string, Holder>;
 let peers: PeerView[];
 
+/** A peer holding the file as `modelId`; B is nearer than the others. */
 function peer(nodeId: string, modelId: string): PeerView {
-  return {
-    nodeId,
-    fingerprint: "1".repeat(64),
-    addresses: ["10.0.0.2:4328"],
-    protocolVersion: "1.0",
-    softwareVersion: "test",
-    resources: null,
-    models: [{ id: modelId, sizeBytes: content.byteLength, sha256 }],
-    loadedModels: [],
-    queueDepth: 0,
-    speedScores: {},
-    state: "up",
-    rttMs: nodeId === B ? 1 : 2,
-    lastHeartbeatAgoMs: 10,
-    lastError: null,
-    source: "static",
-  };
+  return upPeerView(nodeId, [{ id: modelId, sizeBytes: content.byteLength, sha256 }], { rttMs: nodeId === B ? 1 : 2 });
 }
 
 function newFetcher(config: Partial<ModelsConfig> = {}): { fetcher: ModelFetcher; registry: ModelRegistry; hashes: ModelHashes } {

@@ -13,7 +13,7 @@ import { Duplex } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelHashes } from "../../daemon/cluster/ModelHashes.js";
-import type { ClusterView, ModelPresentView, NodeView, PeerView } from "../../protocol/api/cluster.js";
+import type { ClusterView, ModelPresentView, NodeView } from "../../protocol/api/cluster.js";
 import { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER, type HearthConfig } from "../../daemon/config/defaults.js";
 import { LocalEngine } from "../../daemon/engine/LocalEngine.js";
 import type { GenerateOptions } from "../../daemon/engine/types.js";
@@ -32,6 +32,7 @@ import { ensureTinyModel } from "../support/models.js";
 import { waitFor } from "../support/wait.js";
 import { rejectionOf } from "../support/thrown.js";
 import { nodeIdFrom } from "../support/nodeIds.js";
+import { upPeerView } from "../support/peerView.js";
 
 const logger = pino({ level: "silent" });
 
@@ -160,28 +161,6 @@ function localView(models: ModelPresentView[]): NodeView {
   };
 }
 
-/** A peer whose link is up; no reported resources, so it never takes layers of a split. */
-function peerView(nodeId: string, models: ModelPresentView[], overrides: Partial<PeerView> = {}): PeerView {
-  return {
-    nodeId,
-    fingerprint: "1".repeat(64),
-    addresses: ["10.0.0.2:4328"],
-    protocolVersion: "1.0",
-    softwareVersion: "test",
-    resources: null,
-    models,
-    loadedModels: [],
-    queueDepth: 0,
-    speedScores: {},
-    state: "up",
-    rttMs: 1,
-    lastHeartbeatAgoMs: 10,
-    lastError: null,
-    source: "static",
-    ...overrides,
-  };
-}
-
 const llama = (): ModelPresentView => ({ id: "llama", sizeBytes: llamaSize, sha256: llamaSha });
 
 beforeAll(async () => {
@@ -244,7 +223,7 @@ describe("RoutingEngine", () => {
   });
 
   it("sends a model only a peer has to that peer, naming the peer's own model id and the file's sha256, and relays its deltas", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [{ id: "other-b", sizeBytes: 10, sha256: OTHER_SHA }])] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [{ id: "other-b", sizeBytes: 10, sha256: OTHER_SHA }])] };
     links.script = () => answer("from the peer", ["from", " the peer"]);
     const opened = streamsDuring();
     // Asked for by its sha256: the peer is addressed by its own id for the file.
@@ -262,7 +241,7 @@ describe("RoutingEngine", () => {
 
   it("a node that fails before the first delta is replaced once: the job runs on the other node", async () => {
     // B has it loaded, so B is chosen first; its stream breaks before any output.
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()], { loadedModels: ["llama"] })] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()], { loadedModels: ["llama"] })] };
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
     const { result, deltas } = await generate("llama", "again please");
@@ -273,7 +252,7 @@ describe("RoutingEngine", () => {
   });
 
   it("a node that fails after a delta reached the caller is not replaced: the caller gets HEARTH_PEER_UNAVAILABLE after that delta", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()], { loadedModels: ["llama"] })] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()], { loadedModels: ["llama"] })] };
     links.script = () => (peer) => {
       peer.delta("partial");
       setTimeout(() => peer.fail(), 20);
@@ -288,7 +267,7 @@ describe("RoutingEngine", () => {
 
   it("a pinned job is never moved: its node's failure before any delta is the caller's HEARTH_PEER_UNAVAILABLE", async () => {
     // Even this node holds the model and is idle; the pin names B.
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()])] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()])] };
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
     const ran = engine.stats().loaded.find((model) => model.modelId === "llama");
@@ -301,7 +280,7 @@ describe("RoutingEngine", () => {
   });
 
   it("a job with retry off (a batch item) is not moved either", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()], { loadedModels: ["llama"] })] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()], { loadedModels: ["llama"] })] };
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
     const error = await rejectionOf(generate("llama", "batch item", { route: { retry: false } }));
@@ -310,7 +289,7 @@ describe("RoutingEngine", () => {
   });
 
   it("a model no node knows is HEARTH_MODEL_NOT_FOUND naming it, and nothing is opened or run", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()])] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()])] };
     const opened = streamsDuring();
     const error = await rejectionOf(generate("ghost", "hi"));
     expect(error).toMatchObject({ code: "HEARTH_MODEL_NOT_FOUND", param: "model", message: 'model "ghost" not found on any node of the cluster' });
