@@ -10,7 +10,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import type { z } from "zod";
-import { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, type HearthConfig } from "../../daemon/config/defaults.js";
+import { DEFAULT_JOBS, type HearthConfig } from "../../daemon/config/defaults.js";
 import type { MdnsDiscoveryStatus } from "../../daemon/discovery/MdnsDiscovery.js";
 import type { ModelHost } from "../../daemon/engine/ModelHost.js";
 import type { InferenceEngine } from "../../daemon/engine/types.js";
@@ -37,27 +37,15 @@ import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import { planSplit, type LayerSplitPlan, type PlanNode, type SplitPlanResult } from "../../scheduler/splitPlan.js";
 import { modelLayout } from "../support/modelLayout.js";
 import { peerStateMessage } from "../support/peerState.js";
+import { testConfig } from "../support/config.js";
 
 const MIB = 1024 * 1024;
 const LOCAL = nodeIdFromFingerprint(new Uint8Array(32).fill(1));
 const PEER = nodeIdFromFingerprint(new Uint8Array(32).fill(2));
 
+/** Nothing here runs a model or reads a file: the dirs do not exist. */
 function config(): HearthConfig {
-  return {
-    host: "127.0.0.1",
-    port: 0,
-    modelsDir: "/nonexistent",
-    dataDir: "/nonexistent",
-    allowedHosts: [],
-    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: { ...DEFAULT_LIMITS },
-    runner: { threads: 1, gpuLayers: 0, batchSize: 512, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 },
-    log: { level: "silent" },
-    drainTimeoutMs: 2_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: "/nonexistent/rpc-cache" },
-  };
+  return testConfig("/nonexistent", { modelsDir: "/nonexistent", runner: { threads: 1, gpuLayers: 0, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 } });
 }
 
 /** 8 layers of 100 MiB; the whole model needs about 1 GiB. */

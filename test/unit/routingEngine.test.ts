@@ -14,7 +14,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelHashes } from "../../daemon/cluster/ModelHashes.js";
 import type { ClusterView, ModelPresentView, NodeView } from "../../protocol/api/cluster.js";
-import { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER, type HearthConfig } from "../../daemon/config/defaults.js";
+import { type HearthConfig } from "../../daemon/config/defaults.js";
 import { LocalEngine } from "../../daemon/engine/LocalEngine.js";
 import type { GenerateOptions } from "../../daemon/engine/types.js";
 import { ModelRegistry } from "../../daemon/models/ModelRegistry.js";
@@ -33,6 +33,7 @@ import { waitFor } from "../support/wait.js";
 import { rejectionOf } from "../support/thrown.js";
 import { nodeIdFrom } from "../support/nodeIds.js";
 import { upPeerView } from "../support/peerView.js";
+import { testConfig } from "../support/config.js";
 
 const logger = pino({ level: "silent" });
 
@@ -129,21 +130,12 @@ let llamaSha: string;
 let llamaSize: number;
 
 function config(): HearthConfig {
-  return {
-    host: "127.0.0.1",
-    port: 0,
+  return testConfig(path.join(root, "data"), {
     modelsDir: path.join(root, "models"),
-    dataDir: path.join(root, "data"),
-    allowedHosts: [],
-    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: { ...DEFAULT_LIMITS, parallelSlots: 2, queueDepth: 4 },
-    runner: { ...DEFAULT_RUNNER, loadTimeoutMs: 10_000, stopTimeoutMs: 2_000 },
-    log: { level: "silent" },
+    limits: { parallelSlots: 2, queueDepth: 4 },
+    runner: { loadTimeoutMs: 10_000, stopTimeoutMs: 2_000 },
     drainTimeoutMs: 1_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: path.join(root, "data", "rpc-cache") },
-  };
+  });
 }
 
 function localView(models: ModelPresentView[]): NodeView {
