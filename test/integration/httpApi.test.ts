@@ -22,11 +22,12 @@ import { ensureTinyModel } from "../support/models.js";
 import { readSse } from "../support/sse.js";
 import { waitFor } from "../support/wait.js";
 import { rejectionOf } from "../support/thrown.js";
+import { testConfig } from "../support/config.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const defaults = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { LocalEngine } = (await import(path.join(DIST, "daemon/engine/LocalEngine.js"))) as typeof LocalEngineModule;
 const { HttpApi } = (await import(path.join(DIST, "daemon/http/HttpApi.js"))) as typeof HttpApiModule;
 const { Metrics } = (await import(path.join(DIST, "daemon/metrics/Metrics.js"))) as typeof MetricsModule;
@@ -51,31 +52,13 @@ let home: string;
 let modelsDir: string;
 
 function makeConfig(overrides: { limits?: Partial<LimitsConfig>; apiKey?: string } = {}): HearthConfig {
-  const config: HearthConfig = {
-    host: "127.0.0.1",
-    port: 0,
+  return testConfig(defaults, path.join(home, "data"), {
     modelsDir,
-    dataDir: path.join(home, "data"),
-    allowedHosts: [],
-    models: { aliases: { small: "tiny" }, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: {
-      ...DEFAULT_LIMITS,
-      maxBodyBytes: 256 * 1024,
-      parallelSlots: 2,
-      contextSize: 1024,
-      maxEmbeddingInputs: 8,
-      sseKeepAliveMs: KEEPALIVE_MS,
-      ...overrides.limits,
-    },
-    runner: { ...DEFAULT_RUNNER, threads: 2 },
-    log: { level: "silent" },
-    drainTimeoutMs: 2_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: path.join(home, "data", "rpc-cache") },
-  };
-  if (overrides.apiKey !== undefined) config.apiKey = overrides.apiKey;
-  return config;
+    models: { aliases: { small: "tiny" } },
+    limits: { maxBodyBytes: 256 * 1024, parallelSlots: 2, contextSize: 1024, maxEmbeddingInputs: 8, sseKeepAliveMs: KEEPALIVE_MS, ...overrides.limits },
+    runner: { threads: 2 },
+    ...(overrides.apiKey === undefined ? {} : { apiKey: overrides.apiKey }),
+  });
 }
 
 async function startStack(config: HearthConfig): Promise<Stack> {

@@ -3,24 +3,16 @@
  * loopback at a port the OS picks, a silent log, a short drain, and every table at its
  * default. A test names only what it depends on; a table it names is merged over the default,
  * so `limits: { parallelSlots: 1 }` keeps the other limits.
+ *
+ * The defaults come from the caller: a unit test hands in the sources' module, an integration
+ * test the one it imported from dist/, which is what it runs.
  */
 
 import path from "node:path";
-import {
-  DEFAULT_JOBS,
-  DEFAULT_LIMITS,
-  DEFAULT_MODEL_SHARING,
-  DEFAULT_PEER,
-  DEFAULT_RPC,
-  DEFAULT_RUNNER,
-  type HearthConfig,
-  type JobsConfig,
-  type LimitsConfig,
-  type ModelsConfig,
-  type PeerConfig,
-  type RpcConfig,
-  type RunnerConfig,
-} from "../../daemon/config/defaults.js";
+import type * as DefaultsModule from "../../daemon/config/defaults.js";
+import type { HearthConfig, JobsConfig, LimitsConfig, ModelsConfig, PeerConfig, RpcConfig, RunnerConfig } from "../../daemon/config/defaults.js";
+
+export type ConfigDefaults = Pick<typeof DefaultsModule, "DEFAULT_JOBS" | "DEFAULT_LIMITS" | "DEFAULT_MODEL_SHARING" | "DEFAULT_PEER" | "DEFAULT_RPC" | "DEFAULT_RUNNER">;
 
 export interface TestConfigOverrides extends Partial<Omit<HearthConfig, "models" | "limits" | "runner" | "peer" | "jobs" | "rpc">> {
   models?: Partial<ModelsConfig>;
@@ -32,7 +24,8 @@ export interface TestConfigOverrides extends Partial<Omit<HearthConfig, "models"
 }
 
 /** The models dir is `dataDir`/models and the RPC cache `dataDir`/rpc-cache unless overridden. */
-export function testConfig(dataDir: string, overrides: TestConfigOverrides = {}): HearthConfig {
+export function testConfig(defaults: ConfigDefaults, dataDir: string, overrides: TestConfigOverrides = {}): HearthConfig {
+  const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = defaults;
   const { models, limits, runner, peer, jobs, rpc, ...top } = overrides;
   return {
     host: "127.0.0.1",

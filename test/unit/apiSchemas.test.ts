@@ -11,6 +11,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import type { z } from "zod";
 import { DEFAULT_JOBS, type HearthConfig } from "../../daemon/config/defaults.js";
+import * as defaults from "../../daemon/config/defaults.js";
 import type { MdnsDiscoveryStatus } from "../../daemon/discovery/MdnsDiscovery.js";
 import type { ModelHost } from "../../daemon/engine/ModelHost.js";
 import type { InferenceEngine } from "../../daemon/engine/types.js";
@@ -45,7 +46,7 @@ const PEER = nodeIdFromFingerprint(new Uint8Array(32).fill(2));
 
 /** Nothing here runs a model or reads a file: the dirs do not exist. */
 function config(): HearthConfig {
-  return testConfig("/nonexistent", { modelsDir: "/nonexistent", runner: { threads: 1, gpuLayers: 0, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 } });
+  return testConfig(defaults, "/nonexistent", { modelsDir: "/nonexistent", runner: { threads: 1, gpuLayers: 0, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 } });
 }
 
 /** 8 layers of 100 MiB; the whole model needs about 1 GiB. */

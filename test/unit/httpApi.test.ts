@@ -9,6 +9,7 @@ import http from "node:http";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS, type HearthConfig } from "../../daemon/config/defaults.js";
+import * as defaults from "../../daemon/config/defaults.js";
 import type { InferenceEngine } from "../../daemon/engine/types.js";
 import { HttpApi } from "../../daemon/http/HttpApi.js";
 import { Metrics } from "../../daemon/metrics/Metrics.js";
@@ -24,7 +25,7 @@ const untouchableEngine: InferenceEngine = {
 
 /** Nothing here runs a model or reads a file: the dirs do not exist. */
 function config(overrides: TestConfigOverrides = {}): HearthConfig {
-  return testConfig("/nonexistent", { modelsDir: "/nonexistent", limits: { maxBodyBytes: 64 * 1024 }, runner: { threads: 1, gpuLayers: 0, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 }, ...overrides });
+  return testConfig(defaults, "/nonexistent", { modelsDir: "/nonexistent", limits: { maxBodyBytes: 64 * 1024 }, runner: { threads: 1, gpuLayers: 0, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 }, ...overrides });
 }
 
 let api: HttpApi | undefined;

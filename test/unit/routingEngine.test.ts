@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelHashes } from "../../daemon/cluster/ModelHashes.js";
 import type { ClusterView, ModelPresentView, NodeView } from "../../protocol/api/cluster.js";
 import { type HearthConfig } from "../../daemon/config/defaults.js";
+import * as defaults from "../../daemon/config/defaults.js";
 import { LocalEngine } from "../../daemon/engine/LocalEngine.js";
 import type { GenerateOptions } from "../../daemon/engine/types.js";
 import { ModelRegistry } from "../../daemon/models/ModelRegistry.js";
@@ -130,7 +131,7 @@ let llamaSha: string;
 let llamaSize: number;
 
 function config(): HearthConfig {
-  return testConfig(path.join(root, "data"), {
+  return testConfig(defaults, path.join(root, "data"), {
     modelsDir: path.join(root, "models"),
     limits: { parallelSlots: 2, queueDepth: 4 },
     runner: { loadTimeoutMs: 10_000, stopTimeoutMs: 2_000 },
