@@ -170,6 +170,8 @@ describe("ModelFetcher", () => {
 
     // Half the bytes are in: they are in the partial file, and nothing is in the models dir yet.
     await partialHolds(half);
+    // The file write lands before the transfer counts it; wait for the count, not just the file.
+    await waitFor(() => fetcher.transfer(sha256)?.bytesDone === half, 5_000, `${half} bytes counted by the transfer`);
     expect(modelFiles()).toEqual([]);
     expect(fetcher.transfer(sha256)).toMatchObject({ state: "transferring", fromNodeId: B, bytesDone: half, totalBytes: content.byteLength, modelId: "tiny-b" });
     release();
