@@ -54,6 +54,16 @@ export async function resolveDaemonTarget(machine: Pick<LocalMachine, "clientSet
   return { baseUrl, apiKey: settings.apiKey, warnings };
 }
 
+/**
+ * The client of a command that talks to the daemon its --url and --config name. The
+ * configuration's warnings go to stderr first, so they are seen even when the daemon is down.
+ */
+export async function daemonClientFor(machine: Pick<LocalMachine, "clientSettings">, options: Omit<ClientTargetOptions, "env">): Promise<DaemonClient> {
+  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
+  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
+  return new DaemonClient(target);
+}
+
 export const NETWORK_REASONS: Record<string, string> = {
   ECONNREFUSED: "connection refused",
   ENOTFOUND: "the host name does not resolve",

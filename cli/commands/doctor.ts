@@ -27,17 +27,14 @@ import { explainFailure } from "../doctor/explain.js";
 import { probeMdns, type MdnsProbeResult } from "../doctor/mdnsProbe.js";
 import { isListening, probeHost } from "../doctor/portProbe.js";
 import type { InterfaceAddress, LocalMachine } from "../localMachine.js";
-import { addClientOptions } from "../options.js";
+import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { formatTable, printJson } from "../output.js";
 import { InvalidArgumentError } from "commander";
 
 const DAEMON_TIMEOUT_MS = 5_000;
 const DEFAULT_MDNS_WAIT_MS = 2_000;
 
-interface DoctorOptions {
-  url?: string;
-  config?: string;
-  json?: boolean;
+interface DoctorOptions extends ClientCommandOptions {
   mdnsWait: number;
 }
 

@@ -12,7 +12,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
 import { jobListSchema, jobViewSchema } from "../../protocol/api/jobs.js";
-import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { daemonClientFor } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
 import { checkJobId, formatJobDetail, JOB_TABLE_HEADER, jobRow } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
@@ -38,14 +38,8 @@ export function registerJobsCommand(program: Command, machine: LocalMachine): vo
   ).action((id: string, options: ClientCommandOptions, command: Command) => output(machine, id, options, command));
 }
 
-async function clientFor(machine: LocalMachine, options: ClientCommandOptions): Promise<DaemonClient> {
-  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
-  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  return new DaemonClient(target);
-}
-
 async function list(machine: LocalMachine, options: ClientCommandOptions): Promise<void> {
-  const client = await clientFor(machine, options);
+  const client = await daemonClientFor(machine, options);
   const { data } = await client.getJson("/hearth/v1/jobs", jobListSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) {
     printJson(data);
@@ -69,7 +63,7 @@ function merged<T extends object>(command: Command): T {
 async function show(machine: LocalMachine, id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
   const options = merged<ClientCommandOptions>(command);
   checkJobId(id);
-  const client = await clientFor(machine, options);
+  const client = await daemonClientFor(machine, options);
   const view = await client.getJson(`/hearth/v1/jobs/${id}`, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) printJson(view);
   else process.stdout.write(formatJobDetail(view));
@@ -78,7 +72,7 @@ async function show(machine: LocalMachine, id: string, _options: ClientCommandOp
 async function cancel(machine: LocalMachine, id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
   const options = merged<ClientCommandOptions>(command);
   checkJobId(id);
-  const client = await clientFor(machine, options);
+  const client = await daemonClientFor(machine, options);
   const view = await client.postJson(`/hearth/v1/jobs/${id}/cancel`, {}, jobViewSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (options.json) printJson(view);
   else process.stdout.write(`${view.id} ${view.status}: ${view.request_counts.completed} ok, ${view.request_counts.failed} failed or cancelled of ${view.progress.total}\n`);
@@ -87,7 +81,7 @@ async function cancel(machine: LocalMachine, id: string, _options: ClientCommand
 async function output(machine: LocalMachine, id: string, _options: ClientCommandOptions, command: Command): Promise<void> {
   const options = merged<ClientCommandOptions & { output?: string }>(command);
   checkJobId(id);
-  const client = await clientFor(machine, options);
+  const client = await daemonClientFor(machine, options);
   await writeOutput(await client.getText(`/hearth/v1/jobs/${id}/output`, { timeoutMs: REQUEST_TIMEOUT_MS }), options.output);
 }
 

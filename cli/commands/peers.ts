@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { formatDuration } from "../../protocol/duration.js";
 import { clusterResponseSchema, type ClusterResponse, type PeerView } from "../../protocol/api/cluster.js";
-import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { daemonClientFor } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { formatBytes, formatTable, printJson } from "../output.js";
@@ -26,9 +26,8 @@ export function registerPeersCommand(program: Command, machine: LocalMachine): v
 }
 
 async function fetchClusterView(machine: LocalMachine, options: ClientCommandOptions): Promise<ClusterResponse> {
-  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
-  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  return new DaemonClient(target).getJson("/hearth/v1/cluster", clusterResponseSchema, { timeoutMs: PEERS_TIMEOUT_MS });
+  const client = await daemonClientFor(machine, options);
+  return client.getJson("/hearth/v1/cluster", clusterResponseSchema, { timeoutMs: PEERS_TIMEOUT_MS });
 }
 
 async function peers(machine: LocalMachine, options: ClientCommandOptions): Promise<void> {

@@ -7,7 +7,7 @@
 
 import type { Command } from "commander";
 import { planReportSchema } from "../../protocol/api/plan.js";
-import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { daemonClientFor } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { printJson } from "../output.js";
@@ -24,9 +24,7 @@ export function registerPlanCommand(program: Command, machine: LocalMachine): vo
 }
 
 async function plan(machine: LocalMachine, model: string, options: ClientCommandOptions): Promise<void> {
-  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
-  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const client = new DaemonClient(target);
+  const client = await daemonClientFor(machine, options);
   const report = await client.getJson(`/hearth/v1/plan?model=${encodeURIComponent(model)}`, planReportSchema);
   const result = report.plan;
   if (options.json) printJson(report);

@@ -18,6 +18,7 @@ import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
 import { describeFetchFailure, networkErrorCode } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
+import type { ClientCommandOptions } from "../options.js";
 import { formatBytes } from "../output.js";
 import { pullFromPeer } from "./pullFromPeer.js";
 
@@ -27,12 +28,10 @@ const PROBE_TIMEOUT_MS = 15_000;
 const STALL_TIMEOUT_MS = 60_000;
 const PROGRESS_REDRAW_MS = 200;
 
-interface PullOptions {
+/** --url and --json are the client options of --from-peer; --config serves both ways. */
+interface PullOptions extends ClientCommandOptions {
   modelsDir?: string;
-  config?: string;
   fromPeer?: boolean;
-  url?: string;
-  json?: boolean;
 }
 
 export interface ParsedModelUri {

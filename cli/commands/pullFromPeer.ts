@@ -10,7 +10,7 @@
 
 import { pullResultSchema, transferAnswerSchema } from "../../protocol/api/pulls.js";
 import { errors, isHearthErrorCode } from "../../protocol/errors.js";
-import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { daemonClientFor } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
 import type { ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, formatBytes, printJson } from "../output.js";
@@ -20,9 +20,7 @@ const POLL_MS = 300;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export async function pullFromPeer(machine: LocalMachine, model: string, options: ClientCommandOptions): Promise<void> {
-  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
-  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const client = new DaemonClient(target);
+  const client = await daemonClientFor(machine, options);
   const answer = await client.postJson("/hearth/v1/models/pull", { model }, pullResultSchema, { timeoutMs: REQUEST_TIMEOUT_MS });
   if (answer.present) {
     if (options.json) printJson(answer);

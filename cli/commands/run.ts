@@ -8,7 +8,7 @@
 
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
-import { DaemonClient, OPENAI_BODY, resolveDaemonTarget } from "../client.js";
+import { type DaemonClient, daemonClientFor, OPENAI_BODY } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, parseInteger, parsePositiveInt, parseTemperature, type ClientCommandOptions } from "../options.js";
 import { EXIT_INTERRUPTED, printJson } from "../output.js";
@@ -37,9 +37,7 @@ export function registerRunCommand(program: Command, machine: LocalMachine): voi
 
 async function run(machine: LocalMachine, model: string, promptArgument: string | undefined, options: RunOptions): Promise<void> {
   const prompt = await resolvePrompt(promptArgument);
-  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
-  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const client = new DaemonClient(target);
+  const client = await daemonClientFor(machine, options);
 
   const messages = [...(options.system !== undefined ? [{ role: "system", content: options.system }] : []), { role: "user", content: prompt }];
   const body: Record<string, unknown> = { model, messages };

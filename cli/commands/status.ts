@@ -11,7 +11,7 @@ import { healthSchema } from "../../protocol/api/health.js";
 import { statusSchema, type ClusterSummary } from "../../protocol/api/status.js";
 import { formatDuration } from "../../protocol/duration.js";
 import { HearthError } from "../../protocol/errors.js";
-import { DaemonClient, resolveDaemonTarget } from "../client.js";
+import { daemonClientFor } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
 import { EXIT_UNREACHABLE, formatTable, printJson } from "../output.js";
@@ -31,9 +31,7 @@ export function registerStatusCommand(program: Command, machine: LocalMachine): 
 }
 
 async function status(machine: LocalMachine, options: ClientCommandOptions): Promise<void> {
-  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
-  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const client = new DaemonClient(target);
+  const client = await daemonClientFor(machine, options);
 
   let health: { status: string; error?: unknown };
   try {

@@ -13,7 +13,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { errors } from "../../protocol/errors.js";
 import { batchRefusalSchema, jobViewSchema, type JobView } from "../../protocol/api/jobs.js";
-import { DaemonClient, DaemonResponseError, resolveDaemonTarget } from "../client.js";
+import { type DaemonClient, daemonClientFor, DaemonResponseError } from "../client.js";
 import type { LocalMachine } from "../localMachine.js";
 import { formatProgressLine } from "../jobFormat.js";
 import { addClientOptions, type ClientCommandOptions } from "../options.js";
@@ -52,9 +52,7 @@ async function submit(machine: LocalMachine, file: string, options: SubmitOption
   if (options.model !== undefined && options.model.trim() === "") throw errors.cliUsage("--model: expected a model name");
   if (options.output !== undefined) checkOutputDirectory(options.output);
   const input = readInput(file);
-  const target = await resolveDaemonTarget(machine, { url: options.url, config: options.config });
-  for (const warning of target.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const client = new DaemonClient(target);
+  const client = await daemonClientFor(machine, options);
 
   const query = new URLSearchParams();
   if (options.model !== undefined) query.set("model", options.model);

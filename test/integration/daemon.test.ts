@@ -18,11 +18,13 @@ import type * as DaemonModule from "../../daemon/Daemon.js";
 import type * as ErrorsModule from "../../protocol/errors.js";
 import { ensureTinyModel } from "../support/models.js";
 import { isListening } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
+import { testConfig, type TestConfigOverrides } from "../support/config.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const defaults = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { Daemon } = (await import(path.join(DIST, "daemon/Daemon.js"))) as typeof DaemonModule;
 const { HearthError } = (await import(path.join(DIST, "protocol/errors.js"))) as typeof ErrorsModule;
 type Daemon = DaemonModule.Daemon;
@@ -40,39 +42,15 @@ afterAll(() => {
   for (const root of roots) fs.rmSync(root, { recursive: true, force: true });
 });
 
-function makeConfig(overrides: Partial<HearthConfig> = {}): HearthConfig {
+function makeConfig(overrides: TestConfigOverrides = {}): HearthConfig {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "hearth-daemon-it-"));
   roots.push(root);
-  return {
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: path.join(root, "data"),
-    modelsDir: path.join(root, "data", "models"),
-    allowedHosts: [],
-    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: { ...DEFAULT_LIMITS, parallelSlots: 1, contextSize: 2048 },
-    runner: { ...DEFAULT_RUNNER, threads: 2 },
-    log: { level: "silent" },
-    drainTimeoutMs: 30_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: path.join(root, "data", "rpc-cache") },
-    ...overrides,
-  };
+  return testConfig(defaults, path.join(root, "data"), { limits: { parallelSlots: 1, contextSize: 2048 }, runner: { threads: 2 }, drainTimeoutMs: 30_000, ...overrides });
 }
 
 function track(daemon: Daemon): Daemon {
   daemons.push(daemon);
   return daemon;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<HearthError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
 }
 
 describe("Daemon start", () => {
@@ -96,7 +74,7 @@ describe("Daemon start", () => {
     const port = (blocker.address() as AddressInfo).port;
     try {
       const daemon = track(new Daemon({ config: makeConfig({ port }), logger, version: "t" }));
-      const error = await rejection(daemon.start());
+      const error = await rejectionOf(daemon.start(), HearthError);
       expect(error.code).toBe("HEARTH_CONFIG_INVALID");
       expect(error.message).toBe(`cannot listen on 127.0.0.1:${port}: the address is already in use (is another hearth serve running? choose another --port)`);
       expect(daemon.address).toBeUndefined();
@@ -111,7 +89,7 @@ describe("Daemon start", () => {
     const blockingFile = path.join(path.dirname(config.dataDir), "a-file");
     fs.writeFileSync(blockingFile, "");
     const daemon = track(new Daemon({ config: { ...config, dataDir: path.join(blockingFile, "data") }, logger, version: "t" }));
-    const error = await rejection(daemon.start());
+    const error = await rejectionOf(daemon.start(), HearthError);
     expect(error.code).toBe("HEARTH_CONFIG_INVALID");
     expect(error.message).toMatch(/^data_dir: cannot create .*a-file\/data: /);
   });

@@ -21,11 +21,13 @@ import type * as ModelRegistryModule from "../../daemon/models/ModelRegistry.js"
 import { ensureTinyModel } from "../support/models.js";
 import { readSse } from "../support/sse.js";
 import { waitFor } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
+import { testConfig } from "../support/config.js";
 
 // The built modules run (runners are forked from dist/); types come from the sources, because
 // importing dist/*.d.ts makes them compiler inputs that tsc then refuses to overwrite (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const defaults = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { LocalEngine } = (await import(path.join(DIST, "daemon/engine/LocalEngine.js"))) as typeof LocalEngineModule;
 const { HttpApi } = (await import(path.join(DIST, "daemon/http/HttpApi.js"))) as typeof HttpApiModule;
 const { Metrics } = (await import(path.join(DIST, "daemon/metrics/Metrics.js"))) as typeof MetricsModule;
@@ -50,31 +52,13 @@ let home: string;
 let modelsDir: string;
 
 function makeConfig(overrides: { limits?: Partial<LimitsConfig>; apiKey?: string } = {}): HearthConfig {
-  const config: HearthConfig = {
-    host: "127.0.0.1",
-    port: 0,
+  return testConfig(defaults, path.join(home, "data"), {
     modelsDir,
-    dataDir: path.join(home, "data"),
-    allowedHosts: [],
-    models: { aliases: { small: "tiny" }, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: {
-      ...DEFAULT_LIMITS,
-      maxBodyBytes: 256 * 1024,
-      parallelSlots: 2,
-      contextSize: 1024,
-      maxEmbeddingInputs: 8,
-      sseKeepAliveMs: KEEPALIVE_MS,
-      ...overrides.limits,
-    },
-    runner: { ...DEFAULT_RUNNER, threads: 2 },
-    log: { level: "silent" },
-    drainTimeoutMs: 2_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: path.join(home, "data", "rpc-cache") },
-  };
-  if (overrides.apiKey !== undefined) config.apiKey = overrides.apiKey;
-  return config;
+    models: { aliases: { small: "tiny" } },
+    limits: { maxBodyBytes: 256 * 1024, parallelSlots: 2, contextSize: 1024, maxEmbeddingInputs: 8, sseKeepAliveMs: KEEPALIVE_MS, ...overrides.limits },
+    runner: { threads: 2 },
+    ...(overrides.apiKey === undefined ? {} : { apiKey: overrides.apiKey }),
+  });
 }
 
 async function startStack(config: HearthConfig): Promise<Stack> {
@@ -159,11 +143,8 @@ describe("models", () => {
 
   it("retrieves a model by alias and answers 404 for an unknown one", async () => {
     expect((await client(stack).models.retrieve("small")).id).toBe("tiny");
-    const error = await client(stack)
-      .models.retrieve("no-such-model")
-      .catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((error as InstanceType<typeof OpenAI.NotFoundError>).code).toBe("HEARTH_MODEL_NOT_FOUND");
+    const error = await rejectionOf(client(stack).models.retrieve("no-such-model"), OpenAI.NotFoundError);
+    expect(error.code).toBe("HEARTH_MODEL_NOT_FOUND");
   });
 
   it("decodes percent-encoded ids", async () => {
@@ -310,11 +291,8 @@ describe("embeddings", () => {
   });
 
   it("rejects dimensions the model does not produce", async () => {
-    const error = await client(stack)
-      .embeddings.create({ model: "tiny", input: "x", dimensions: 3 })
-      .catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("dimensions");
+    const error = await rejectionOf(client(stack).embeddings.create({ model: "tiny", input: "x", dimensions: 3 }), OpenAI.BadRequestError);
+    expect(error.param).toBe("dimensions");
   });
 
   it("rejects more inputs than the limit", async () => {
@@ -326,12 +304,9 @@ describe("embeddings", () => {
 
 describe("error statuses", () => {
   it("400 with param through the openai client", async () => {
-    const error = await client(stack)
-      .chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: -4 })
-      .catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("max_tokens");
-    expect((error as InstanceType<typeof OpenAI.BadRequestError>).code).toBe("HEARTH_INVALID_REQUEST");
+    const error = await rejectionOf(client(stack).chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: -4 }), OpenAI.BadRequestError);
+    expect(error.param).toBe("max_tokens");
+    expect(error.code).toBe("HEARTH_INVALID_REQUEST");
   });
 
   it("404 for an unknown model, also when streaming", async () => {
@@ -373,10 +348,7 @@ describe("error statuses", () => {
     const { port } = await guarded.listen();
     try {
       const guardedStack = { ...stack, api: guarded, metrics, port, base: `http://127.0.0.1:${port}` };
-      const error = await client(guardedStack, "wrong-key")
-        .models.list()
-        .catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
+      await rejectionOf(client(guardedStack, "wrong-key").models.list(), OpenAI.AuthenticationError);
       const completion = await client(guardedStack, API_KEY).chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: 2 });
       expect(completion.choices[0]!.message.role).toBe("assistant");
       expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
@@ -389,12 +361,9 @@ describe("error statuses", () => {
     stack.api.setReady(false);
     try {
       expect((await fetch(`${stack.base}/health`)).status).toBe(503);
-      const error = await client(stack)
-        .chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: 2 })
-        .catch((caught: unknown) => caught);
-      expect(error).toBeInstanceOf(OpenAI.InternalServerError);
-      expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
-      expect((error as InstanceType<typeof OpenAI.APIError>).headers?.get("retry-after")).toBe("1");
+      const error = await rejectionOf(client(stack).chat.completions.create({ model: "tiny", messages: chatMessages, max_tokens: 2 }), OpenAI.InternalServerError);
+      expect(error.status).toBe(503);
+      expect(error.headers?.get("retry-after")).toBe("1");
     } finally {
       stack.api.setReady(true);
     }

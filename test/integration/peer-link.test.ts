@@ -26,6 +26,7 @@ import type { PeerStream } from "../../daemon/peers/PeerStream.js";
 import { HearthError } from "../../protocol/errors.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import { waitFor } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
 
 const FAST: Partial<PeerConfig> = {
   host: "127.0.0.1",
@@ -136,15 +137,6 @@ function releaseFromAfterEach(...shared: TestNode[]): void {
 
 const linked = (a: TestNode, b: TestNode): boolean => a.manager.link(b.identity.nodeId) !== undefined && b.manager.link(a.identity.nodeId) !== undefined;
 const target = (node: TestNode): { host: string; port: number } => ({ host: "127.0.0.1", port: node.port });
-
-async function rejection(promise: Promise<unknown>): Promise<HearthError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
-}
 
 /**
  * A TCP relay standing in for the network between two nodes. `cut()` silently stops moving
@@ -435,7 +427,7 @@ describe("liveness", () => {
       b!.manager.handleStream("test.hold", () => undefined);
       a!.manager.connect({ host: "127.0.0.1", port: cablePort });
       await waitFor(() => linked(a!, b!), 5_000, "linked", 5);
-      const pending = rejection(a!.manager.request(b!.identity.nodeId, "test.never", null));
+      const pending = rejectionOf(a!.manager.request(b!.identity.nodeId, "test.never", null));
       const stream = await a!.manager.openStream(b!.identity.nodeId, "test.hold");
       const streamError = new Promise<unknown>((resolve) => stream.once("error", resolve));
 
@@ -544,38 +536,38 @@ describe("requests", () => {
   });
 
   it("a handler's HearthError keeps its code and param across the link", async () => {
-    const error = await rejection(a.manager.request(b.identity.nodeId, "test.fail", {}));
+    const error = await rejectionOf(a.manager.request(b.identity.nodeId, "test.fail", {}));
     expect(error.code).toBe("HEARTH_MODEL_NOT_FOUND");
     expect(error.param).toBe("model");
     expect(error.message).toBe("no model called ghost");
   });
 
   it("an unknown method is HEARTH_NOT_FOUND and leaves the link up", async () => {
-    expect((await rejection(a.manager.request(b.identity.nodeId, "test.nothingHere", {}))).code).toBe("HEARTH_NOT_FOUND");
+    expect((await rejectionOf(a.manager.request(b.identity.nodeId, "test.nothingHere", {}))).code).toBe("HEARTH_NOT_FOUND");
     expect(a.manager.link(b.identity.nodeId)?.state).toBe("up");
   });
 
   it("a handler bug is HEARTH_INTERNAL without leaking its message", async () => {
-    const error = await rejection(a.manager.request(b.identity.nodeId, "test.crash", {}));
+    const error = await rejectionOf(a.manager.request(b.identity.nodeId, "test.crash", {}));
     expect(error.code).toBe("HEARTH_INTERNAL");
     expect(error.message).not.toContain("passwd");
   });
 
   it("a response that is not plain data becomes an error reply, not a broken link", async () => {
-    const error = await rejection(a.manager.request(b.identity.nodeId, "test.date", {}));
+    const error = await rejectionOf(a.manager.request(b.identity.nodeId, "test.date", {}));
     expect(error.code).toBe("HEARTH_PEER_FRAME_INVALID");
     expect(a.manager.link(b.identity.nodeId)?.state).toBe("up");
   });
 
   it("sending a payload that is not plain data or too large fails locally, the link stays up", async () => {
-    expect((await rejection(a.manager.request(b.identity.nodeId, "test.echo", new Map([[1, 2]])))).code).toBe("HEARTH_PEER_FRAME_INVALID");
-    expect((await rejection(a.manager.request(b.identity.nodeId, "test.echo", "y".repeat(2 * 1024 * 1024)))).code).toBe("HEARTH_PEER_FRAME_TOO_LARGE");
+    expect((await rejectionOf(a.manager.request(b.identity.nodeId, "test.echo", new Map([[1, 2]])))).code).toBe("HEARTH_PEER_FRAME_INVALID");
+    expect((await rejectionOf(a.manager.request(b.identity.nodeId, "test.echo", "y".repeat(2 * 1024 * 1024)))).code).toBe("HEARTH_PEER_FRAME_TOO_LARGE");
     expect(await a.manager.request(b.identity.nodeId, "test.echo", 1)).toBe(1);
   });
 
   it("a request that times out is HEARTH_PEER_TIMEOUT, and the handler is told to stop", async () => {
     const started = performance.now();
-    const error = await rejection(a.manager.request(b.identity.nodeId, "test.slow", {}, { timeoutMs: 150 }));
+    const error = await rejectionOf(a.manager.request(b.identity.nodeId, "test.slow", {}, { timeoutMs: 150 }));
     expect(error.code).toBe("HEARTH_PEER_TIMEOUT");
     expect(performance.now() - started).toBeLessThan(1_000);
     await waitFor(() => aborted.some((entry) => entry.method === "test.slow"), 5_000, "handler aborted", 5);
@@ -586,7 +578,7 @@ describe("requests", () => {
     const pending = a.manager.request(b.identity.nodeId, "test.cancellable", {}, { signal: controller.signal });
     await sleep(50);
     controller.abort();
-    expect((await rejection(pending)).code).toBe("HEARTH_CANCELLED");
+    expect((await rejectionOf(pending)).code).toBe("HEARTH_CANCELLED");
     await waitFor(() => aborted.some((entry) => entry.method === "test.cancellable"), 5_000, "remote handler aborted", 5);
     expect(aborted.find((entry) => entry.method === "test.cancellable")?.code).toBe("HEARTH_CANCELLED");
     // Nothing is left in flight on either side.
@@ -595,7 +587,7 @@ describe("requests", () => {
   });
 
   it("a request to a peer with no link is HEARTH_PEER_UNAVAILABLE", async () => {
-    expect((await rejection(a.manager.request("AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA", "test.echo", 1))).code).toBe(
+    expect((await rejectionOf(a.manager.request("AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA", "test.echo", 1))).code).toBe(
       "HEARTH_PEER_UNAVAILABLE",
     );
   });
@@ -722,11 +714,11 @@ describe("streams", () => {
   });
 
   it("refusals keep their codes: unknown purpose, a handler's error, invalid meta", async () => {
-    expect((await rejection(a.manager.openStream(b.identity.nodeId, "test.nowhere"))).code).toBe("HEARTH_NOT_FOUND");
-    const refused = await rejection(a.manager.openStream(b.identity.nodeId, "test.refuse"));
+    expect((await rejectionOf(a.manager.openStream(b.identity.nodeId, "test.nowhere"))).code).toBe("HEARTH_NOT_FOUND");
+    const refused = await rejectionOf(a.manager.openStream(b.identity.nodeId, "test.refuse"));
     expect(refused.code).toBe("HEARTH_QUEUE_FULL");
     expect(refused.retryAfterSeconds).toBe(2);
-    expect((await rejection(a.manager.openStream(b.identity.nodeId, "test.slowAccept", { meta: { ok: false } }))).code).toBe("HEARTH_INVALID_REQUEST");
+    expect((await rejectionOf(a.manager.openStream(b.identity.nodeId, "test.slowAccept", { meta: { ok: false } }))).code).toBe("HEARTH_INVALID_REQUEST");
     const accepted = await a.manager.openStream(b.identity.nodeId, "test.slowAccept", { meta: { ok: true } });
     accepted.destroy();
     expect(a.manager.link(b.identity.nodeId)?.state).toBe("up");
@@ -738,7 +730,7 @@ describe("streams", () => {
       remote = stream;
       return new Promise<void>(() => undefined);
     });
-    const error = await rejection(a.manager.openStream(b.identity.nodeId, "test.never", { timeoutMs: 150 }));
+    const error = await rejectionOf(a.manager.openStream(b.identity.nodeId, "test.never", { timeoutMs: 150 }));
     expect(error.code).toBe("HEARTH_PEER_TIMEOUT");
     // The opener's reset reaches the acceptor, whose half-accepted stream ends with the same code.
     await waitFor(() => remote?.destroyed === true, 5_000, "acceptor's stream reset", 5);

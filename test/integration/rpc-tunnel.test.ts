@@ -35,10 +35,11 @@ import { freePort } from "../support/daemon.js";
 import { captureLogs } from "../support/logs.js";
 import { ensureModel } from "../support/models.js";
 import { processAlive, waitFor } from "../support/wait.js";
+import { testConfig } from "../support/config.js";
 
 // Built modules are imported by path at run time: importing dist/*.d.ts would make them tsc inputs (TS5055).
 const DIST = path.resolve(import.meta.dirname, "..", "..", "dist");
-const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
+const defaults = (await import(path.join(DIST, "daemon/config/defaults.js"))) as typeof DefaultsModule;
 const { Daemon } = (await import(path.join(DIST, "daemon/Daemon.js"))) as typeof DaemonModule;
 const { readGgufHeader } = (await import(path.join(DIST, "daemon/gguf/reader.js"))) as typeof GgufReaderModule;
 const { locateNativeParts, shimEnvironment } = (await import(path.join(DIST, "daemon/native/nativeParts.js"))) as typeof NativeModule;
@@ -85,22 +86,13 @@ function cli(args: string[]): Promise<CliResult> {
 }
 
 function makeConfig(name: string, peerPort: number, otherPeerPort: number, extraPaths: string[]): HearthConfig {
-  const dataDir = path.join(root, name, "data");
-  return {
-    host: "127.0.0.1",
-    port: 0,
-    dataDir,
-    modelsDir: path.join(dataDir, "models"),
-    allowedHosts: [],
-    models: { aliases: {}, extraPaths, ...DEFAULT_MODEL_SHARING, sharePolicy: "never" },
-    limits: { ...DEFAULT_LIMITS, parallelSlots: 1, contextSize: 256 },
-    runner: { ...DEFAULT_RUNNER, threads: 1 },
-    log: { level: "silent" },
-    drainTimeoutMs: 2_000,
-    peer: { ...DEFAULT_PEER, host: "127.0.0.1", port: peerPort, mdns: false, staticPeers: [`127.0.0.1:${otherPeerPort}`], dialBackoffMaxMs: 1_000 },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, threads: 1, cacheDir: path.join(dataDir, "rpc-cache") },
-  };
+  return testConfig(defaults, path.join(root, name, "data"), {
+    models: { extraPaths, sharePolicy: "never" },
+    limits: { parallelSlots: 1, contextSize: 256 },
+    runner: { threads: 1 },
+    peer: { host: "127.0.0.1", port: peerPort, mdns: false, staticPeers: [`127.0.0.1:${otherPeerPort}`], dialBackoffMaxMs: 1_000 },
+    rpc: { threads: 1 },
+  });
 }
 
 async function clusterView(daemon: DaemonInstance): Promise<{ local: { nodeId: string; models: { id: string; sha256: string | null }[] }; peers: { nodeId: string; state: string }[] }> {

@@ -10,7 +10,8 @@ import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import type { z } from "zod";
-import { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, type HearthConfig } from "../../daemon/config/defaults.js";
+import { DEFAULT_JOBS, type HearthConfig } from "../../daemon/config/defaults.js";
+import * as defaults from "../../daemon/config/defaults.js";
 import type { MdnsDiscoveryStatus } from "../../daemon/discovery/MdnsDiscovery.js";
 import type { ModelHost } from "../../daemon/engine/ModelHost.js";
 import type { InferenceEngine } from "../../daemon/engine/types.js";
@@ -35,40 +36,21 @@ import { statusSchema } from "../../protocol/api/status.js";
 import { nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
 import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import { planSplit, type LayerSplitPlan, type PlanNode, type SplitPlanResult } from "../../scheduler/splitPlan.js";
-import type { ModelLayout } from "../../scheduler/modelLayout.js";
+import { modelLayout } from "../support/modelLayout.js";
+import { peerStateMessage } from "../support/peerState.js";
+import { testConfig } from "../support/config.js";
 
 const MIB = 1024 * 1024;
 const LOCAL = nodeIdFromFingerprint(new Uint8Array(32).fill(1));
 const PEER = nodeIdFromFingerprint(new Uint8Array(32).fill(2));
 
+/** Nothing here runs a model or reads a file: the dirs do not exist. */
 function config(): HearthConfig {
-  return {
-    host: "127.0.0.1",
-    port: 0,
-    modelsDir: "/nonexistent",
-    dataDir: "/nonexistent",
-    allowedHosts: [],
-    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: { ...DEFAULT_LIMITS },
-    runner: { threads: 1, gpuLayers: 0, batchSize: 512, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 },
-    log: { level: "silent" },
-    drainTimeoutMs: 2_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: "/nonexistent/rpc-cache" },
-  };
+  return testConfig(defaults, "/nonexistent", { modelsDir: "/nonexistent", runner: { threads: 1, gpuLayers: 0, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 } });
 }
 
 /** 8 layers of 100 MiB; the whole model needs about 1 GiB. */
-const LAYOUT: ModelLayout = {
-  layerWeightBytes: Array.from({ length: 8 }, () => 100 * MIB),
-  kvBytesPerLayer: 10 * MIB,
-  inputBytes: 50 * MIB,
-  outputBytes: 50 * MIB,
-  computeBytesPerNode: 20 * MIB,
-  embeddingLength: 2048,
-  vocabularySize: 32000,
-};
+const LAYOUT = modelLayout();
 
 function planNodes(hostMiB: number, peerMiB: number): PlanNode[] {
   return [
@@ -84,21 +66,8 @@ const PLANS: Record<string, SplitPlanResult> = {
   refused: planSplit({ layout: LAYOUT, nodes: planNodes(100, 100), modelName: "refused" }),
 };
 
-function peerState(): PeerStateMessage {
-  return {
-    type: "peerState",
-    seq: 1,
-    cpuCores: 8,
-    ramTotalBytes: 32e9,
-    ramFreeBytes: 20e9,
-    gpu: { backend: "cuda", devices: [{ name: "RTX A" }, { name: "RTX B" }], vramTotalBytes: 25, vramFreeBytes: 11 },
-    modelsPresent: [{ id: "llama", sizeBytes: 1000, sha256: "ab".repeat(32) }, { id: "new", sizeBytes: 5, sha256: null }],
-    modelsLoaded: [{ id: "llama" }],
-    queueDepth: 3,
-    speedScores: [{ modelId: "llama", tokensPerSecond: 42.5 }],
-    memoryBudgetBytes: 16e9,
-  };
-}
+/** The peer's snapshot, with the memory budget it reports. */
+const peerState = (): PeerStateMessage => peerStateMessage({ memoryBudgetBytes: 16e9 });
 
 /** A peer table with an up peer that reported its state, a static address not reached yet, and a refused inbound handshake. */
 function peerTable(): PeerTable {

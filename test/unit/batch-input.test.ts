@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { BatchInputError, parseBatchInput, type BatchInputOptions } from "../../protocol/batch/batchInput.js";
 import { HearthError } from "../../protocol/errors.js";
+import { thrownBy } from "../support/thrown.js";
 
 const OPTIONS: BatchInputOptions = { skipInvalid: false, maxItems: 1000, maxEmbeddingInputs: 16 };
 
@@ -13,13 +14,7 @@ function chatLine(customId: string, content = "Hi", extra: Record<string, unknow
 }
 
 function rejected(text: string, options: Partial<BatchInputOptions> = {}): BatchInputError {
-  try {
-    parseBatchInput(text, { ...OPTIONS, ...options });
-  } catch (error) {
-    expect(error).toBeInstanceOf(BatchInputError);
-    return error as BatchInputError;
-  }
-  throw new Error("the input was accepted");
+  return thrownBy(() => parseBatchInput(text, { ...OPTIONS, ...options }), BatchInputError);
 }
 
 describe("parseBatchInput", () => {

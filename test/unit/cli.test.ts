@@ -17,6 +17,7 @@ import { exitCodeFor, formatBytes, formatCount, formatError, formatTable } from 
 import type { LocalMachine, MembershipView } from "../../cli/localMachine.js";
 import { runCli } from "../../cli/program.js";
 import { checkShape, formatIssuePath } from "../../cli/responseShape.js";
+import { rejectionOf, thrownBy } from "../support/thrown.js";
 
 describe("exit codes and error lines", () => {
   it("maps usage and config errors to 2, an unreachable daemon to 3, Ctrl-C to 130, anything else to 1", () => {
@@ -77,14 +78,7 @@ describe("model URIs for pull", () => {
     "https://example.com/",
     "https://example.com/..%2Fm.gguf",
   ])("refuses %j as a usage error", (uri) => {
-    let caught: unknown;
-    try {
-      parseModelUri(uri, env);
-    } catch (error) {
-      caught = error;
-    }
-    expect(caught).toBeInstanceOf(HearthError);
-    expect((caught as HearthError).code).toBe("HEARTH_CLI_USAGE");
+    expect(thrownBy(() => parseModelUri(uri, env)).code).toBe("HEARTH_CLI_USAGE");
   });
 });
 
@@ -161,15 +155,6 @@ describe("daemon client", () => {
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  async function failure(promise: Promise<unknown>): Promise<HearthError> {
-    const error: unknown = await promise.then(
-      () => undefined,
-      (thrown: unknown) => thrown,
-    );
-    expect(error).toBeInstanceOf(HearthError);
-    return error as HearthError;
-  }
-
   it("finds the daemon from --url, then HEARTH_URL, then the config file's host and port", async () => {
     expect((await resolveDaemonTarget(localMachine, { env })).baseUrl).toBe("http://127.0.0.1:4327");
     fs.mkdirSync(path.join(root, "config", "hearth"), { recursive: true });
@@ -180,7 +165,7 @@ describe("daemon client", () => {
     env["HEARTH_URL"] = "http://10.0.0.2:4000/";
     expect((await resolveDaemonTarget(localMachine, { env })).baseUrl).toBe("http://10.0.0.2:4000");
     expect((await resolveDaemonTarget(localMachine, { env, url: "http://h:1" })).baseUrl).toBe("http://h:1");
-    expect((await failure(resolveDaemonTarget(localMachine, { env, url: "ftp://h" }))).code).toBe("HEARTH_CLI_USAGE");
+    expect((await rejectionOf(resolveDaemonTarget(localMachine, { env, url: "ftp://h" }))).code).toBe("HEARTH_CLI_USAGE");
   });
 
   it("sends the API key from HEARTH_API_KEY as a Bearer token", async () => {
@@ -193,18 +178,18 @@ describe("daemon client", () => {
 
   it("keeps the daemon's error code and message", async () => {
     const client = new DaemonClient({ baseUrl, apiKey: undefined, warnings: [] });
-    const notFound = await failure(client.getJson("/missing-model", helloSchema));
+    const notFound = await rejectionOf(client.getJson("/missing-model", helloSchema));
     expect(notFound.code).toBe("HEARTH_MODEL_NOT_FOUND");
     expect(notFound.message).toBe("no model named x");
-    const unauthorized = await failure(client.getJson("/unauthorized", helloSchema));
+    const unauthorized = await rejectionOf(client.getJson("/unauthorized", helloSchema));
     expect(unauthorized.code).toBe("HEARTH_UNAUTHORIZED");
     expect(unauthorized.message).toContain("HEARTH_API_KEY");
-    expect((await failure(client.getJson("/other", helloSchema))).code).toBe("HEARTH_INTERNAL");
+    expect((await rejectionOf(client.getJson("/other", helloSchema))).code).toBe("HEARTH_INTERNAL");
   });
 
   it("refuses an answer that does not fit its contract, in one line naming the endpoint and the field", async () => {
     const client = new DaemonClient({ baseUrl, apiKey: undefined, warnings: [] });
-    const error = await failure(client.getJson("/wrong-shape?x=1", helloSchema));
+    const error = await rejectionOf(client.getJson("/wrong-shape?x=1", helloSchema));
     expect(error.code).toBe("HEARTH_INTERNAL");
     expect(error.message).toBe("the daemon answered GET /wrong-shape with an unexpected shape: hello: Invalid input: expected string, received number");
     expect(exitCodeFor(error)).toBe(1);
@@ -217,7 +202,7 @@ describe("daemon client", () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const client = new DaemonClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: undefined, warnings: [] });
-    const error = await failure(client.getJson("/health", helloSchema));
+    const error = await rejectionOf(client.getJson("/health", helloSchema));
     expect(error.code).toBe("HEARTH_DAEMON_UNREACHABLE");
     expect(error.message).toBe(`no Hearth daemon answers at http://127.0.0.1:${port} (connection refused); start one with: hearth serve`);
   });
@@ -232,7 +217,7 @@ describe("daemon client", () => {
   it("turns a mid-stream error event into its HearthError, and a stream without [DONE] into an error", async () => {
     const client = new DaemonClient({ baseUrl, apiKey: undefined, warnings: [] });
     const events: unknown[] = [];
-    const error = await failure(
+    const error = await rejectionOf(
       (async () => {
         for await (const event of client.postEventStream("/stream-error", {})) events.push(event);
       })(),
@@ -240,7 +225,7 @@ describe("daemon client", () => {
     expect(events).toEqual([{ n: 1 }]);
     expect(error.code).toBe("HEARTH_RUNNER_CRASHED");
     expect(error.message).toBe("runner died");
-    const truncated = await failure(
+    const truncated = await rejectionOf(
       (async () => {
         for await (const _event of client.postEventStream("/stream-truncated", {})) {
           // drain

@@ -6,9 +6,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
 import { DEFAULT_PEER } from "../../daemon/config/defaults.js";
 import { loadConfig, type ConfigFlags } from "../../daemon/config/loadConfig.js";
+import { rejectionOf } from "../support/thrown.js";
 
 let root: string;
 let env: NodeJS.ProcessEnv;
@@ -34,13 +35,9 @@ async function load(flags: ConfigFlags = {}) {
 }
 
 async function failure(flags: ConfigFlags = {}): Promise<HearthError> {
-  const error: unknown = await load(flags).then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  expect((error as HearthError).code).toBe("HEARTH_CONFIG_INVALID");
-  return error as HearthError;
+  const error = await rejectionOf(load(flags));
+  expect(error.code).toBe("HEARTH_CONFIG_INVALID");
+  return error;
 }
 
 describe("[peer] defaults and keys", () => {

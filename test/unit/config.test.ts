@@ -10,6 +10,7 @@ import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_S
 import { loadConfig, type LoadConfigOptions } from "../../daemon/config/loadConfig.js";
 import { assertSafeToServe, isLoopbackHost } from "../../daemon/config/security.js";
 import { formatDuration, parseDuration } from "../../protocol/duration.js";
+import { rejectionOf } from "../support/thrown.js";
 
 let root: string;
 let env: NodeJS.ProcessEnv;
@@ -43,13 +44,9 @@ function load(options: Omit<LoadConfigOptions, "env" | "cwd"> = {}) {
 }
 
 async function configError(options: Omit<LoadConfigOptions, "env" | "cwd">): Promise<HearthError> {
-  const error: unknown = await load(options).then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  expect((error as HearthError).code).toBe("HEARTH_CONFIG_INVALID");
-  return error as HearthError;
+  const error = await rejectionOf(load(options));
+  expect(error.code).toBe("HEARTH_CONFIG_INVALID");
+  return error;
 }
 
 describe("defaults", () => {

@@ -13,6 +13,7 @@ import { MAX_STATIC_PEERS, parseStaticPeer, parseStaticPeers } from "../../daemo
 import { StaticPeers } from "../../daemon/discovery/StaticPeers.js";
 import { HearthError } from "../../protocol/errors.js";
 import { nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
+import { thrownBy } from "../support/thrown.js";
 
 const DEFAULT_PORT = 4328;
 
@@ -37,16 +38,6 @@ function capturingLogger(): { logger: Logger; lines: () => Record<string, unknow
 
 const silent = pino({ level: "silent" });
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-function thrown(run: () => unknown): HearthError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof HearthError) return error;
-    throw error;
-  }
-  throw new Error("expected a HearthError");
-}
 
 describe("parseStaticPeer", () => {
   it.each([
@@ -89,7 +80,7 @@ describe("parseStaticPeer", () => {
     ["[::]:4328", "not a peer"],
     ["a".repeat(300), "longer than"],
   ])("refuses %j with HEARTH_CONFIG_INVALID saying why", (entry, why) => {
-    const error = thrown(() => parseStaticPeer(entry, DEFAULT_PORT, "peer"));
+    const error = thrownBy(() => parseStaticPeer(entry, DEFAULT_PORT, "peer"));
     expect(error.code).toBe("HEARTH_CONFIG_INVALID");
     expect(error.param).toBe("peer");
     expect(error.message).toContain(why);
@@ -97,8 +88,8 @@ describe("parseStaticPeer", () => {
   });
 
   it("quotes the entry it refuses, shortened if long", () => {
-    expect(thrown(() => parseStaticPeer("nas:99999", DEFAULT_PORT)).message).toContain('"nas:99999"');
-    expect(thrown(() => parseStaticPeer(`x:${"9".repeat(200)}`, DEFAULT_PORT)).message.length).toBeLessThan(250);
+    expect(thrownBy(() => parseStaticPeer("nas:99999", DEFAULT_PORT)).message).toContain('"nas:99999"');
+    expect(thrownBy(() => parseStaticPeer(`x:${"9".repeat(200)}`, DEFAULT_PORT)).message.length).toBeLessThan(250);
   });
 });
 
@@ -113,9 +104,9 @@ describe("parseStaticPeers", () => {
   });
 
   it("refuses the whole list on one bad entry, and lists longer than the cap", () => {
-    expect(thrown(() => parseStaticPeers(["10.0.0.2:4328", "10.0.0.3:0"], DEFAULT_PORT)).message).toContain('"10.0.0.3:0"');
+    expect(thrownBy(() => parseStaticPeers(["10.0.0.2:4328", "10.0.0.3:0"], DEFAULT_PORT)).message).toContain('"10.0.0.3:0"');
     const tooMany = Array.from({ length: MAX_STATIC_PEERS + 1 }, (_, i) => `10.0.${Math.floor(i / 200)}.${(i % 200) + 1}:4328`);
-    expect(thrown(() => parseStaticPeers(tooMany, DEFAULT_PORT)).code).toBe("HEARTH_CONFIG_INVALID");
+    expect(thrownBy(() => parseStaticPeers(tooMany, DEFAULT_PORT)).code).toBe("HEARTH_CONFIG_INVALID");
   });
 });
 

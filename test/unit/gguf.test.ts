@@ -18,6 +18,7 @@ import {
   type GgufTensorSpec,
   type GgufValue,
 } from "../../daemon/gguf/writer.js";
+import { rejectionOf } from "../support/thrown.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -69,13 +70,9 @@ function sampleFile(metadata = everyKindOfMetadata(), tensors = SAMPLE_TENSORS):
 }
 
 async function expectInvalid(promise: Promise<unknown>, reason: RegExp): Promise<void> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  expect((error as HearthError).code).toBe("HEARTH_GGUF_INVALID");
-  expect((error as HearthError).message).toMatch(reason);
+  const error = await rejectionOf(promise);
+  expect(error.code).toBe("HEARTH_GGUF_INVALID");
+  expect(error.message).toMatch(reason);
 }
 
 /** Patches a header field: writes a u64 at the byte offset where it sits. */

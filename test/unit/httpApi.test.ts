@@ -8,10 +8,12 @@
 import http from "node:http";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, type HearthConfig } from "../../daemon/config/defaults.js";
+import { DEFAULT_LIMITS, type HearthConfig } from "../../daemon/config/defaults.js";
+import * as defaults from "../../daemon/config/defaults.js";
 import type { InferenceEngine } from "../../daemon/engine/types.js";
 import { HttpApi } from "../../daemon/http/HttpApi.js";
 import { Metrics } from "../../daemon/metrics/Metrics.js";
+import { testConfig, type TestConfigOverrides } from "../support/config.js";
 
 const untouchableEngine: InferenceEngine = {
   listModels: () => Promise.reject(new Error("engine must not be reached")),
@@ -21,23 +23,9 @@ const untouchableEngine: InferenceEngine = {
   stats: () => ({ loaded: [] }),
 };
 
-function config(overrides: Partial<HearthConfig> = {}): HearthConfig {
-  return {
-    host: "127.0.0.1",
-    port: 0,
-    modelsDir: "/nonexistent",
-    dataDir: "/nonexistent",
-    allowedHosts: [],
-    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: { ...DEFAULT_LIMITS, maxBodyBytes: 64 * 1024 },
-    runner: { threads: 1, gpuLayers: 0, batchSize: 512, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 },
-    log: { level: "silent" },
-    drainTimeoutMs: 2_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: "/nonexistent/rpc-cache" },
-    ...overrides,
-  };
+/** Nothing here runs a model or reads a file: the dirs do not exist. */
+function config(overrides: TestConfigOverrides = {}): HearthConfig {
+  return testConfig(defaults, "/nonexistent", { modelsDir: "/nonexistent", limits: { maxBodyBytes: 64 * 1024 }, runner: { threads: 1, gpuLayers: 0, loadTimeoutMs: 60_000, stopTimeoutMs: 2_000 }, ...overrides });
 }
 
 let api: HttpApi | undefined;
@@ -47,7 +35,7 @@ afterEach(async () => {
   api = undefined;
 });
 
-async function start(overrides: Partial<HearthConfig> = {}, engine: InferenceEngine = untouchableEngine): Promise<{ port: number; metrics: Metrics }> {
+async function start(overrides: TestConfigOverrides = {}, engine: InferenceEngine = untouchableEngine): Promise<{ port: number; metrics: Metrics }> {
   const metrics = new Metrics({ stats: () => engine.stats() });
   api = new HttpApi({ config: config(overrides), engine, metrics, logger: pino({ level: "silent" }), version: "9.9.9" });
   const { port } = await api.listen();

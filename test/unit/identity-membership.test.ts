@@ -12,8 +12,8 @@ import type { Logger } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ClusterMembership, clusterMembershipPath } from "../../daemon/identity/ClusterMembership.js";
 import { identityDirectory } from "../../daemon/identity/NodeIdentity.js";
-import { HearthError } from "../../protocol/errors.js";
 import { decodeJoinToken } from "../../protocol/peer/joinToken.js";
+import { rejectionOf } from "../support/thrown.js";
 
 let first: string;
 let second: string;
@@ -27,15 +27,6 @@ afterEach(() => {
   fs.rmSync(first, { recursive: true, force: true });
   fs.rmSync(second, { recursive: true, force: true });
 });
-
-async function caught(promise: Promise<unknown>): Promise<HearthError> {
-  const error = await promise.then(
-    () => undefined,
-    (failure: unknown) => failure,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
-}
 
 function capturingLogger(): { logger: Logger; text: () => string } {
   const lines: string[] = [];
@@ -106,7 +97,7 @@ describe("ClusterMembership", () => {
       const { membership: theirs } = await ClusterMembership.init(other);
       const before = fs.readFileSync(clusterMembershipPath(first), "utf8");
 
-      const error = await caught(ClusterMembership.join(first, theirs.joinToken()));
+      const error = await rejectionOf(ClusterMembership.join(first, theirs.joinToken()));
       expect(error.code).toBe("HEARTH_CLUSTER_CONFLICT");
       expect(error.message).toContain(ours.clusterId);
       expect(error.message).toContain("--force");
@@ -125,13 +116,13 @@ describe("ClusterMembership", () => {
     const { membership } = await ClusterMembership.init(first);
     const rotated = { clusterId: membership.clusterId, secret: new Uint8Array(32).fill(7) };
     const { encodeJoinToken } = await import("../../protocol/peer/joinToken.js");
-    const error = await caught(ClusterMembership.join(first, encodeJoinToken(rotated)));
+    const error = await rejectionOf(ClusterMembership.join(first, encodeJoinToken(rotated)));
     expect(error.code).toBe("HEARTH_CLUSTER_CONFLICT");
   });
 
   it("refuses to init over an existing membership unless forced", async () => {
     const { membership: original } = await ClusterMembership.init(first);
-    const error = await caught(ClusterMembership.init(first));
+    const error = await rejectionOf(ClusterMembership.init(first));
     expect(error.code).toBe("HEARTH_CLUSTER_CONFLICT");
     expect((await ClusterMembership.load(first))?.sameCredentials(original)).toBe(true);
 
@@ -147,7 +138,7 @@ describe("ClusterMembership", () => {
     const broken = token.slice(0, -3) + (token.at(-3) === "a" ? "b" : "a") + token.slice(-2);
     expect(broken).not.toBe(token);
     for (const bad of ["", "hello", "hearth2_abc", token.slice(0, 50), broken]) {
-      const error = await caught(ClusterMembership.join(second, bad));
+      const error = await rejectionOf(ClusterMembership.join(second, bad));
       expect(error.code).toBe("HEARTH_JOIN_TOKEN_INVALID");
     }
     expect(fs.existsSync(clusterMembershipPath(second))).toBe(false);
@@ -165,11 +156,11 @@ describe("ClusterMembership", () => {
     ];
     for (const content of damaged) {
       fs.writeFileSync(file, content);
-      const error = await caught(ClusterMembership.load(first));
+      const error = await rejectionOf(ClusterMembership.load(first));
       expect(error.code).toBe("HEARTH_IDENTITY_INVALID");
       expect(error.message).not.toContain(secretBase64.slice(0, 20));
       // Without force, join does not touch a file it cannot read.
-      expect((await caught(ClusterMembership.join(first, membership.joinToken()))).code).toBe("HEARTH_IDENTITY_INVALID");
+      expect((await rejectionOf(ClusterMembership.join(first, membership.joinToken()))).code).toBe("HEARTH_IDENTITY_INVALID");
       expect(fs.readFileSync(file, "utf8")).toBe(content);
     }
     const repaired = await ClusterMembership.join(first, membership.joinToken(), { force: true });

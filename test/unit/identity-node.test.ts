@@ -12,6 +12,7 @@ import { createSelfSignedCertificate } from "../../daemon/identity/selfSignedCer
 import { identityDirectory, NodeIdentity, nodeIdentityPath } from "../../daemon/identity/NodeIdentity.js";
 import { HearthError } from "../../protocol/errors.js";
 import { fingerprintToHex, isValidNodeId, nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
+import { rejectionOf } from "../support/thrown.js";
 
 let dataDir: string;
 
@@ -26,13 +27,9 @@ afterEach(() => {
 const modeOf = (file: string): number => fs.statSync(file).mode & 0o777;
 
 async function expectIdentityError(promise: Promise<unknown>): Promise<HearthError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  expect((error as HearthError).code).toBe("HEARTH_IDENTITY_INVALID");
-  return error as HearthError;
+  const error = await rejectionOf(promise);
+  expect(error.code).toBe("HEARTH_IDENTITY_INVALID");
+  return error;
 }
 
 describe("NodeIdentity", () => {

@@ -18,14 +18,17 @@ import { DEFAULT_MODEL_SHARING, type ModelsConfig } from "../../daemon/config/de
 import { ModelRegistry } from "../../daemon/models/ModelRegistry.js";
 import { ModelFetcher } from "../../daemon/sharing/ModelFetcher.js";
 import { partialPath } from "../../daemon/sharing/modelFiles.js";
-import { errors, HearthError } from "../../protocol/errors.js";
+import { errors } from "../../protocol/errors.js";
 import { encodeTransferHeader, MODEL_FETCH_PURPOSE, type ModelFetchMeta } from "../../protocol/peer/modelTransferWire.js";
 import { ensureTinyModel } from "../support/models.js";
 import { waitFor } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
+import { nodeIdFrom } from "../support/nodeIds.js";
+import { upPeerView } from "../support/peerView.js";
 
 const logger = pino({ level: "silent" });
-const B = "BBBBBBB-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ";
-const C = "CCCCCCC-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ-QQQQQQQ";
+const B = nodeIdFrom("BBBBBBB");
+const C = nodeIdFrom("CCCCCCC");
 const CHUNK = 64 * 1024;
 
 let content: Buffer;
@@ -92,24 +95,9 @@ let opened: Opened[];
 let holders: Map<string, Holder>;
 let peers: PeerView[];
 
+/** A peer holding the file as `modelId`; B is nearer than the others. */
 function peer(nodeId: string, modelId: string): PeerView {
-  return {
-    nodeId,
-    fingerprint: "1".repeat(64),
-    addresses: ["10.0.0.2:4328"],
-    protocolVersion: "1.0",
-    softwareVersion: "test",
-    resources: null,
-    models: [{ id: modelId, sizeBytes: content.byteLength, sha256 }],
-    loadedModels: [],
-    queueDepth: 0,
-    speedScores: {},
-    state: "up",
-    rttMs: nodeId === B ? 1 : 2,
-    lastHeartbeatAgoMs: 10,
-    lastError: null,
-    source: "static",
-  };
+  return upPeerView(nodeId, [{ id: modelId, sizeBytes: content.byteLength, sha256 }], { rttMs: nodeId === B ? 1 : 2 });
 }
 
 function newFetcher(config: Partial<ModelsConfig> = {}): { fetcher: ModelFetcher; registry: ModelRegistry; hashes: ModelHashes } {
@@ -160,17 +148,6 @@ const ensure = (fetcher: ModelFetcher, signal: AbortSignal = new AbortController
 
 const modelFiles = (): string[] => fs.readdirSync(modelsDir).filter((name) => name.endsWith(".gguf")).sort();
 
-async function failure(promise: Promise<unknown>): Promise<HearthError> {
-  const error = await promise.then(
-    (value) => {
-      throw new Error(`expected a failure, got ${JSON.stringify(value)}`);
-    },
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
-}
-
 /** Resolves when the partial file holds `bytes` bytes. */
 const partialHolds = (bytes: number): Promise<number> =>
   waitFor(() => fs.existsSync(partialPath(modelsDir, sha256)) && fs.statSync(partialPath(modelsDir, sha256)).size === bytes, 5_000, `${bytes} bytes in the partial file`);
@@ -193,6 +170,8 @@ describe("ModelFetcher", () => {
 
     // Half the bytes are in: they are in the partial file, and nothing is in the models dir yet.
     await partialHolds(half);
+    // The file write lands before the transfer counts it; wait for the count, not just the file.
+    await waitFor(() => fetcher.transfer(sha256)?.bytesDone === half, 5_000, `${half} bytes counted by the transfer`);
     expect(modelFiles()).toEqual([]);
     expect(fetcher.transfer(sha256)).toMatchObject({ state: "transferring", fromNodeId: B, bytesDone: half, totalBytes: content.byteLength, modelId: "tiny-b" });
     release();
@@ -216,7 +195,7 @@ describe("ModelFetcher", () => {
     peers = [peer(B, "tiny-b")];
     holders.set(B, corrupting);
     const { fetcher } = newFetcher();
-    const error = await failure(ensure(fetcher));
+    const error = await rejectionOf(ensure(fetcher));
     expect(error.code).toBe("HEARTH_MODEL_TRANSFER_FAILED");
     expect(error.message).toBe(`no peer could send the model tiny-b (sha256 ${sha256}) intact`);
     expect(modelFiles()).toEqual([]);
@@ -311,7 +290,7 @@ describe("ModelFetcher", () => {
     const impatient = ensure(fetcher, controller.signal);
     const patient = ensure(fetcher);
     controller.abort();
-    expect((await failure(impatient)).code).toBe("HEARTH_CANCELLED");
+    expect((await rejectionOf(impatient)).code).toBe("HEARTH_CANCELLED");
     release();
     expect(await patient).toBe("tiny-b");
   });
@@ -320,10 +299,10 @@ describe("ModelFetcher", () => {
     peers = [peer(B, "tiny-b")];
     holders.set(B, honest);
     const { fetcher } = newFetcher({ sharePolicy: "never" });
-    const error = await failure(ensure(fetcher));
+    const error = await rejectionOf(ensure(fetcher));
     expect(error).toMatchObject({ code: "HEARTH_MODEL_FETCH_REFUSED", param: "model" });
     expect(error.message).toBe('this node does not fetch models from peers (models.share_policy = "never"); copy "tiny" into its models dir, or change the policy');
-    expect((await failure(fetcher.pull(sha256))).code).toBe("HEARTH_MODEL_FETCH_REFUSED");
+    expect((await rejectionOf(fetcher.pull(sha256))).code).toBe("HEARTH_MODEL_FETCH_REFUSED");
     expect(opened).toEqual([]);
     expect(fs.readdirSync(modelsDir)).toEqual([]);
   });
@@ -332,7 +311,7 @@ describe("ModelFetcher", () => {
     peers = [peer(B, "tiny-b")];
     holders.set(B, honest);
     const { fetcher } = newFetcher({ sharePolicy: "ask" });
-    expect((await failure(ensure(fetcher))).code).toBe("HEARTH_MODEL_FETCH_REFUSED");
+    expect((await rejectionOf(ensure(fetcher))).code).toBe("HEARTH_MODEL_FETCH_REFUSED");
     expect(opened).toEqual([]);
     expect(await fetcher.pull(sha256)).toMatchObject({ present: false, joined: false, transfer: { origin: "pull", modelId: "tiny-b" } });
     await waitFor(() => fetcher.transfer(sha256)?.state === "done", 10_000, "the pull to finish");

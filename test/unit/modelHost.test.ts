@@ -8,10 +8,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS, DEFAULT_RUNNER, type LimitsConfig, type RunnerConfig } from "../../daemon/config/defaults.js";
 import { ModelHost, type ModelHostEvents, type UnloadReason } from "../../daemon/engine/ModelHost.js";
 import type { ModelDescriptor } from "../../daemon/engine/types.js";
-import { errors, HearthError } from "../../protocol/errors.js";
+import { errors, type HearthError } from "../../protocol/errors.js";
 import type { CompletionJob, GenerationResult } from "../../protocol/inference.js";
 import { fakeRunnerEntry } from "../support/fakeRunnerEntry.js";
 import { processAlive, waitFor } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
 
 const logger = pino({ level: "silent" });
 const hosts: ModelHost[] = [];
@@ -55,17 +56,6 @@ function generate(host: ModelHost, prompt: string, signal: AbortSignal = new Abo
   return host.submit(({ runner, signal: jobSignal, isLive }) => runner.generate(job(prompt), { signal: jobSignal, onDelta: (delta) => isLive() && deltas.push(delta.text) }), signal);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HearthError> {
-  const error = await promise.then(
-    (value) => {
-      throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
-    },
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
-}
-
 /** The pid of the fake runner that produced a result (it reports it as promptTokens). */
 const servedBy = (result: GenerationResult): number => result.usage.promptTokens;
 
@@ -80,7 +70,7 @@ describe("ModelHost admission", () => {
     const second = track("second");
     expect(host.stats()).toMatchObject({ modelId: "fake", placement: "whole", running: 1, queued: 2 });
 
-    const full = await rejection(generate(host, "one too many"));
+    const full = await rejectionOf(generate(host, "one too many"));
     expect(full.code).toBe("HEARTH_QUEUE_FULL");
     expect(full.retryAfterSeconds).toBe(7);
     expect(full.message).toBe('Model "fake" is busy: 1 requests running and 2 waiting. Retry later.');
@@ -99,7 +89,7 @@ describe("ModelHost admission", () => {
     const queued = generate(host, "never", controller.signal, deltas);
     expect(host.stats()?.queued).toBe(1);
     controller.abort();
-    expect((await rejection(queued)).code).toBe("HEARTH_CANCELLED");
+    expect((await rejectionOf(queued)).code).toBe("HEARTH_CANCELLED");
     expect(host.stats()?.queued).toBe(0);
     await running;
     expect(deltas).toEqual([]);
@@ -111,7 +101,7 @@ describe("ModelHost admission", () => {
     const hanging = generate(host, "hang", controller.signal);
     await waitFor(() => host.stats()?.running === 1, 5_000, "the job to run");
     controller.abort();
-    expect((await rejection(hanging)).code).toBe("HEARTH_CANCELLED");
+    expect((await rejectionOf(hanging)).code).toBe("HEARTH_CANCELLED");
     await waitFor(() => host.stats()?.running === 0, 5_000, "the runner to confirm the cancel");
     expect((await generate(host, "next")).text).toBe("echo next");
   });
@@ -138,7 +128,7 @@ describe("ModelHost runner lifecycle", () => {
     expect(host.stats()?.queued).toBe(1);
 
     for (const inFlight of [hanging, crashing]) {
-      const error = await rejection(inFlight);
+      const error = await rejectionOf(inFlight);
       expect(error.code).toBe("HEARTH_RUNNER_CRASHED");
       expect(error.message).toBe('The runner for model "fake" exited with code 3.');
     }
@@ -156,7 +146,7 @@ describe("ModelHost runner lifecycle", () => {
     const { host, events } = newHost({ path: "/models/fail-load.gguf", limits: { parallelSlots: 1, queueDepth: 4 } });
     const attempts = [generate(host, "a"), generate(host, "b"), generate(host, "c")];
     for (const attempt of attempts) {
-      const error = await rejection(attempt);
+      const error = await rejectionOf(attempt);
       expect(error.code).toBe("HEARTH_MODEL_LOAD_FAILED");
       expect(error.message).toBe("fake runner: cannot load /models/fail-load.gguf");
     }
@@ -165,13 +155,13 @@ describe("ModelHost runner lifecycle", () => {
     expect(host.stats()).toBeUndefined();
     await waitFor(() => events.idle === 1, 2_000, "the host to report itself idle");
 
-    expect((await rejection(generate(host, "again"))).code).toBe("HEARTH_MODEL_LOAD_FAILED");
+    expect((await rejectionOf(generate(host, "again"))).code).toBe("HEARTH_MODEL_LOAD_FAILED");
     expect(events.loadFailed).toHaveLength(2);
   });
 
   it("a runner that misses the load timeout is killed and the request fails HEARTH_MODEL_LOAD_FAILED naming the timeout", async () => {
     const { host } = newHost({ path: "/models/slow-load-5000.gguf", runner: { loadTimeoutMs: 100 } });
-    const error = await rejection(generate(host, "a"));
+    const error = await rejectionOf(generate(host, "a"));
     expect(error.code).toBe("HEARTH_MODEL_LOAD_FAILED");
     expect(error.message).toBe('Model "fake" could not be loaded: the runner did not load the model within 100 ms.');
   });
@@ -207,12 +197,12 @@ describe("ModelHost runner lifecycle", () => {
     const waiting = [generate(host, "a"), generate(host, "b")];
     const retired = errors.placementRetired("the placement was retired under the job");
 
-    const outcomes = [running, ...waiting].map((work) => rejection(work));
+    const outcomes = [running, ...waiting].map((work) => rejectionOf(work));
     await host.shutdown(retired);
     for (const error of await Promise.all(outcomes)) expect(error).toBe(retired);
     expect(events.unloaded).toEqual(["shutdown"]);
     expect(processAlive(servedBy(warm))).toBe(false);
     expect(host.stats()).toBeUndefined();
-    expect((await rejection(generate(host, "late"))).code).toBe("HEARTH_SHUTTING_DOWN");
+    expect((await rejectionOf(generate(host, "late"))).code).toBe("HEARTH_SHUTTING_DOWN");
   });
 });

@@ -7,13 +7,13 @@ import os from "node:os";
 import path from "node:path";
 import { pino, type Logger } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { HearthError } from "../../protocol/errors.js";
 import { readGgufHeader } from "../../daemon/gguf/reader.js";
 import { SYNTH_PRESETS } from "../../daemon/gguf/synth.js";
 import { validateModelAliases } from "../../daemon/models/aliases.js";
 import { FileHashCache } from "../../daemon/models/fileHash.js";
 import { ModelRegistry, type ModelRegistryOptions } from "../../daemon/models/ModelRegistry.js";
 import { ensureModel, ensureTinyModel } from "../support/models.js";
+import { rejectionOf, thrownBy } from "../support/thrown.js";
 
 let root: string;
 let tinyPath: string;
@@ -55,9 +55,7 @@ function countingRegistry(options: Partial<ModelRegistryOptions> = {}): { regist
 }
 
 async function expectNotFound(promise: Promise<unknown>): Promise<void> {
-  const error = await promise.then(() => undefined, (caught: unknown) => caught);
-  expect(error).toBeInstanceOf(HearthError);
-  expect(error).toMatchObject({ code: "HEARTH_MODEL_NOT_FOUND", param: "model" });
+  expect(await rejectionOf(promise)).toMatchObject({ code: "HEARTH_MODEL_NOT_FOUND", param: "model" });
 }
 
 describe("list", () => {
@@ -204,10 +202,8 @@ describe("resolve", () => {
     for (const name of ["nope", "", "tiny.gguf", "../tiny", path.join(modelsDir, "tiny.gguf"), "./tiny", "constructor", "__proto__", "toString", "x".repeat(10_000)]) {
       await expectNotFound(registry.resolve(name));
     }
-    const error = await registry.resolve("nope").catch((caught: unknown) => caught as HearthError);
-    expect((error as HearthError).message).toBe('model "nope" not found on this node');
-    const long = await registry.resolve("y".repeat(10_000)).catch((caught: unknown) => caught as HearthError);
-    expect((long as HearthError).message.length).toBeLessThan(300);
+    expect((await rejectionOf(registry.resolve("nope"))).message).toBe('model "nope" not found on this node');
+    expect((await rejectionOf(registry.resolve("y".repeat(10_000)))).message.length).toBeLessThan(300);
     expect(new Set(reads)).toEqual(new Set([path.join(modelsDir, "other.gguf"), path.join(modelsDir, "tiny.gguf")]));
   });
 
@@ -235,14 +231,7 @@ describe("validateModelAliases", () => {
   ];
   for (const [aliases, param] of bad) {
     it(`rejects ${JSON.stringify(aliases).slice(0, 60)} with HEARTH_CONFIG_INVALID`, () => {
-      let caught: unknown;
-      try {
-        validateModelAliases(aliases);
-      } catch (error) {
-        caught = error;
-      }
-      expect(caught).toBeInstanceOf(HearthError);
-      expect(caught).toMatchObject({ code: "HEARTH_CONFIG_INVALID", param });
+      expect(thrownBy(() => validateModelAliases(aliases))).toMatchObject({ code: "HEARTH_CONFIG_INVALID", param });
     });
   }
 });

@@ -1,22 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { HearthError } from "../../protocol/errors.js";
+import type { HearthError } from "../../protocol/errors.js";
 import { parseChatRequest } from "../../protocol/openai/chatRequest.js";
 import { MAX_TOKENS_CEILING } from "../../protocol/openai/common.js";
+import { thrownBy } from "../support/thrown.js";
 
 const base = { model: "tiny", messages: [{ role: "user", content: "hi" }] };
 
-function rejection(body: unknown): HearthError {
-  try {
-    parseChatRequest(body);
-  } catch (error) {
-    if (error instanceof HearthError) return error;
-    throw error;
-  }
-  throw new Error("expected the request to be rejected");
-}
-
 function expectRejected(body: unknown, param: string | null, messagePart?: RegExp): HearthError {
-  const error = rejection(body);
+  const error = thrownBy(() => parseChatRequest(body));
   expect(error.code).toBe("HEARTH_INVALID_REQUEST");
   expect(error.status).toBe(400);
   expect(error.param).toBe(param);

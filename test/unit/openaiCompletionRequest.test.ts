@@ -1,18 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { HearthError } from "../../protocol/errors.js";
 import { DEFAULT_COMPLETION_MAX_TOKENS, parseCompletionRequest } from "../../protocol/openai/completionRequest.js";
+import { thrownBy } from "../support/thrown.js";
 
 const base = { model: "tiny", prompt: "Once upon" };
 
 function expectRejected(body: unknown, param: string | null, messagePart?: RegExp): void {
-  let caught: unknown;
-  try {
-    parseCompletionRequest(body);
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(HearthError);
-  const error = caught as HearthError;
+  const error = thrownBy(() => parseCompletionRequest(body));
   expect(error.code).toBe("HEARTH_INVALID_REQUEST");
   expect(error.param).toBe(param);
   if (messagePart) expect(error.message).toMatch(messagePart);

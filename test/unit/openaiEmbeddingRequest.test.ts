@@ -1,21 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { HearthError } from "../../protocol/errors.js";
 import { checkDimensions, parseEmbeddingRequest } from "../../protocol/openai/embeddingRequest.js";
+import { thrownBy } from "../support/thrown.js";
 
 const limits = { maxInputs: 3 };
 
-function rejection(run: () => unknown): HearthError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof HearthError) return error;
-    throw error;
-  }
-  throw new Error("expected a rejection");
-}
-
 function expectRejected(body: unknown, param: string, messagePart?: RegExp): void {
-  const error = rejection(() => parseEmbeddingRequest(body, limits));
+  const error = thrownBy(() => parseEmbeddingRequest(body, limits));
   expect(error.code).toBe("HEARTH_INVALID_REQUEST");
   expect(error.param).toBe(param);
   if (messagePart) expect(error.message).toMatch(messagePart);
@@ -85,7 +75,7 @@ describe("embedding dimensions check", () => {
   });
 
   it("rejects a size the model does not produce", () => {
-    const error = rejection(() => checkDimensions(64, 128));
+    const error = thrownBy(() => checkDimensions(64, 128));
     expect(error.param).toBe("dimensions");
     expect(error.message).toMatch(/128-dimensional/);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { describeValue, formatParamPath, parseWith } from "../../protocol/openai/validation.js";
-import { HearthError } from "../../protocol/errors.js";
+import { thrownBy } from "../support/thrown.js";
 
 describe("param paths", () => {
   it("formats keys with dots and indices with brackets", () => {
@@ -31,15 +31,9 @@ describe("parseWith", () => {
   });
 
   it("reports only the first issue as a HearthError with param", () => {
-    let caught: unknown;
-    try {
-      parseWith(schema, { a: "x", b: [1, 2] });
-    } catch (error) {
-      caught = error;
-    }
-    expect(caught).toBeInstanceOf(HearthError);
-    expect((caught as HearthError).param).toBe("a");
-    expect((caught as HearthError).toOpenAiBody().error).toEqual({
+    const error = thrownBy(() => parseWith(schema, { a: "x", b: [1, 2] }));
+    expect(error.param).toBe("a");
+    expect(error.toOpenAiBody().error).toEqual({
       message: "Invalid value for 'a': expected a number, got 'x'.",
       type: "invalid_request_error",
       param: "a",
@@ -48,13 +42,8 @@ describe("parseWith", () => {
   });
 
   it("names a body that is not an object with a null param", () => {
-    let caught: unknown;
-    try {
-      parseWith(schema, "text");
-    } catch (error) {
-      caught = error;
-    }
-    expect((caught as HearthError).param).toBeNull();
-    expect((caught as HearthError).message).toMatch(/request body/);
+    const error = thrownBy(() => parseWith(schema, "text"));
+    expect(error.param).toBeNull();
+    expect(error.message).toMatch(/request body/);
   });
 });

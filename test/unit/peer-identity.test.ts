@@ -17,6 +17,7 @@ import {
 } from "../../protocol/peer/identity.js";
 import { decodeJoinToken, encodeJoinToken, generateClusterCredentials, JoinTokenError } from "../../protocol/peer/joinToken.js";
 import type { JoinTokenProblem } from "../../protocol/peer/joinToken.js";
+import { thrownBy } from "../support/thrown.js";
 
 const fingerprintArb = fc.uint8Array({ minLength: 32, maxLength: 32 });
 
@@ -109,13 +110,7 @@ describe("node ids", () => {
     const id = nodeIdFromFingerprint(new Uint8Array(32).fill(1));
     const typo = (id[0] === "A" ? "B" : "A") + id.slice(1);
     for (const bad of ["", "abc", id.slice(0, -1), `${id}A`, id.replace(/[A-Z]/, "1"), typo]) {
-      expect(() => parseNodeId(bad)).toThrow(HearthError);
-      try {
-        parseNodeId(bad);
-      } catch (error) {
-        expect((error as HearthError).code).toBe("HEARTH_INVALID_REQUEST");
-        expect((error as HearthError).param).toBe("nodeId");
-      }
+      expect(thrownBy(() => parseNodeId(bad))).toMatchObject({ code: "HEARTH_INVALID_REQUEST", param: "nodeId" });
     }
     expect(() => parseNodeId(typo)).toThrow(/check character/);
   });
@@ -138,14 +133,9 @@ describe("join tokens", () => {
   const credentials = generateClusterCredentials();
 
   function problemOf(text: string): JoinTokenProblem {
-    try {
-      decodeJoinToken(text);
-    } catch (error) {
-      expect(error).toBeInstanceOf(JoinTokenError);
-      expect((error as JoinTokenError).code).toBe("HEARTH_JOIN_TOKEN_INVALID");
-      return (error as JoinTokenError).problem;
-    }
-    throw new Error(`token was accepted: ${text}`);
+    const error = thrownBy(() => decodeJoinToken(text), JoinTokenError);
+    expect(error.code).toBe("HEARTH_JOIN_TOKEN_INVALID");
+    return error.problem;
   }
 
   it("round-trip any credentials", () => {

@@ -6,20 +6,10 @@ import { describe, expect, it } from "vitest";
 import type { RequestHandler } from "../../daemon/peers/linkRequests.js";
 import type { StreamHandler } from "../../daemon/peers/linkStreams.js";
 import { PeerRouteTable } from "../../daemon/peers/PeerRouteTable.js";
-import { HearthError } from "../../protocol/errors.js";
+import { thrownBy } from "../support/thrown.js";
 
 const request = (answer: string): RequestHandler => () => answer;
 const stream = (): StreamHandler => () => undefined;
-
-function refusal(action: () => unknown): HearthError {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(HearthError);
-    return error as HearthError;
-  }
-  throw new Error("expected the route table to refuse");
-}
 
 describe("PeerRouteTable", () => {
   it("serve() adds every request method and stream purpose of each service, and lookups find exactly those handlers", () => {
@@ -53,7 +43,7 @@ describe("PeerRouteTable", () => {
   it("a request method served twice by serve() is refused as a wiring bug (HEARTH_INTERNAL) and the first handler stays", () => {
     const first = request("first");
     const table = new PeerRouteTable().serve({ requests: { "test.ping": first } });
-    const error = refusal(() => table.serve({ requests: { "test.ping": request("second") } }));
+    const error = thrownBy(() => table.serve({ requests: { "test.ping": request("second") } }));
     expect(error.code).toBe("HEARTH_INTERNAL");
     expect(error.message).toBe("request method test.ping is served twice");
     expect(table.request("test.ping")).toBe(first);
@@ -62,7 +52,7 @@ describe("PeerRouteTable", () => {
   it("a stream purpose served twice by serve() is refused the same way", () => {
     const first = stream();
     const table = new PeerRouteTable().serve({ streams: { infer: first } });
-    const error = refusal(() => table.serve({ streams: { infer: stream() } }));
+    const error = thrownBy(() => table.serve({ streams: { infer: stream() } }));
     expect(error.code).toBe("HEARTH_INTERNAL");
     expect(error.message).toBe("stream purpose infer is served twice");
     expect(table.stream("infer")).toBe(first);
@@ -103,7 +93,7 @@ describe("PeerRouteTable", () => {
       [() => table.handleStream("infer", stream()), "stream purpose infer"],
     ];
     for (const [attempt, what] of attempts) {
-      const error = refusal(attempt);
+      const error = thrownBy(attempt);
       expect(error.code, what).toBe("HEARTH_INTERNAL");
       expect(error.message).toBe(`the peer route table is frozen; cannot add ${what}`);
     }

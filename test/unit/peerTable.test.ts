@@ -6,8 +6,8 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { PeerTable } from "../../daemon/peers/PeerTable.js";
 import type { DiscoveredPeer } from "../../daemon/discovery/PeerDiscovery.js";
-import type { PeerStateMessage } from "../../protocol/peer/messages.js";
 import { nodeIdFromFingerprint } from "../../protocol/peer/identity.js";
+import { peerStateMessage } from "../support/peerState.js";
 
 function fingerprint(seed: string): Uint8Array {
   return new Uint8Array(createHash("sha256").update(seed).digest());
@@ -27,22 +27,6 @@ function mdnsPeer(id: string, seed: string, addresses: { host: string; port: num
 }
 function staticPeer(host: string, port: number): DiscoveredPeer {
   return { source: "static", nodeId: undefined, fingerprint: undefined, protocolVersion: undefined, addresses: [{ host, port }] };
-}
-
-function stateMessage(overrides: Partial<PeerStateMessage> = {}): PeerStateMessage {
-  return {
-    type: "peerState",
-    seq: 1,
-    cpuCores: 8,
-    ramTotalBytes: 32e9,
-    ramFreeBytes: 20e9,
-    gpu: { backend: "cuda", devices: [{ name: "RTX A" }, { name: "RTX B" }], vramTotalBytes: 25, vramFreeBytes: 11 },
-    modelsPresent: [{ id: "llama", sizeBytes: 1000, sha256: "ab".repeat(32) }, { id: "new", sizeBytes: 5, sha256: null }],
-    modelsLoaded: [{ id: "llama" }],
-    queueDepth: 3,
-    speedScores: [{ modelId: "llama", tokensPerSecond: 42.5 }],
-    ...overrides,
-  };
 }
 
 function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
@@ -175,7 +159,7 @@ describe("PeerTable reported state and metrics", () => {
   it("shows the last snapshot a peer sent, with VRAM spread over its devices", () => {
     const table = new PeerTable();
     table.linkUp({ nodeId: A, fingerprint: hex("a"), softwareVersion: "1", protocolVersion: "1.0" });
-    table.stateReported(A, stateMessage());
+    table.stateReported(A, peerStateMessage());
     expect(table.snapshot()[0]).toMatchObject({
       resources: {
         cpuCores: 8,
@@ -202,24 +186,24 @@ describe("PeerTable reported state and metrics", () => {
   it("accepts a restarted peer's snapshots although their seq starts again", () => {
     const table = new PeerTable();
     table.linkUp({ nodeId: A, fingerprint: hex("a"), softwareVersion: "1", protocolVersion: "1.0" });
-    table.stateReported(A, stateMessage({ seq: 50, queueDepth: 9 }));
+    table.stateReported(A, peerStateMessage({ seq: 50, queueDepth: 9 }));
     table.linkDown(A, { code: "HEARTH_PEER_UNAVAILABLE", message: "gone" });
     table.linkUp({ nodeId: A, fingerprint: hex("a"), softwareVersion: "1", protocolVersion: "1.0" });
-    table.stateReported(A, stateMessage({ seq: 1, queueDepth: 0 }));
+    table.stateReported(A, peerStateMessage({ seq: 1, queueDepth: 0 }));
     expect(table.snapshot()[0]?.queueDepth).toBe(0);
   });
 
   it("keeps the last reported state while a peer is down", () => {
     const table = new PeerTable();
     table.linkUp({ nodeId: A, fingerprint: hex("a"), softwareVersion: "1", protocolVersion: "1.0" });
-    table.stateReported(A, stateMessage());
+    table.stateReported(A, peerStateMessage());
     table.linkDown(A, { code: "HEARTH_PEER_TIMEOUT", message: "silent" });
     expect(table.snapshot()[0]).toMatchObject({ state: "down", loadedModels: ["llama"] });
   });
 
   it("ignores state for a node it never heard of", () => {
     const table = new PeerTable();
-    table.stateReported(A, stateMessage());
+    table.stateReported(A, peerStateMessage());
     expect(table.snapshot()).toEqual([]);
   });
 

@@ -13,8 +13,9 @@ import { Duplex } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelHashes } from "../../daemon/cluster/ModelHashes.js";
-import type { ClusterView, ModelPresentView, NodeView, PeerView } from "../../protocol/api/cluster.js";
-import { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER, type HearthConfig } from "../../daemon/config/defaults.js";
+import type { ClusterView, ModelPresentView, NodeView } from "../../protocol/api/cluster.js";
+import { type HearthConfig } from "../../daemon/config/defaults.js";
+import * as defaults from "../../daemon/config/defaults.js";
 import { LocalEngine } from "../../daemon/engine/LocalEngine.js";
 import type { GenerateOptions } from "../../daemon/engine/types.js";
 import { ModelRegistry } from "../../daemon/models/ModelRegistry.js";
@@ -24,18 +25,19 @@ import { ClusterStateSource } from "../../daemon/routing/ClusterState.js";
 import { RoutingEngine } from "../../daemon/routing/RoutingEngine.js";
 import { ModelLayouts } from "../../daemon/split/modelLayouts.js";
 import { SplitEngine } from "../../daemon/split/SplitEngine.js";
-import { errors, HearthError } from "../../protocol/errors.js";
+import { errors, type HearthError } from "../../protocol/errors.js";
 import type { CompletionJob, GenerationResult } from "../../protocol/inference.js";
 import { decodeJobFrame, encodeInferFrame, generationResultFrame, INFER_STREAM_PURPOSE, InferFrameSplitter, type InferJobFrame } from "../../protocol/peer/inferenceWire.js";
 import { fakeRunnerEntry } from "../support/fakeRunnerEntry.js";
 import { ensureTinyModel } from "../support/models.js";
 import { waitFor } from "../support/wait.js";
+import { rejectionOf } from "../support/thrown.js";
+import { nodeIdFrom } from "../support/nodeIds.js";
+import { upPeerView } from "../support/peerView.js";
+import { testConfig } from "../support/config.js";
 
 const logger = pino({ level: "silent" });
 
-function nodeIdFrom(head: string): string {
-  return head.toUpperCase().padEnd(56, "Q").match(/.{7}/g)!.join("-");
-}
 const A = nodeIdFrom("AAAAAAA");
 const B = nodeIdFrom("BBBBBBB");
 const OTHER_SHA = "b".repeat(64);
@@ -129,21 +131,12 @@ let llamaSha: string;
 let llamaSize: number;
 
 function config(): HearthConfig {
-  return {
-    host: "127.0.0.1",
-    port: 0,
+  return testConfig(defaults, path.join(root, "data"), {
     modelsDir: path.join(root, "models"),
-    dataDir: path.join(root, "data"),
-    allowedHosts: [],
-    models: { aliases: {}, extraPaths: [], ...DEFAULT_MODEL_SHARING },
-    limits: { ...DEFAULT_LIMITS, parallelSlots: 2, queueDepth: 4 },
-    runner: { ...DEFAULT_RUNNER, loadTimeoutMs: 10_000, stopTimeoutMs: 2_000 },
-    log: { level: "silent" },
+    limits: { parallelSlots: 2, queueDepth: 4 },
+    runner: { loadTimeoutMs: 10_000, stopTimeoutMs: 2_000 },
     drainTimeoutMs: 1_000,
-    peer: { ...DEFAULT_PEER },
-    jobs: { ...DEFAULT_JOBS },
-    rpc: { ...DEFAULT_RPC, cacheDir: path.join(root, "data", "rpc-cache") },
-  };
+  });
 }
 
 function localView(models: ModelPresentView[]): NodeView {
@@ -158,28 +151,6 @@ function localView(models: ModelPresentView[]): NodeView {
     loadedModels: [],
     queueDepth: 0,
     speedScores: {},
-  };
-}
-
-/** A peer whose link is up; no reported resources, so it never takes layers of a split. */
-function peerView(nodeId: string, models: ModelPresentView[], overrides: Partial<PeerView> = {}): PeerView {
-  return {
-    nodeId,
-    fingerprint: "1".repeat(64),
-    addresses: ["10.0.0.2:4328"],
-    protocolVersion: "1.0",
-    softwareVersion: "test",
-    resources: null,
-    models,
-    loadedModels: [],
-    queueDepth: 0,
-    speedScores: {},
-    state: "up",
-    rttMs: 1,
-    lastHeartbeatAgoMs: 10,
-    lastError: null,
-    source: "static",
-    ...overrides,
   };
 }
 
@@ -225,17 +196,6 @@ async function generate(model: string, prompt: string, options: Partial<Generate
   return { result, deltas };
 }
 
-async function failure(promise: Promise<unknown>): Promise<HearthError> {
-  const error = await promise.then(
-    (value) => {
-      throw new Error(`expected a failure, got ${JSON.stringify(value)}`);
-    },
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(HearthError);
-  return error as HearthError;
-}
-
 /** Streams opened to peers by one test. */
 function streamsDuring(): () => FakeExecutingPeer[] {
   const before = links.opened.length;
@@ -256,7 +216,7 @@ describe("RoutingEngine", () => {
   });
 
   it("sends a model only a peer has to that peer, naming the peer's own model id and the file's sha256, and relays its deltas", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [{ id: "other-b", sizeBytes: 10, sha256: OTHER_SHA }])] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [{ id: "other-b", sizeBytes: 10, sha256: OTHER_SHA }])] };
     links.script = () => answer("from the peer", ["from", " the peer"]);
     const opened = streamsDuring();
     // Asked for by its sha256: the peer is addressed by its own id for the file.
@@ -274,7 +234,7 @@ describe("RoutingEngine", () => {
 
   it("a node that fails before the first delta is replaced once: the job runs on the other node", async () => {
     // B has it loaded, so B is chosen first; its stream breaks before any output.
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()], { loadedModels: ["llama"] })] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()], { loadedModels: ["llama"] })] };
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
     const { result, deltas } = await generate("llama", "again please");
@@ -285,14 +245,14 @@ describe("RoutingEngine", () => {
   });
 
   it("a node that fails after a delta reached the caller is not replaced: the caller gets HEARTH_PEER_UNAVAILABLE after that delta", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()], { loadedModels: ["llama"] })] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()], { loadedModels: ["llama"] })] };
     links.script = () => (peer) => {
       peer.delta("partial");
       setTimeout(() => peer.fail(), 20);
     };
     const opened = streamsDuring();
     const deltas: string[] = [];
-    const error = await failure(router.generate(completion("llama", "no retry"), { signal: new AbortController().signal, onDelta: (delta) => deltas.push(delta.text) }));
+    const error = await rejectionOf(router.generate(completion("llama", "no retry"), { signal: new AbortController().signal, onDelta: (delta) => deltas.push(delta.text) }));
     expect(error.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(deltas).toEqual(["partial"]);
     expect(opened().map((peer) => peer.nodeId)).toEqual([B]);
@@ -300,11 +260,11 @@ describe("RoutingEngine", () => {
 
   it("a pinned job is never moved: its node's failure before any delta is the caller's HEARTH_PEER_UNAVAILABLE", async () => {
     // Even this node holds the model and is idle; the pin names B.
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()])] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()])] };
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
     const ran = engine.stats().loaded.find((model) => model.modelId === "llama");
-    const error = await failure(generate("llama", "pinned", { route: { pinnedNodeId: B } }).then(({ result }) => result));
+    const error = await rejectionOf(generate("llama", "pinned", { route: { pinnedNodeId: B } }).then(({ result }) => result));
     expect(error.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(opened().map((peer) => peer.nodeId)).toEqual([B]);
     // Nothing ran here instead: the local runner (from earlier tests) did no extra work.
@@ -313,18 +273,18 @@ describe("RoutingEngine", () => {
   });
 
   it("a job with retry off (a batch item) is not moved either", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()], { loadedModels: ["llama"] })] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()], { loadedModels: ["llama"] })] };
     links.script = () => (peer) => peer.fail();
     const opened = streamsDuring();
-    const error = await failure(generate("llama", "batch item", { route: { retry: false } }));
+    const error = await rejectionOf(generate("llama", "batch item", { route: { retry: false } }));
     expect(error.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(opened().map((peer) => peer.nodeId)).toEqual([B]);
   });
 
   it("a model no node knows is HEARTH_MODEL_NOT_FOUND naming it, and nothing is opened or run", async () => {
-    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [peerView(B, [llama()])] };
+    view = { cluster: { clusterId: "c".repeat(32) }, local: localView([llama()]), peers: [upPeerView(B, [llama()])] };
     const opened = streamsDuring();
-    const error = await failure(generate("ghost", "hi"));
+    const error = await rejectionOf(generate("ghost", "hi"));
     expect(error).toMatchObject({ code: "HEARTH_MODEL_NOT_FOUND", param: "model", message: 'model "ghost" not found on any node of the cluster' });
     expect(opened()).toEqual([]);
   });

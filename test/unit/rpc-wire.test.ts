@@ -7,7 +7,6 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_RPC } from "../../daemon/config/defaults.js";
 import { validateConfigObject } from "../../daemon/config/schema.js";
 import { helloRequest, parseHelloResponse } from "../../daemon/rpc/rpcHello.js";
-import { HearthError } from "../../protocol/errors.js";
 import {
   parseRpcPayload,
   rpcPrepareRequestSchema,
@@ -15,18 +14,9 @@ import {
   rpcReleaseRequestSchema,
   rpcTunnelMetaSchema,
 } from "../../protocol/peer/rpcWire.js";
+import { thrownBy } from "../support/thrown.js";
 
 const SHA = "a".repeat(64);
-
-function refusal(action: () => unknown): HearthError {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(HearthError);
-    return error as HearthError;
-  }
-  throw new Error("expected a refusal");
-}
 
 describe("rpc.tunnel meta", () => {
   it("is exactly {v: 1}", () => {
@@ -42,7 +32,7 @@ describe("rpc.tunnel meta", () => {
     ["an array", [1]],
     ["a string", "127.0.0.1:50052"],
   ])("refuses %s with HEARTH_INVALID_REQUEST, naming no input", (_label, meta) => {
-    const error = refusal(() => parseRpcPayload(rpcTunnelMetaSchema, meta, "rpc.tunnel meta"));
+    const error = thrownBy(() => parseRpcPayload(rpcTunnelMetaSchema, meta, "rpc.tunnel meta"));
     expect(error.code).toBe("HEARTH_INVALID_REQUEST");
     expect(error.message).not.toContain("10.0.0.1");
     expect(error.message).not.toContain("/etc");
@@ -53,10 +43,10 @@ describe("rpc.prepare and rpc.release", () => {
   it("prepare takes a sha256 and nothing else", () => {
     expect(parseRpcPayload(rpcPrepareRequestSchema, { sha256: SHA }, "req")).toEqual({ sha256: SHA });
     for (const bad of [{}, { sha256: SHA.toUpperCase() }, { sha256: "../../etc/passwd" }, { sha256: SHA, path: "/models/x.gguf" }, { sha256: 1 }, null]) {
-      const error = refusal(() => parseRpcPayload(rpcPrepareRequestSchema, bad, "rpc.prepare request"));
+      const error = thrownBy(() => parseRpcPayload(rpcPrepareRequestSchema, bad, "rpc.prepare request"));
       expect(error.code).toBe("HEARTH_INVALID_REQUEST");
     }
-    expect(refusal(() => parseRpcPayload(rpcPrepareRequestSchema, { sha256: SHA, path: "/x" }, "r")).param).toBe("path");
+    expect(thrownBy(() => parseRpcPayload(rpcPrepareRequestSchema, { sha256: SHA, path: "/x" }, "r")).param).toBe("path");
   });
 
   it("a prepare answer must be well formed (the host validates what the peer says)", () => {
@@ -68,7 +58,7 @@ describe("rpc.prepare and rpc.release", () => {
 
   it("release takes an empty object", () => {
     expect(parseRpcPayload(rpcReleaseRequestSchema, {}, "r")).toEqual({});
-    expect(refusal(() => parseRpcPayload(rpcReleaseRequestSchema, { host: "x" }, "r")).code).toBe("HEARTH_INVALID_REQUEST");
+    expect(thrownBy(() => parseRpcPayload(rpcReleaseRequestSchema, { host: "x" }, "r")).code).toBe("HEARTH_INVALID_REQUEST");
   });
 });
 

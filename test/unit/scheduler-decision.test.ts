@@ -6,49 +6,21 @@
 import { describe, expect, it } from "vitest";
 import type { ClusterSnapshot, SnapshotNode } from "../../scheduler/clusterSnapshot.js";
 import { batchNodes, decide, FORCED_PLACEMENT_PARAM, type Decision, type DecisionInput, type LocalModelFacts, type RefusedDecision, type SplitDecision, type WholeDecision } from "../../scheduler/decision.js";
-import type { ModelLayout } from "../../scheduler/modelLayout.js";
 import { planSplit } from "../../scheduler/splitPlan.js";
+import { modelLayout } from "../support/modelLayout.js";
+import { LLAMA_SHA, snapshotNode } from "../support/clusterSnapshot.js";
+import { nodeIdFrom } from "../support/nodeIds.js";
 
 const MIB = 1024 * 1024;
-
-/** A node id in the canonical shape (8 groups of 7), starting with `head`. */
-function nodeIdFrom(head: string): string {
-  return head.toUpperCase().padEnd(56, "Q").match(/.{7}/g)!.join("-");
-}
 
 const A = nodeIdFrom("AAAAAAA");
 const B = nodeIdFrom("BBBBBBB");
 const C = nodeIdFrom("CCCCCCC");
-const SHA = "a".repeat(64);
 
-/** 8 layers of 100 MiB, 10 MiB KV each, 50 MiB input and output, 20 MiB buffers: 1000 MiB whole. */
-const LAYOUT: ModelLayout = {
-  layerWeightBytes: Array.from({ length: 8 }, () => 100 * MIB),
-  kvBytesPerLayer: 10 * MIB,
-  inputBytes: 50 * MIB,
-  outputBytes: 50 * MIB,
-  computeBytesPerNode: 20 * MIB,
-  embeddingLength: 2048,
-  vocabularySize: 32000,
-};
+const LAYOUT = modelLayout();
 
-const LOCAL: LocalModelFacts = { id: "llama", sha256: SHA, layout: LAYOUT };
-const UNPLANNABLE: LocalModelFacts = { id: "llama", sha256: SHA, layoutProblem: "its GGUF header has no head count" };
-
-function node(nodeId: string, overrides: Partial<SnapshotNode> = {}): SnapshotNode {
-  return {
-    nodeId,
-    local: false,
-    reachable: true,
-    models: [{ id: "llama", aliases: [], sha256: SHA, sizeBytes: 1000 * MIB }],
-    loadedModels: [],
-    queueDepth: 0,
-    speedScores: {},
-    rttMs: 1,
-    memoryBudgetBytes: null,
-    ...overrides,
-  };
-}
+const LOCAL: LocalModelFacts = { id: "llama", sha256: LLAMA_SHA, layout: LAYOUT };
+const UNPLANNABLE: LocalModelFacts = { id: "llama", sha256: LLAMA_SHA, layoutProblem: "its GGUF header has no head count" };
 
 /** This node (A, holding the model) with a budget in MiB, and peers. */
 function cluster(hostBudgetMiB: number, ...peers: SnapshotNode[]): ClusterSnapshot {
@@ -56,11 +28,11 @@ function cluster(hostBudgetMiB: number, ...peers: SnapshotNode[]): ClusterSnapsh
 }
 
 function clusterWith(host: Partial<SnapshotNode>, ...peers: SnapshotNode[]): ClusterSnapshot {
-  return { localNodeId: A, nodes: [node(A, { local: true, rttMs: null, ...host }), ...peers] };
+  return { localNodeId: A, nodes: [snapshotNode(A, { local: true, rttMs: null, ...host }), ...peers] };
 }
 
 /** A peer that has reported a budget, so it can hold layers of a split. */
-const budgeted = (nodeId: string, budgetMiB: number, overrides: Partial<SnapshotNode> = {}): SnapshotNode => node(nodeId, { memoryBudgetBytes: budgetMiB * MIB, ...overrides });
+const budgeted = (nodeId: string, budgetMiB: number, overrides: Partial<SnapshotNode> = {}): SnapshotNode => snapshotNode(nodeId, { memoryBudgetBytes: budgetMiB * MIB, ...overrides });
 
 function whole(decision: Decision): WholeDecision {
   if (decision.kind !== "local" && decision.kind !== "remote") throw new Error(`expected a whole-model decision, got ${JSON.stringify(decision)}`);
@@ -118,7 +90,7 @@ describe("decide: a forced placement", () => {
       kind: "remote",
       nodeId: B,
       modelId: "llama",
-      sha256: SHA,
+      sha256: LLAMA_SHA,
       mustFetch: false,
       retry: false,
       candidates: [expect.objectContaining({ nodeId: A }), expect.objectContaining({ nodeId: B })],
@@ -151,18 +123,18 @@ describe("decide: a pinned request", () => {
     // Whole, the model fits neither node; a split would be planned if it were not pinned. The
     // decision leaves retry on: the router itself never moves a pinned request.
     const decision = whole(run({ snapshot: cluster(600, budgeted(B, 600)), local: LOCAL, request: { pinnedNodeId: "bbbbbb" } }));
-    expect(decision).toMatchObject({ kind: "remote", nodeId: B, modelId: "llama", sha256: SHA, mustFetch: false, retry: true });
+    expect(decision).toMatchObject({ kind: "remote", nodeId: B, modelId: "llama", sha256: LLAMA_SHA, mustFetch: false, retry: true });
     expect(decision.reasons).toEqual(["pinned to BBBBBBB (on disk, not loaded)"]);
   });
 
   it("to a node that lacks the file runs there under the requested name and the holders' sha256, which it must fetch", () => {
-    const decision = whole(run({ snapshot: cluster(2000, node(C, { models: [] })), local: LOCAL, request: { pinnedNodeId: C } }));
-    expect(decision).toMatchObject({ kind: "remote", nodeId: C, modelId: "llama", sha256: SHA, mustFetch: true });
+    const decision = whole(run({ snapshot: cluster(2000, snapshotNode(C, { models: [] })), local: LOCAL, request: { pinnedNodeId: C } }));
+    expect(decision).toMatchObject({ kind: "remote", nodeId: C, modelId: "llama", sha256: LLAMA_SHA, mustFetch: true });
     expect(decision.reasons).toEqual(["pinned to CCCCCCC, which lacks llama; it must fetch it from AAAAAAA"]);
   });
 
   it("to an unreachable node is refused HEARTH_PEER_UNAVAILABLE", () => {
-    const decision = refused(run({ snapshot: cluster(2000, node(B, { reachable: false })), local: LOCAL, request: { pinnedNodeId: B } }));
+    const decision = refused(run({ snapshot: cluster(2000, snapshotNode(B, { reachable: false })), local: LOCAL, request: { pinnedNodeId: B } }));
     expect(decision).toMatchObject({ code: "HEARTH_PEER_UNAVAILABLE", param: null, message: `The pinned node ${B} is not reachable right now.` });
   });
 });
@@ -180,17 +152,17 @@ describe("decide: a live split placement", () => {
 
 describe("decide: whole on the best node without planning", () => {
   it("when this node has no file for the model: the best holder, even with peers that could hold layers, with the placement's reason", () => {
-    const snapshot = clusterWith({ models: [], memoryBudgetBytes: 2000 * MIB }, budgeted(B, 2000, { loadedModels: ["llama"] }), budgeted(C, 2000, { models: [{ id: "llama-c", aliases: [], sha256: SHA, sizeBytes: 1 }] }));
+    const snapshot = clusterWith({ models: [], memoryBudgetBytes: 2000 * MIB }, budgeted(B, 2000, { loadedModels: ["llama"] }), budgeted(C, 2000, { models: [{ id: "llama-c", aliases: [], sha256: LLAMA_SHA, sizeBytes: 1 }] }));
     const decision = whole(run({ snapshot }));
-    expect(decision).toMatchObject({ kind: "remote", nodeId: B, modelId: "llama", sha256: SHA, mustFetch: false, retry: true });
+    expect(decision).toMatchObject({ kind: "remote", nodeId: B, modelId: "llama", sha256: LLAMA_SHA, mustFetch: false, retry: true });
     expect(decision.reasons).toEqual(["loaded on BBBBBBB; CCCCCCC only has it on disk"]);
     // C names the same file its own way; it is addressed by its own id.
     const onC = whole(run({ snapshot, request: { excludeNodeIds: [B] } }));
-    expect(onC).toMatchObject({ kind: "remote", nodeId: C, modelId: "llama-c", sha256: SHA });
+    expect(onC).toMatchObject({ kind: "remote", nodeId: C, modelId: "llama-c", sha256: LLAMA_SHA });
   });
 
   it("when no peer could hold layers (none has reported a budget): placement alone decides, even for a model too big for this node", () => {
-    const decision = whole(run({ snapshot: cluster(100, node(B)), local: LOCAL }));
+    const decision = whole(run({ snapshot: cluster(100, snapshotNode(B)), local: LOCAL }));
     expect(decision).toMatchObject({ kind: "local", nodeId: A, modelId: "llama", retry: true, mustFetch: false });
     expect(decision.reasons).toEqual(["tie with BBBBBBB (on disk, queue 0, speed not measured); AAAAAAA is this node"]);
   });
@@ -202,7 +174,7 @@ describe("decide: whole on the best node without planning", () => {
   });
 
   it("an unknown model is HEARTH_MODEL_NOT_FOUND on param model", () => {
-    const decision = refused(run({ snapshot: cluster(2000, node(B)), request: { model: "ghost" } }));
+    const decision = refused(run({ snapshot: cluster(2000, snapshotNode(B)), request: { model: "ghost" } }));
     expect(decision).toMatchObject({ code: "HEARTH_MODEL_NOT_FOUND", param: "model", message: "No node in the cluster has a model named ghost." });
   });
 });
@@ -233,7 +205,7 @@ describe("decide: planned", () => {
   it("a model that fits whole here runs here, never on a peer whose budget cannot hold it, even one that has it loaded", () => {
     // Placement alone would pick B (loaded beats on disk), but B's 600 MiB cannot hold 1000 MiB.
     const decision = whole(run({ snapshot: cluster(2000, budgeted(B, 600, { loadedModels: ["llama"] })), local: LOCAL }));
-    expect(decision).toMatchObject({ kind: "local", nodeId: A, modelId: "llama", sha256: SHA, retry: true, mustFetch: false });
+    expect(decision).toMatchObject({ kind: "local", nodeId: A, modelId: "llama", sha256: LLAMA_SHA, retry: true, mustFetch: false });
     expect(decision.reasons).toHaveLength(2);
     expect(decision.reasons[0]).toMatch(/^Llama fits whole on this node \(1000\.00 MiB of its 1\.95 GiB budget\); the best split predicts [\d.]+ tok\/s, not the 1\.1x gain over [\d.]+ tok\/s that justifies splitting$/);
     expect(decision.reasons[1]).toBe("AAAAAAA is the only reachable node with llama (on disk)");
@@ -259,7 +231,7 @@ describe("decide: planned", () => {
   });
 
   it("with every holder excluded and nothing to plan, the request is refused HEARTH_PEER_UNAVAILABLE", () => {
-    const decision = refused(run({ snapshot: clusterWith({ models: [] }, node(B)), request: { excludeNodeIds: [B] } }));
+    const decision = refused(run({ snapshot: clusterWith({ models: [] }, snapshotNode(B)), request: { excludeNodeIds: [B] } }));
     expect(decision).toMatchObject({ code: "HEARTH_PEER_UNAVAILABLE", param: null, message: "No node other than the excluded BBBBBBB has the model llama." });
   });
 });
@@ -290,7 +262,7 @@ describe("decide: run here (a generation continued after a lost node)", () => {
       kind: "local",
       nodeId: A,
       modelId: "llama",
-      sha256: SHA,
+      sha256: LLAMA_SHA,
       mustFetch: false,
       retry: false,
       candidates: [],
@@ -329,7 +301,7 @@ describe("decide: run here (a generation continued after a lost node)", () => {
 describe("batchNodes", () => {
   it("a whole-model decision spreads over every reachable holder, best first, each pinned, with its measured speed", () => {
     const decision = run({
-      snapshot: cluster(2000, node(B, { loadedModels: ["llama"], speedScores: { llama: 12 } }), node(C, { reachable: false })),
+      snapshot: cluster(2000, snapshotNode(B, { loadedModels: ["llama"], speedScores: { llama: 12 } }), snapshotNode(C, { reachable: false })),
       local: LOCAL,
     });
     expect(batchNodes(decision, A)).toEqual([

@@ -1,39 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { ClusterSnapshot, SnapshotModel, SnapshotNode } from "../../scheduler/clusterSnapshot.js";
+import type { ClusterSnapshot, SnapshotNode } from "../../scheduler/clusterSnapshot.js";
 import { candidatesFor, MIN_PIN_PREFIX_LENGTH, placeRequest, resolvePin, resolvePinnedNode, type Placement } from "../../scheduler/placement.js";
-
-/** A node id in the canonical shape (8 groups of 7), starting with `head`. */
-function nodeIdFrom(head: string): string {
-  const compact = head.toUpperCase().padEnd(56, "Q");
-  return compact.match(/.{7}/g)!.join("-");
-}
+import { LLAMA_SHA, snapshotModel, snapshotNode } from "../support/clusterSnapshot.js";
+import { nodeIdFrom } from "../support/nodeIds.js";
 
 const A = nodeIdFrom("AAAAAAA");
 const B = nodeIdFrom("BBBBBBB");
 const C = nodeIdFrom("CCCCCCC");
 
-const SHA_LLAMA = "a".repeat(64);
 const SHA_OTHER = "b".repeat(64);
-
-function model(id: string, sha256: string | null = SHA_LLAMA, aliases: string[] = []): SnapshotModel {
-  return { id, aliases, sha256, sizeBytes: 1000 };
-}
-
-function node(nodeId: string, overrides: Partial<SnapshotNode> = {}): SnapshotNode {
-  return {
-    nodeId,
-    local: false,
-    reachable: true,
-    models: [model("llama")],
-    loadedModels: [],
-    queueDepth: 0,
-    speedScores: {},
-    rttMs: 1,
-    memoryBudgetBytes: null,
-    ...overrides,
-  };
-}
 
 function snapshot(...nodes: SnapshotNode[]): ClusterSnapshot {
   const local = nodes.find((entry) => entry.local);
@@ -56,8 +32,8 @@ const order = (placementOrCandidates: Placement | ReturnType<typeof candidatesFo
 describe("placement ranking", () => {
   it("prefers a node with the model loaded over one that only has it on disk, whatever their queues", () => {
     const cluster = snapshot(
-      node(A, { local: true, rttMs: null, queueDepth: 0, speedScores: { llama: 100 } }),
-      node(B, { loadedModels: ["llama"], queueDepth: 5, speedScores: { llama: 10 } }),
+      snapshotNode(A, { local: true, rttMs: null, queueDepth: 0, speedScores: { llama: 100 } }),
+      snapshotNode(B, { loadedModels: ["llama"], queueDepth: 5, speedScores: { llama: 10 } }),
     );
     const placement = expectOk(placeRequest(cluster, { model: "llama" }));
     expect(placement.nodeId).toBe(B);
@@ -68,8 +44,8 @@ describe("placement ranking", () => {
   it("among loaded nodes picks the shortest expected wait, (queue + 1) / speed", () => {
     // A: 4/10 = 0.4, B: 1/5 = 0.2 — the shallower queue wins although B is slower.
     const cluster = snapshot(
-      node(A, { loadedModels: ["llama"], queueDepth: 3, speedScores: { llama: 10 } }),
-      node(B, { loadedModels: ["llama"], queueDepth: 0, speedScores: { llama: 5 } }),
+      snapshotNode(A, { loadedModels: ["llama"], queueDepth: 3, speedScores: { llama: 10 } }),
+      snapshotNode(B, { loadedModels: ["llama"], queueDepth: 0, speedScores: { llama: 5 } }),
     );
     const placement = expectOk(placeRequest(cluster, { model: "llama" }));
     expect(placement.nodeId).toBe(B);
@@ -78,19 +54,19 @@ describe("placement ranking", () => {
 
   it("a much faster node wins despite a deeper queue", () => {
     // A: 2/100 = 0.02, B: 1/10 = 0.1.
-    const cluster = snapshot(node(A, { queueDepth: 1, speedScores: { llama: 100 } }), node(B, { queueDepth: 0, speedScores: { llama: 10 } }));
+    const cluster = snapshot(snapshotNode(A, { queueDepth: 1, speedScores: { llama: 100 } }), snapshotNode(B, { queueDepth: 0, speedScores: { llama: 10 } }));
     expect(expectOk(placeRequest(cluster, { model: "llama" })).nodeId).toBe(A);
   });
 
   it("assumes an unmeasured node is as slow as the slowest measured one, and ranks it after a measured node of equal wait", () => {
     const cluster = snapshot(
-      node(A, { queueDepth: 0, speedScores: {} }),
-      node(B, { queueDepth: 0, speedScores: { llama: 10 } }),
-      node(C, { queueDepth: 0, speedScores: { llama: 5 } }),
+      snapshotNode(A, { queueDepth: 0, speedScores: {} }),
+      snapshotNode(B, { queueDepth: 0, speedScores: { llama: 10 } }),
+      snapshotNode(C, { queueDepth: 0, speedScores: { llama: 5 } }),
     );
     // Waits: A 1/5 (assumed), B 1/10, C 1/5 measured -> B, C, A.
     expect(order(candidatesFor(cluster, "llama"))).toEqual([B, C, A]);
-    const twoWay = snapshot(node(A, { queueDepth: 0 }), node(C, { queueDepth: 0, speedScores: { llama: 5 } }));
+    const twoWay = snapshot(snapshotNode(A, { queueDepth: 0 }), snapshotNode(C, { queueDepth: 0, speedScores: { llama: 5 } }));
     const placement = expectOk(placeRequest(twoWay, { model: "llama" }));
     expect(placement.nodeId).toBe(C);
     expect(placement.reason).toBe("same expected wait; CCCCCCC has a measured speed, AAAAAAA does not");
@@ -98,43 +74,43 @@ describe("placement ranking", () => {
 
   it("an unmeasured node with a shorter queue beats a measured one with a longer queue", () => {
     // A: 1/10 (assumed from B), B: 3/10.
-    const cluster = snapshot(node(A, { queueDepth: 0 }), node(B, { queueDepth: 2, speedScores: { llama: 10 } }));
+    const cluster = snapshot(snapshotNode(A, { queueDepth: 0 }), snapshotNode(B, { queueDepth: 2, speedScores: { llama: 10 } }));
     expect(expectOk(placeRequest(cluster, { model: "llama" })).nodeId).toBe(A);
   });
 
   it("with no speed measured anywhere, queue depth decides", () => {
-    const cluster = snapshot(node(A, { queueDepth: 2 }), node(B, { queueDepth: 1 }), node(C, { queueDepth: 3 }));
+    const cluster = snapshot(snapshotNode(A, { queueDepth: 2 }), snapshotNode(B, { queueDepth: 1 }), snapshotNode(C, { queueDepth: 3 }));
     expect(order(candidatesFor(cluster, "llama"))).toEqual([B, A, C]);
   });
 
   it("ignores nonsensical speed scores (zero, negative, not finite) as unmeasured", () => {
-    const cluster = snapshot(node(A, { speedScores: { llama: 0 } }), node(B, { speedScores: { llama: -3 } }), node(C, { speedScores: { llama: Number.NaN } }));
+    const cluster = snapshot(snapshotNode(A, { speedScores: { llama: 0 } }), snapshotNode(B, { speedScores: { llama: -3 } }), snapshotNode(C, { speedScores: { llama: Number.NaN } }));
     expect(candidatesFor(cluster, "llama").map((candidate) => candidate.speed)).toEqual([null, null, null]);
   });
 
   it("breaks an equal load by locality: this node first", () => {
-    const cluster = snapshot(node(A, { rttMs: 0.2 }), node(B, { local: true, rttMs: null }));
+    const cluster = snapshot(snapshotNode(A, { rttMs: 0.2 }), snapshotNode(B, { local: true, rttMs: null }));
     const placement = expectOk(placeRequest(cluster, { model: "llama" }));
     expect(placement.nodeId).toBe(B);
     expect(placement.reason).toBe("tie with AAAAAAA (on disk, queue 0, speed not measured); BBBBBBB is this node");
   });
 
   it("then by the lower round trip, an unknown round trip last", () => {
-    const cluster = snapshot(node(A, { rttMs: null }), node(B, { rttMs: 4.5 }), node(C, { rttMs: 1.25 }));
+    const cluster = snapshot(snapshotNode(A, { rttMs: null }), snapshotNode(B, { rttMs: 4.5 }), snapshotNode(C, { rttMs: 1.25 }));
     const placement = expectOk(placeRequest(cluster, { model: "llama" }));
     expect(order(placement)).toEqual([C, B, A]);
     expect(placement.reason).toBe("tie with BBBBBBB (on disk, queue 0, speed not measured); CCCCCCC has the lower round trip (1.3 ms vs 4.5 ms)");
   });
 
   it("then by node id, so a full tie always resolves the same way", () => {
-    const cluster = snapshot(node(C), node(A), node(B));
+    const cluster = snapshot(snapshotNode(C), snapshotNode(A), snapshotNode(B));
     const placement = expectOk(placeRequest(cluster, { model: "llama" }));
     expect(order(placement)).toEqual([A, B, C]);
     expect(placement.reason).toMatch(/AAAAAAA wins by node id order/);
   });
 
   it("explains a single holder as the only choice", () => {
-    const cluster = snapshot(node(A, { local: true, models: [] }), node(B, { loadedModels: ["llama"] }));
+    const cluster = snapshot(snapshotNode(A, { local: true, models: [] }), snapshotNode(B, { loadedModels: ["llama"] }));
     expect(expectOk(placeRequest(cluster, { model: "llama" })).reason).toBe("BBBBBBB is the only reachable node with llama (loaded)");
   });
 
@@ -149,7 +125,7 @@ describe("placement ranking", () => {
     fc.assert(
       fc.property(fc.array(nodeArbitrary, { minLength: 1, maxLength: 5 }), fc.nat(4), fc.integer(), (specs, localIndex, seed) => {
         const nodes = specs.map((spec, index) =>
-          node(nodeIdFrom(`N${String.fromCharCode(65 + index)}`), {
+          snapshotNode(nodeIdFrom(`N${String.fromCharCode(65 + index)}`), {
             local: index === localIndex,
             reachable: spec.reachable || index === localIndex,
             loadedModels: spec.loaded ? ["llama"] : [],
@@ -178,9 +154,9 @@ describe("placement ranking", () => {
 
 describe("placement model resolution", () => {
   it("counts a file with the same sha256 under another id, reporting that node's own id", () => {
-    const cluster = snapshot(node(A, { local: true, models: [model("llama")] }), node(B, { models: [model("llama-3b-q4")], loadedModels: ["llama-3b-q4"] }));
+    const cluster = snapshot(snapshotNode(A, { local: true, models: [snapshotModel("llama")] }), snapshotNode(B, { models: [snapshotModel("llama-3b-q4")], loadedModels: ["llama-3b-q4"] }));
     const placement = expectOk(placeRequest(cluster, { model: "llama" }));
-    expect(placement).toMatchObject({ nodeId: B, modelId: "llama-3b-q4", sha256: SHA_LLAMA });
+    expect(placement).toMatchObject({ nodeId: B, modelId: "llama-3b-q4", sha256: LLAMA_SHA });
     expect(candidatesFor(cluster, "llama").map((candidate) => [candidate.nodeId, candidate.modelId])).toEqual([
       [B, "llama-3b-q4"],
       [A, "llama"],
@@ -188,41 +164,41 @@ describe("placement model resolution", () => {
   });
 
   it("does not count a different file with another id", () => {
-    const cluster = snapshot(node(A, { models: [model("llama")] }), node(B, { models: [model("mistral", SHA_OTHER)] }));
+    const cluster = snapshot(snapshotNode(A, { models: [snapshotModel("llama")] }), snapshotNode(B, { models: [snapshotModel("mistral", SHA_OTHER)] }));
     expect(order(candidatesFor(cluster, "llama"))).toEqual([A]);
   });
 
   it("resolves an alias of this node but not a peer's alias", () => {
     const cluster = snapshot(
-      node(A, { local: true, models: [model("llama", SHA_LLAMA, ["chat"])] }),
-      node(B, { models: [model("llama-copy")] }),
-      node(C, { models: [model("mistral", SHA_OTHER, ["assistant"])] }),
+      snapshotNode(A, { local: true, models: [snapshotModel("llama", LLAMA_SHA, ["chat"])] }),
+      snapshotNode(B, { models: [snapshotModel("llama-copy")] }),
+      snapshotNode(C, { models: [snapshotModel("mistral", SHA_OTHER, ["assistant"])] }),
     );
     expect(order(candidatesFor(cluster, "chat"))).toEqual([A, B]);
     expect(expectFailure(placeRequest(cluster, { model: "assistant" })).code).toBe("HEARTH_MODEL_NOT_FOUND");
   });
 
   it("accepts the sha256 itself as the model name", () => {
-    const cluster = snapshot(node(A, { models: [model("llama")] }), node(B, { models: [model("renamed")] }));
-    expect(candidatesFor(cluster, SHA_LLAMA).map((candidate) => candidate.modelId)).toEqual(["llama", "renamed"]);
+    const cluster = snapshot(snapshotNode(A, { models: [snapshotModel("llama")] }), snapshotNode(B, { models: [snapshotModel("renamed")] }));
+    expect(candidatesFor(cluster, LLAMA_SHA).map((candidate) => candidate.modelId)).toEqual(["llama", "renamed"]);
   });
 
   it("still places an unhashed file on the node that names it, and matches nothing else through it", () => {
-    const cluster = snapshot(node(A, { local: true, models: [model("fresh", null)] }), node(B, { models: [model("other")] }));
+    const cluster = snapshot(snapshotNode(A, { local: true, models: [snapshotModel("fresh", null)] }), snapshotNode(B, { models: [snapshotModel("other")] }));
     const placement = expectOk(placeRequest(cluster, { model: "fresh" }));
     expect(placement).toMatchObject({ nodeId: A, modelId: "fresh", sha256: null });
     expect(order(placement)).toEqual([A]);
   });
 
   it("on a node holding the file under two ids, reports the loaded one", () => {
-    const cluster = snapshot(node(A, { models: [model("llama"), model("llama-alt")], loadedModels: ["llama-alt"] }));
+    const cluster = snapshot(snapshotNode(A, { models: [snapshotModel("llama"), snapshotModel("llama-alt")], loadedModels: ["llama-alt"] }));
     expect(expectOk(placeRequest(cluster, { model: "llama" }))).toMatchObject({ modelId: "llama-alt" });
-    const unloaded = snapshot(node(A, { models: [model("llama-alt"), model("llama")] }));
+    const unloaded = snapshot(snapshotNode(A, { models: [snapshotModel("llama-alt"), snapshotModel("llama")] }));
     expect(expectOk(placeRequest(unloaded, { model: "llama" }))).toMatchObject({ modelId: "llama" });
   });
 
   it("answers HEARTH_MODEL_NOT_FOUND for a model no node knows", () => {
-    const cluster = snapshot(node(A, { local: true }), node(B));
+    const cluster = snapshot(snapshotNode(A, { local: true }), snapshotNode(B));
     const failure = expectFailure(placeRequest(cluster, { model: "nonexistent" }));
     expect(failure.code).toBe("HEARTH_MODEL_NOT_FOUND");
     expect(failure.message).toMatch(/nonexistent/);
@@ -231,14 +207,14 @@ describe("placement model resolution", () => {
   });
 
   it("never offers an unreachable node", () => {
-    const cluster = snapshot(node(A, { local: true, models: [model("llama")] }), node(B, { reachable: false, loadedModels: ["llama"], speedScores: { llama: 1000 } }));
+    const cluster = snapshot(snapshotNode(A, { local: true, models: [snapshotModel("llama")] }), snapshotNode(B, { reachable: false, loadedModels: ["llama"], speedScores: { llama: 1000 } }));
     const placement = expectOk(placeRequest(cluster, { model: "llama" }));
     expect(placement.nodeId).toBe(A);
     expect(order(placement)).toEqual([A]);
   });
 
   it("answers HEARTH_PEER_UNAVAILABLE when only unreachable nodes have the model", () => {
-    const cluster = snapshot(node(A, { local: true, models: [] }), node(B, { reachable: false }));
+    const cluster = snapshot(snapshotNode(A, { local: true, models: [] }), snapshotNode(B, { reachable: false }));
     const failure = expectFailure(placeRequest(cluster, { model: "llama" }));
     expect(failure.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(failure.message).toMatch(/not reachable/);
@@ -248,14 +224,14 @@ describe("placement model resolution", () => {
 
 describe("placement exclusions", () => {
   it("skips excluded nodes and takes the next best", () => {
-    const cluster = snapshot(node(A, { loadedModels: ["llama"] }), node(B), node(C, { queueDepth: 1 }));
+    const cluster = snapshot(snapshotNode(A, { loadedModels: ["llama"] }), snapshotNode(B), snapshotNode(C, { queueDepth: 1 }));
     const placement = expectOk(placeRequest(cluster, { model: "llama", excludeNodeIds: [A] }));
     expect(placement.nodeId).toBe(B);
     expect(order(placement)).toEqual([A, B, C]);
   });
 
   it("answers HEARTH_PEER_UNAVAILABLE when every holder is excluded", () => {
-    const cluster = snapshot(node(A, { local: true, models: [] }), node(B));
+    const cluster = snapshot(snapshotNode(A, { local: true, models: [] }), snapshotNode(B));
     const failure = expectFailure(placeRequest(cluster, { model: "llama", excludeNodeIds: [B] }));
     expect(failure.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(failure.message).toMatch(/excluded BBBBBBB/);
@@ -264,14 +240,14 @@ describe("placement exclusions", () => {
 
 describe("placement pinning", () => {
   const cluster = snapshot(
-    node(A, { local: true, rttMs: null, loadedModels: ["llama"], speedScores: { llama: 50 } }),
-    node(B, { queueDepth: 4, speedScores: { llama: 1 } }),
-    node(C, { models: [model("mistral", SHA_OTHER)] }),
+    snapshotNode(A, { local: true, rttMs: null, loadedModels: ["llama"], speedScores: { llama: 50 } }),
+    snapshotNode(B, { queueDepth: 4, speedScores: { llama: 1 } }),
+    snapshotNode(C, { models: [snapshotModel("mistral", SHA_OTHER)] }),
   );
 
   it("runs on the pinned node by full id even when another node ranks higher", () => {
     const placement = expectOk(placeRequest(cluster, { model: "llama", pinnedNodeId: B }));
-    expect(placement).toMatchObject({ nodeId: B, modelId: "llama", sha256: SHA_LLAMA, reason: "pinned to BBBBBBB (on disk, not loaded)" });
+    expect(placement).toMatchObject({ nodeId: B, modelId: "llama", sha256: LLAMA_SHA, reason: "pinned to BBBBBBB (on disk, not loaded)" });
     expect(order(placement)).toEqual([A, B]);
   });
 
@@ -289,7 +265,7 @@ describe("placement pinning", () => {
   });
 
   it("refuses an ambiguous prefix, naming the nodes it matches", () => {
-    const twins = snapshot(node(nodeIdFrom("SAMEPRXA"), { local: true }), node(nodeIdFrom("SAMEPRXB")));
+    const twins = snapshot(snapshotNode(nodeIdFrom("SAMEPRXA"), { local: true }), snapshotNode(nodeIdFrom("SAMEPRXB")));
     const failure = expectFailure(placeRequest(twins, { model: "llama", pinnedNodeId: "samepr" }));
     expect(failure.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(failure.message).toMatch(/ambiguous/);
@@ -308,7 +284,7 @@ describe("placement pinning", () => {
   });
 
   it("refuses a pinned node that is not reachable, though it is known", () => {
-    const withDown = snapshot(...cluster.nodes, node(nodeIdFrom("DOWNNODE"), { reachable: false, loadedModels: ["llama"] }));
+    const withDown = snapshot(...cluster.nodes, snapshotNode(nodeIdFrom("DOWNNODE"), { reachable: false, loadedModels: ["llama"] }));
     expect(resolvePinnedNode(withDown, "DOWNNO")?.reachable).toBe(false);
     const failure = expectFailure(placeRequest(withDown, { model: "llama", pinnedNodeId: "DOWNNO" }));
     expect(failure.code).toBe("HEARTH_PEER_UNAVAILABLE");
@@ -321,7 +297,7 @@ describe("placement pinning", () => {
 
   it("places on a pinned node lacking the model, under the requested name and the holders' sha256, saying it must fetch", () => {
     const placement = expectOk(placeRequest(cluster, { model: "llama", pinnedNodeId: C }));
-    expect(placement).toMatchObject({ nodeId: C, modelId: "llama", sha256: SHA_LLAMA });
+    expect(placement).toMatchObject({ nodeId: C, modelId: "llama", sha256: LLAMA_SHA });
     expect(placement.reason).toBe("pinned to CCCCCCC, which lacks llama; it must fetch it from AAAAAAA");
   });
 
@@ -330,14 +306,14 @@ describe("placement pinning", () => {
   });
 
   it("refuses a pinned node lacking the model when only unreachable nodes hold it", () => {
-    const stranded = snapshot(node(A, { local: true, models: [] }), node(B, { reachable: false }));
+    const stranded = snapshot(snapshotNode(A, { local: true, models: [] }), snapshotNode(B, { reachable: false }));
     const failure = expectFailure(placeRequest(stranded, { model: "llama", pinnedNodeId: A }));
     expect(failure.code).toBe("HEARTH_PEER_UNAVAILABLE");
     expect(failure.message).toMatch(/lacks llama/);
   });
 
   it("says so when the only holder's file is not hashed yet", () => {
-    const unhashed = snapshot(node(A, { local: true, models: [] }), node(B, { models: [model("llama", null)] }));
+    const unhashed = snapshot(snapshotNode(A, { local: true, models: [] }), snapshotNode(B, { models: [snapshotModel("llama", null)] }));
     const placement = expectOk(placeRequest(unhashed, { model: "llama", pinnedNodeId: A }));
     expect(placement).toMatchObject({ nodeId: A, modelId: "llama", sha256: null });
     expect(placement.reason).toMatch(/not hashed yet/);

@@ -15,22 +15,10 @@ import { llamaCppLayerAssignment, llamaSplitSettings } from "../../scheduler/lla
 import { decodeWeightBytes, kvCacheBytesPerLayer, modelLayoutFromGguf, wholeModelBytes, type ModelLayout } from "../../scheduler/modelLayout.js";
 import { planRefusalError, planSplit, type LayerSplitPlan, type PlanInput, type PlanNode, type PlanRefusal, type SplitPlanResult, type WholeModelPlan } from "../../scheduler/splitPlan.js";
 import { DEFAULT_THROUGHPUT_OPTIONS, hopBytesPerToken } from "../../scheduler/splitThroughput.js";
+import { thrownBy } from "../support/thrown.js";
+import { modelLayout } from "../support/modelLayout.js";
 
 const MIB = 1024 * 1024;
-
-/** 8 layers of 100 MiB, 10 MiB KV each; whole model 1000 MiB. */
-function layout(overrides: Partial<ModelLayout> = {}): ModelLayout {
-  return {
-    layerWeightBytes: Array.from({ length: 8 }, () => 100 * MIB),
-    kvBytesPerLayer: 10 * MIB,
-    inputBytes: 50 * MIB,
-    outputBytes: 50 * MIB,
-    computeBytesPerNode: 20 * MIB,
-    embeddingLength: 2048,
-    vocabularySize: 32000,
-    ...overrides,
-  };
-}
 
 function node(nodeId: string, budgetMiB: number, tokensPerSecond = 10, rttMs = 1, isHost = false): PlanNode {
   return { nodeId, isHost, memoryBudgetBytes: budgetMiB * MIB, speed: { tokensPerSecond }, rttMs };
@@ -104,7 +92,7 @@ describe("memory model", () => {
   });
 
   it("a stage's memory is its layers' weights and KV plus buffers, the input on the host and the output on the last stage", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("a", 600)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 600)] }));
     const [first, last] = plan.stages;
     expect(first!.memoryBytes).toBe(first!.layerCount * 110 * MIB + 50 * MIB + 20 * MIB);
     expect(last!.memoryBytes).toBe(last!.layerCount * 110 * MIB + 20 * MIB + 50 * MIB);
@@ -167,7 +155,7 @@ describe("llama.cpp's layer split rule", () => {
 
 describe("whole-model plans", () => {
   it("does not split a model that fits on the host", () => {
-    const plan = expectWhole(planSplit({ layout: layout(), nodes: [host(2048), node("a", 2048)], modelName: "tiny" }));
+    const plan = expectWhole(planSplit({ layout: modelLayout(), nodes: [host(2048), node("a", 2048)], modelName: "tiny" }));
     expect(plan.node).toBe("host");
     expect(plan.expectedMemoryBytes).toBe(1000 * MIB);
     expect(plan.predictedTokensPerSecond).toBe(10);
@@ -175,7 +163,7 @@ describe("whole-model plans", () => {
   });
 
   it("runs the model whole on a peer when the host cannot hold it but the peer can", () => {
-    const plan = expectWhole(planSplit({ layout: layout(), nodes: [host(600), node("a", 2048), node("b", 2048, 5)] }));
+    const plan = expectWhole(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 2048), node("b", 2048, 5)] }));
     expect(plan.node).toBe("a");
     expect(plan.reason).toMatch(/does not fit on this node/);
   });
@@ -183,21 +171,21 @@ describe("whole-model plans", () => {
   it("keeps a fitting model whole even when a split is a little faster, and splits when it is much faster", () => {
     // A peer twice as fast holding 7 of 8 layers: about 1.7x faster than the host alone.
     const fastPeer = (budget: number): PlanNode => node("a", budget, 20, 0);
-    const much = planSplit({ layout: layout(), nodes: [host(2048), fastPeer(990)] });
+    const much = planSplit({ layout: modelLayout(), nodes: [host(2048), fastPeer(990)] });
     expect(shape(expectSplit(much))).toEqual([["host", 0], ["a", 8]]);
     expect(expectSplit(much).reason).toMatch(/at least 1\.1x/);
     // A peer only 5% faster: the split cannot reach the 1.1x gain.
-    const little = planSplit({ layout: layout(), nodes: [host(2048), node("a", 990, 10.5, 0)] });
+    const little = planSplit({ layout: modelLayout(), nodes: [host(2048), node("a", 990, 10.5, 0)] });
     expect(expectWhole(little).node).toBe("host");
     expect(expectWhole(little).reason).toMatch(/not the 1\.1x gain/);
     // With the margin removed the slightly faster split wins.
-    expect(expectSplit(planSplit({ layout: layout(), nodes: [host(2048), node("a", 990, 10.5, 0)], options: { minSplitGain: 1 } })).split).toBe(true);
+    expect(expectSplit(planSplit({ layout: modelLayout(), nodes: [host(2048), node("a", 990, 10.5, 0)], options: { minSplitGain: 1 } })).split).toBe(true);
   });
 });
 
 describe("split plans", () => {
   it("splits over two nodes when neither holds the model, within both budgets", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("a", 600)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 600)] }));
     expect(shape(plan)).toEqual([["host", 4], ["a", 4]]);
     expect(plan.stages.map((stage) => stage.firstLayer)).toEqual([0, 4]);
     expect(plan.stages.map((stage) => stage.memoryBytes / MIB)).toEqual([510, 510]);
@@ -207,8 +195,8 @@ describe("split plans", () => {
   });
 
   it("predicts tokens/s as compute on each node plus one round trip and the hop's bytes per peer", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), { ...node("a", 600, 10, 4), linkBytesPerSecond: 10 * MIB }] }));
-    const decode = decodeWeightBytes(layout());
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), { ...node("a", 600, 10, 4), linkBytesPerSecond: 10 * MIB }] }));
+    const decode = decodeWeightBytes(modelLayout());
     const compute = ((400 * MIB) / (10 * decode)) + ((450 * MIB) / (10 * decode));
     const bytes = hopBytesPerToken({ embeddingLength: 2048, vocabularySize: 32000, holdsOutput: true }, DEFAULT_THROUGHPUT_OPTIONS);
     expect(bytes).toBe(2048 * 4 + 7 * 1024 + 32000 * 4);
@@ -219,21 +207,21 @@ describe("split plans", () => {
   });
 
   it("gives a faster peer every layer it can hold; the host may keep none", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("a", 990, 20)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 990, 20)] }));
     expect(shape(plan)).toEqual([["host", 0], ["a", 8]]);
     expect(plan.stages[0]!.memoryBytes).toBe(70 * MIB);
     expect(realised(plan, 8)).toEqual({ counts: [0, 8], outputDevice: 0 });
   });
 
   it("splits over three nodes (host plus two peers) when two are not enough", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(400), node("a", 400), node("b", 400)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(400), node("a", 400), node("b", 400)] }));
     expect(shape(plan)).toEqual([["host", 3], ["a", 3], ["b", 2]]);
     expect(plan.stages.map((stage) => stage.memoryBytes / MIB)).toEqual([400, 350, 290]);
     expect(realised(plan, 8)).toEqual({ counts: [3, 3, 2], outputDevice: 1 });
   });
 
   it("leaves out a slow node whose layers would drag the split down", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("a", 600), node("slow", 600, 0.5)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 600), node("slow", 600, 0.5)] }));
     expect(shape(plan)).toEqual([["host", 4], ["a", 4]]);
     expect(plan.leftOut).toHaveLength(1);
     expect(plan.leftOut[0]!.nodeId).toBe("slow");
@@ -241,40 +229,40 @@ describe("split plans", () => {
   });
 
   it("leaves out a high-RTT node when a nearby one can take its place", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("far", 600, 10, 150), node("near", 600, 10, 1)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("far", 600, 10, 150), node("near", 600, 10, 1)] }));
     expect(shape(plan)).toEqual([["host", 4], ["near", 4]]);
     expect(plan.leftOut.map((entry) => entry.nodeId)).toEqual(["far"]);
   });
 
   it("uses a third node only when it makes the split faster", () => {
     // Host and a are enough; b is four times faster, so giving it layers pays for its hop.
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("a", 600), node("b", 400, 40)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 600), node("b", 400, 40)] }));
     expect(plan.stages.map((stage) => stage.nodeId)).toContain("b");
-    const slowB = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("a", 600), node("b", 400, 10, 30)] }));
+    const slowB = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 600), node("b", 400, 10, 30)] }));
     expect(slowB.stages.map((stage) => stage.nodeId)).toEqual(["host", "a"]);
     expect(slowB.leftOut.map((entry) => entry.nodeId)).toEqual(["b"]);
   });
 
   it("reports a node too small to hold any stage", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: [host(600), node("a", 600), node("tiny", 50)] }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: [host(600), node("a", 600), node("tiny", 50)] }));
     expect(plan.leftOut).toEqual([{ nodeId: "tiny", why: "its budget of 50.00 MiB cannot hold a stage of any split that fits the others" }]);
   });
 
   it("does not depend on the order nodes are listed in", () => {
     const nodes = [host(400), node("a", 400), node("b", 400, 12), node("c", 300, 8, 3)];
-    const first = planSplit({ layout: layout(), nodes });
-    expect(planSplit({ layout: layout(), nodes: [...nodes].reverse() })).toEqual(first);
+    const first = planSplit({ layout: modelLayout(), nodes });
+    expect(planSplit({ layout: modelLayout(), nodes: [...nodes].reverse() })).toEqual(first);
   });
 
   it("respects maxStages", () => {
     const nodes = [host(400), node("a", 400), node("b", 400)];
-    expectRefusal(planSplit({ layout: layout(), nodes, options: { maxStages: 2 } }));
+    expectRefusal(planSplit({ layout: modelLayout(), nodes, options: { maxStages: 2 } }));
   });
 });
 
 describe("refusals", () => {
   it("refuses with required and available memory when the cluster is too small", () => {
-    const refusal = expectRefusal(planSplit({ layout: layout(), nodes: [host(300), node("a", 300), node("b", 300)], modelName: "big" }));
+    const refusal = expectRefusal(planSplit({ layout: modelLayout(), nodes: [host(300), node("a", 300), node("b", 300)], modelName: "big" }));
     expect(refusal.code).toBe("HEARTH_PLAN_DOES_NOT_FIT");
     expect(refusal.requiredBytes).toBe(1000 * MIB);
     expect(refusal.availableBytes).toBe(900 * MIB);
@@ -294,14 +282,14 @@ describe("refusals", () => {
 
   it("explains a refusal when the total would suffice but no division of the layers fits", () => {
     // 1050 MiB offered against 1000 needed, but per-node buffers and whole layers leave room for 7 of 8.
-    const refusal = expectRefusal(planSplit({ layout: layout(), nodes: [host(350), node("a", 350), node("b", 350)] }));
+    const refusal = expectRefusal(planSplit({ layout: modelLayout(), nodes: [host(350), node("a", 350), node("b", 350)] }));
     expect(refusal.availableBytes).toBeGreaterThan(refusal.requiredBytes);
     expect(refusal.message).toMatch(/no division of its 8 layers fits: each node in a split also needs its own compute buffer \(20\.00 MiB\)/);
   });
 
   it("refuses when the host cannot even keep the input layer", () => {
-    expectRefusal(planSplit({ layout: layout(), nodes: [host(60), node("a", 990), node("b", 990)] }));
-    expectSplit(planSplit({ layout: layout(), nodes: [host(70), node("a", 990), node("b", 990)] }));
+    expectRefusal(planSplit({ layout: modelLayout(), nodes: [host(60), node("a", 990), node("b", 990)] }));
+    expectSplit(planSplit({ layout: modelLayout(), nodes: [host(70), node("a", 990), node("b", 990)] }));
   });
 });
 
@@ -309,7 +297,7 @@ describe("forced placements", () => {
   const roomy = [host(4096), node("a", 4096), node("b", 4096)];
 
   it("splits as forced even when the model fits on one node", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: roomy, forced: { nodes: ["host", "b"], layers: [5, 3] } }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: roomy, forced: { nodes: ["host", "b"], layers: [5, 3] } }));
     expect(plan.forced).toBe(true);
     expect(shape(plan)).toEqual([["host", 5], ["b", 3]]);
     expect(plan.leftOut).toEqual([{ nodeId: "a", why: "not named by the forced placement" }]);
@@ -317,30 +305,22 @@ describe("forced placements", () => {
   });
 
   it("gives the host no layers when it is not listed, and runs a single listed node whole", () => {
-    const plan = expectSplit(planSplit({ layout: layout(), nodes: roomy, forced: { nodes: ["b", "a"], layers: [2, 6] } }));
+    const plan = expectSplit(planSplit({ layout: modelLayout(), nodes: roomy, forced: { nodes: ["b", "a"], layers: [2, 6] } }));
     expect(shape(plan)).toEqual([["host", 0], ["b", 2], ["a", 6]]);
     expect(realised(plan, 8)).toEqual({ counts: [0, 2, 6], outputDevice: 1 });
-    const whole = expectWhole(planSplit({ layout: layout(), nodes: roomy, forced: { nodes: ["a"], layers: [8] } }));
+    const whole = expectWhole(planSplit({ layout: modelLayout(), nodes: roomy, forced: { nodes: ["a"], layers: [8] } }));
     expect([whole.node, whole.forced]).toEqual(["a", true]);
-    expect(shape(expectSplit(planSplit({ layout: layout(), nodes: roomy, forced: { nodes: ["host", "a"], layers: [0, 8] } })))).toEqual([["host", 0], ["a", 8]]);
+    expect(shape(expectSplit(planSplit({ layout: modelLayout(), nodes: roomy, forced: { nodes: ["host", "a"], layers: [0, 8] } })))).toEqual([["host", 0], ["a", 8]]);
   });
 
   it("refuses a forced placement that exceeds a budget, naming the node and both sizes", () => {
-    const refusal = expectRefusal(planSplit({ layout: layout(), nodes: [host(4096), node("a", 300)], forced: { nodes: ["host", "a"], layers: [2, 6] } }));
+    const refusal = expectRefusal(planSplit({ layout: modelLayout(), nodes: [host(4096), node("a", 300)], forced: { nodes: ["host", "a"], layers: [2, 6] } }));
     expect(refusal.message).toBe("The forced placement of the model does not fit: a needs 730.00 MiB but its budget is 300.00 MiB.");
     expect(refusal.perNode.find((entry) => entry.nodeId === "a")!.neededBytes).toBe(730 * MIB);
   });
 
   it("rejects malformed forced placements with HEARTH_INVALID_REQUEST and the field as param", () => {
-    const attempt = (forced: PlanInput["forced"]): HearthError => {
-      try {
-        planSplit({ layout: layout(), nodes: roomy, forced: forced!, forcedParam: "hearth.placement" });
-      } catch (error) {
-        expect(error).toBeInstanceOf(HearthError);
-        return error as HearthError;
-      }
-      throw new Error("expected an error");
-    };
+    const attempt = (forced: PlanInput["forced"]): HearthError => thrownBy(() => planSplit({ layout: modelLayout(), nodes: roomy, forced: forced!, forcedParam: "hearth.placement" }));
     for (const [forced, pattern] of [
       [{ nodes: ["host", "a"], layers: [4, 3] }, /add up to 7, but the model has 8/],
       [{ nodes: ["host", "zz"], layers: [4, 4] }, /"zz" is not an available node/],
@@ -360,11 +340,11 @@ describe("forced placements", () => {
 
 describe("input validation", () => {
   it("throws RangeError for inconsistent inputs (a caller bug, not a request error)", () => {
-    expect(() => planSplit({ layout: layout(), nodes: [node("a", 10)] })).toThrow(/exactly one node must be the host/);
-    expect(() => planSplit({ layout: layout(), nodes: [host(10), host(10)] })).toThrow(RangeError);
-    expect(() => planSplit({ layout: layout(), nodes: [host(10), node("a", 10, 0)] })).toThrow(/positive tokens\/s/);
-    expect(() => planSplit({ layout: layout({ layerWeightBytes: [] }), nodes: [host(10)] })).toThrow(/no layers/);
-    expect(() => planSplit({ layout: layout(), nodes: [host(Number.NaN)] })).toThrow(/memoryBudgetBytes/);
+    expect(() => planSplit({ layout: modelLayout(), nodes: [node("a", 10)] })).toThrow(/exactly one node must be the host/);
+    expect(() => planSplit({ layout: modelLayout(), nodes: [host(10), host(10)] })).toThrow(RangeError);
+    expect(() => planSplit({ layout: modelLayout(), nodes: [host(10), node("a", 10, 0)] })).toThrow(/positive tokens\/s/);
+    expect(() => planSplit({ layout: modelLayout({ layerWeightBytes: [] }), nodes: [host(10)] })).toThrow(/no layers/);
+    expect(() => planSplit({ layout: modelLayout(), nodes: [host(Number.NaN)] })).toThrow(/memoryBudgetBytes/);
   });
 });
 
@@ -388,7 +368,7 @@ const scenarioArbitrary: fc.Arbitrary<Scenario> = fc
     ),
   })
   .map(({ layerMiB, kvMiB, inputMiB, outputMiB, computeMiB, nodes }) => ({
-    layout: layout({
+    layout: modelLayout({
       layerWeightBytes: layerMiB.map((mib) => mib * MIB),
       kvBytesPerLayer: kvMiB * MIB,
       inputBytes: inputMiB * MIB,

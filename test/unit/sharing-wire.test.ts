@@ -15,6 +15,7 @@ import {
   type HeaderDecodeResult,
 } from "../../protocol/peer/modelTransferWire.js";
 import { streamOpenSchema } from "../../protocol/peer/messages.js";
+import { thrownBy } from "../support/thrown.js";
 
 const SHA = "a".repeat(64);
 
@@ -60,17 +61,11 @@ describe("model.fetch meta", () => {
     ["nothing", undefined, "meta"],
     ["an array", [SHA, 0], "meta"],
   ])("refuses %s with HEARTH_INVALID_REQUEST naming the field", (_name, meta, field) => {
-    let caught: unknown;
-    try {
-      parseModelFetchMeta(meta);
-    } catch (error) {
-      caught = error;
-    }
-    expect(caught).toBeInstanceOf(HearthError);
-    expect((caught as HearthError).code).toBe("HEARTH_INVALID_REQUEST");
-    expect((caught as HearthError).param).toBe(field);
+    const error = thrownBy(() => parseModelFetchMeta(meta));
+    expect(error.code).toBe("HEARTH_INVALID_REQUEST");
+    expect(error.param).toBe(field);
     // Nothing of the hostile input is echoed back.
-    expect((caught as HearthError).message).not.toContain("passwd");
+    expect(error.message).not.toContain("passwd");
   });
 
   it("never throws anything but a HearthError for arbitrary values", () => {

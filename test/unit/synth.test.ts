@@ -6,12 +6,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HearthError } from "../../protocol/errors.js";
 import { synthOptionsFromFlags } from "../../cli/commands/synth.js";
 import { localMachine } from "../../daemon/commands/index.js";
 import { describeGguf, readGgufHeader } from "../../daemon/gguf/reader.js";
 import { SYNTH_CHAT_TEMPLATE, SYNTH_PRESETS, validateSynthOptions, writeSyntheticModel, type SynthOptions, type SynthQuant } from "../../daemon/gguf/synth.js";
 import { GgmlType, GgufValueType, writeGgufFile } from "../../daemon/gguf/writer.js";
+import { thrownBy } from "../support/thrown.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -28,14 +28,9 @@ async function sha256(file: string): Promise<string> {
 }
 
 function usageParam(action: () => unknown): string | null {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(HearthError);
-    expect((error as HearthError).code).toBe("HEARTH_CLI_USAGE");
-    return (error as HearthError).param;
-  }
-  throw new Error("expected a HEARTH_CLI_USAGE error");
+  const error = thrownBy(action);
+  expect(error.code).toBe("HEARTH_CLI_USAGE");
+  return error.param;
 }
 
 describe("determinism", () => {
