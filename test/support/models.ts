@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { SCRIPTED_FORMAT_VERSION, writeScriptedModel } from "../../daemon/gguf/scriptedModel.js";
 import { SYNTH_FORMAT_VERSION, SYNTH_PRESETS, writeSyntheticModel, type SynthOptions, type SynthPreset } from "../../daemon/gguf/synth.js";
 
 export const TEST_MODELS_DIR = path.join(os.tmpdir(), "hearth-test-models");
@@ -61,4 +62,25 @@ async function generateOnce(target: string, options: SynthOptions): Promise<stri
 /** The tiny F32 model (seed 1) most tests use. */
 export function ensureTinyModel(): Promise<string> {
   return ensureModel("tiny");
+}
+
+/**
+ * Path of a cached scripted model (daemon/gguf/scriptedModel.ts) whose greedy answer to any
+ * conversation is `script`; `name` becomes the file's (and so the model id's) prefix.
+ */
+export async function ensureScriptedModel(name: string, script: string): Promise<string> {
+  const key = createHash("sha256").update(`${SCRIPTED_FORMAT_VERSION}\n${script}`).digest("hex").slice(0, 12);
+  const target = path.join(TEST_MODELS_DIR, `${name}-${key}.gguf`);
+  let pending = inFlight.get(target);
+  if (!pending) {
+    pending = (async () => {
+      if (fs.existsSync(target)) return target;
+      await fs.promises.mkdir(TEST_MODELS_DIR, { recursive: true });
+      await writeScriptedModel(target, { script, name });
+      return target;
+    })();
+    inFlight.set(target, pending);
+    pending.catch(() => inFlight.delete(target));
+  }
+  return pending;
 }
