@@ -27,6 +27,8 @@ export interface ChatMessage {
   toolCalls?: ToolCall[];
   /** Tool messages answer one tool call. */
   toolCallId?: string;
+  /** An assistant turn's thoughts, as a reasoning model wrote them (templates usually leave past ones out). */
+  reasoning?: string;
 }
 
 export interface ToolDefinition {
@@ -56,7 +58,17 @@ export interface SamplingOptions {
   frequencyPenalty?: number;
   /** OpenAI's presence_penalty (-2..2); absent when 0. Engines that cannot apply it ignore it. */
   presencePenalty?: number;
+  /** Sample only among the k likeliest tokens; absent means no limit. */
+  topK?: number;
+  /** llama.cpp's multiplicative repeat penalty (Ollama's repeat_penalty); absent or 1 means none. */
+  repeatPenalty?: number;
 }
+
+/**
+ * Whether a reasoning model may think before it answers. "auto" leaves it to the model and its
+ * chat template; "off" closes a thought the moment it opens, so the model answers at once.
+ */
+export type ThinkingMode = "auto" | "off";
 
 export interface ChatJob {
   kind: "chat";
@@ -66,6 +78,7 @@ export interface ChatJob {
   responseFormat: ResponseFormat;
   tools: ToolDefinition[];
   toolChoice: ToolChoice;
+  thinking: ThinkingMode;
 }
 
 export interface CompletionJob {
@@ -75,6 +88,8 @@ export interface CompletionJob {
   sampling: SamplingOptions;
   /** OpenAI's `echo`: prepend the prompt to the returned text. */
   echo: boolean;
+  /** Text after the insertion point: the model fills in between `prompt` and it (fill-in-the-middle). */
+  suffix?: string;
 }
 
 export interface EmbeddingJob {
@@ -86,15 +101,24 @@ export interface EmbeddingJob {
 export type GenerationJob = ChatJob | CompletionJob;
 export type InferenceJob = GenerationJob | EmbeddingJob;
 
+/**
+ * Why generation ended. "tool_calls" only when every call was completed; a call cut off by the
+ * token limit ends with "length", so a client never runs a half-written call.
+ */
 export type FinishReason = "stop" | "length" | "tool_calls";
 
 export interface Usage {
   promptTokens: number;
+  /** Every generated token, the reasoning ones included. */
   completionTokens: number;
+  /** Generated tokens that were part of the model's thoughts. */
+  reasoningTokens: number;
 }
 
 export interface GenerationResult {
   text: string;
+  /** The model's thoughts, apart from the answer; "" when it had none. */
+  reasoning: string;
   toolCalls: ToolCall[];
   finishReason: FinishReason;
   usage: Usage;
@@ -108,8 +132,12 @@ export interface GenerationResult {
   placement?: PlacementSummary;
 }
 
+/** Which part of a generation a streamed piece belongs to. */
+export type GenerationPart = "answer" | "reasoning";
+
 /** One streamed piece of a generation, in order. */
 export interface GenerationDelta {
+  part: GenerationPart;
   text: string;
 }
 

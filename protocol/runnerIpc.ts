@@ -12,7 +12,7 @@
 
 import { z } from "zod";
 import type { ErrorPayload } from "./errors.js";
-import type { ChatJob, CompletionJob, EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationResult } from "./inference.js";
+import type { ChatJob, CompletionJob, EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationPart, GenerationResult } from "./inference.js";
 import { generationOutcomeSchema } from "./peer/inferenceWire.js";
 
 /** How the daemon asks a runner to load its model. Sent once, as the first message. */
@@ -43,12 +43,13 @@ export interface RunnerLoadOptions {
 
 /**
  * Continue a generation a previous runner started and lost (docs/splitting.md "How failure
- * recovery works"): `tokens` are the ids it had generated, `sentText` what the client already
- * received. The runner evaluates prompt + tokens and sends only text beyond `sentText`.
+ * recovery works"): `tokens` are the ids it had sampled, in order; `sent` how many characters
+ * of each part the client already received. The runner runs the job again with those tokens
+ * forced first and sends only what lies beyond `sent`.
  */
 export interface ResumeState {
   tokens: number[];
-  sentText: string;
+  sent: Record<GenerationPart, number>;
 }
 
 export interface RunnerModelInfo {

@@ -266,7 +266,7 @@ export class RunnerProcess {
         return;
       case "delta": {
         const pending = this.#jobs.get(message.id);
-        if (pending?.onDelta && typeof message.delta?.text === "string") pending.onDelta({ text: message.delta.text });
+        if (pending?.onDelta && typeof message.delta?.text === "string") pending.onDelta({ part: message.delta.part === "reasoning" ? "reasoning" : "answer", text: message.delta.text });
         return;
       }
       case "tokens": {

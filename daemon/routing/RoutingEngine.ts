@@ -20,7 +20,7 @@
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
 import type { PlacementSummary, PlanReport } from "../../protocol/api/plan.js";
-import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult, InferenceJob } from "../../protocol/inference.js";
+import type { EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationJob, GenerationResult, InferenceJob } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import { embeddingVectorsOf, generationResultOf, INFER_STREAM_PURPOSE, INFER_WIRE_LIMITS, jobFrame } from "../../protocol/peer/inferenceWire.js";
 import { MODEL_ID_PATTERN, PEER_WIRE_LIMITS } from "../../protocol/peer/messages.js";
@@ -128,7 +128,7 @@ export class RoutingEngine implements InferenceEngine {
       local: async (decision, descriptor, onDelta) => {
         const result = await this.#init.local.generate(
           { ...job, model: descriptor.id },
-          { signal: options.signal, descriptor, ...(options.onDelta === undefined ? {} : { onDelta: (delta) => onDelta(delta.text) }) },
+          { signal: options.signal, descriptor, ...(options.onDelta === undefined ? {} : { onDelta }) },
         );
         return { ...result, nodeId: decision.nodeId };
       },
@@ -216,8 +216,8 @@ export class RoutingEngine implements InferenceEngine {
     options: { signal: AbortSignal; onDelta?: GenerateOptions["onDelta"]; route?: RouteOptions; onNode?: (nodeId: string) => void },
     run: {
       split: (target: { descriptor: ModelDescriptor; sha256: string | null; plan: Extract<Decision, { kind: "split" }>["plan"] }) => Promise<T>;
-      local: (decision: WholeDecision, descriptor: ModelDescriptor, onDelta: (text: string) => void) => Promise<T>;
-      remote: (decision: WholeDecision, onDelta: (text: string) => void) => Promise<T>;
+      local: (decision: WholeDecision, descriptor: ModelDescriptor, onDelta: (delta: GenerationDelta) => void) => Promise<T>;
+      remote: (decision: WholeDecision, onDelta: (delta: GenerationDelta) => void) => Promise<T>;
       annotate: (result: T, placement: PlacementSummary) => T;
     },
   ): Promise<T> {
@@ -253,9 +253,9 @@ export class RoutingEngine implements InferenceEngine {
       }
       options.onNode?.(decision.nodeId);
       let deltasSent = false;
-      const onDelta = (text: string): void => {
+      const onDelta = (delta: GenerationDelta): void => {
         deltasSent = true;
-        options.onDelta?.({ text });
+        options.onDelta?.(delta);
       };
       try {
         const result =
@@ -305,7 +305,7 @@ export class RoutingEngine implements InferenceEngine {
     return this.#init.local.resolveModel(modelId);
   }
 
-  #remote(decision: WholeDecision, job: InferenceJob, signal: AbortSignal, onDelta: ((text: string) => void) | undefined): Promise<RemoteResult> {
+  #remote(decision: WholeDecision, job: InferenceJob, signal: AbortSignal, onDelta: ((delta: GenerationDelta) => void) | undefined): Promise<RemoteResult> {
     // A node that lacks the file is addressed by its hash alone: the requested name may be an alias here.
     const modelId = isWireModelId(decision.modelId) ? decision.modelId : decision.sha256;
     if (modelId === null) {

@@ -16,7 +16,7 @@
 
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
-import type { InferenceJob } from "../../protocol/inference.js";
+import type { GenerationDelta, InferenceJob } from "../../protocol/inference.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
 import {
   decodeJobFrame,
@@ -109,7 +109,7 @@ async function serveStream(stream: PeerStream, peerNodeId: string, deps: InferSe
       finish(embeddingResultFrame(result.vectors, result.promptTokens));
     } else {
       // Relaying every token costs both nodes CPU; a requester that only wants the result skips it.
-      const onDelta = request.deltas === false ? undefined : (delta: { text: string }): void => send({ type: "delta", text: delta.text });
+      const onDelta = request.deltas === false ? undefined : (delta: GenerationDelta): void => send({ type: "delta", part: delta.part, text: delta.text });
       const result = await deps.engine.generate(local, { signal: controller.signal, descriptor, ...(onDelta === undefined ? {} : { onDelta }) });
       finish(generationResultFrame(result));
     }

@@ -14,6 +14,7 @@
 
 import { errors, HearthError } from "../../protocol/errors.js";
 import { shortNodeId } from "../../protocol/peer/identity.js";
+import type { GenerationDelta } from "../../protocol/inference.js";
 import {
   decodeReplyFrame,
   encodeInferFrame,
@@ -32,7 +33,7 @@ export interface StreamOpener {
 
 export interface RemoteJobOptions {
   signal: AbortSignal;
-  onDelta?: (text: string) => void;
+  onDelta?: (delta: GenerationDelta) => void;
 }
 
 export type RemoteResult = InferResultFrame["result"];
@@ -92,7 +93,7 @@ export async function runRemoteJob(opener: StreamOpener, nodeId: string, frame: 
         const reply = decoded.frame;
         if (reply.type === "delta") {
           try {
-            options.onDelta?.(reply.text);
+            options.onDelta?.({ part: reply.part, text: reply.text });
           } catch (error) {
             abandon(HearthError.from(error), errors.cancelled("the requesting node could not deliver the output"));
             return;

@@ -57,6 +57,8 @@ export function toChatHistory(messages: readonly ChatMessage[], supportsFunction
         closeToolRound();
         const turn: ChatModelResponse = continues ? openModelTurn! : { type: "model", response: [] };
         if (!continues) history.push(turn);
+        // The chat wrapper decides whether past thoughts are rendered (Qwen3's template leaves them out).
+        if (message.reasoning !== undefined && message.reasoning !== "") turn.response.push({ type: "segment", segmentType: "thought", text: message.reasoning, ended: true });
         if (message.content !== "") turn.response.push(message.content);
         (message.toolCalls ?? []).forEach((call, callIndex) => {
           if (pending.has(call.id)) invalid(`messages[${index}] repeats tool call id "${call.id}"`);

@@ -6,18 +6,23 @@
  * its tokens are known before generation: they choose the slot with the longest cached
  * prefix, bound the context (HEARTH_CONTEXT_OVERFLOW instead of node-llama-cpp's silent
  * history compression), and count prompt and cached tokens.
+ *
+ * A job a lost runner started (`resume`) runs the same way, its sampled tokens forced first
+ * (samplingReplay.ts).
  */
 
 import type { ChatHistoryItem, ChatWrapper, LlamaChatResponseChunk, Token } from "node-llama-cpp";
 import { LlamaChat } from "node-llama-cpp";
 import { errors } from "../../protocol/errors.js";
 import type { ChatJob, GenerationResult } from "../../protocol/inference.js";
+import type { ResumeState } from "../../protocol/runnerIpc.js";
 import { toChatHistory } from "./chatHistory.js";
-import { EvaluationMeter, alignToPrompt, generationResult, samplingSettings, tokenBudget, type JobContext } from "./generation.js";
+import { EvaluationMeter, alignToPrompt, generationResult, samplingSettings, tokenBudget, traceJobSampling, type JobContext } from "./generation.js";
+import { ResponseParts, responseText } from "./responseParts.js";
 import type { RunnerModel } from "./RunnerModel.js";
 import { planTools, toToolCalls, withForcedFunctionCall } from "./toolFunctions.js";
 
-export async function runChatJob(runner: RunnerModel, job: ChatJob, context: JobContext): Promise<GenerationResult> {
+export async function runChatJob(runner: RunnerModel, job: ChatJob, context: JobContext, resume?: ResumeState): Promise<GenerationResult> {
   const { slots, contextSize } = runner;
   const history = toChatHistory(job.messages, runner.supportsFunctions);
   // LlamaChat answers into a trailing model turn, appending an empty one when there is none;
@@ -37,32 +42,24 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
   try {
     const cachedPromptTokens = await alignToPrompt(slot.sequence, promptTokens);
     const meter = new EvaluationMeter(slot.sequence);
-    let firstTokenAt: number | undefined;
-    const markFirstToken = (): void => {
-      firstTokenAt ??= Date.now();
-    };
-    // node-llama-cpp reports tokens when it releases them, just before their text.
-    const onToken = (tokens: Token[]): void => {
-      markFirstToken();
-      context.onTokens(tokens);
-    };
+    const sampling = traceJobSampling(runner, slot.sequence, context, resume);
+    const parts = new ResponseParts(sampling.emit);
     const chat = new LlamaChat({ contextSequence: slot.sequence, chatWrapper: wrapper });
     try {
       const common = {
         ...samplingSettings(job.sampling),
         maxTokens: budget.maxTokens,
         signal: context.signal,
-        onToken,
-        onResponseChunk: (chunk: LlamaChatResponseChunk) => {
-          // Segments (e.g. a reasoning model's thoughts) are not part of the answer text.
-          if (chunk.type === undefined && chunk.text !== "") context.onDelta(chunk.text);
-        },
+        onResponseChunk: (chunk: LlamaChatResponseChunk) => parts.chunk(chunk),
+        // A thought budget of zero makes node-llama-cpp close a thought as soon as the model opens it.
+        ...(job.thinking === "off" ? { budgets: { thoughtTokens: 0 } } : {}),
       };
       // node-llama-cpp takes either a grammar or functions, never both (checked above).
       const response = tools.functions
-        ? await chat.generateResponse(history, { ...common, functions: tools.functions, onFunctionCallParamsChunk: markFirstToken })
+        ? await chat.generateResponse(history, { ...common, functions: tools.functions })
         : await chat.generateResponse(history, grammar ? { ...common, grammar } : common);
       const toolCalls = toToolCalls("functionCalls" in response ? response.functionCalls : undefined);
+      const text = responseText(response.fullResponse);
       return generationResult(runner, {
         kind: "chat",
         slotIndex: slot.index,
@@ -70,11 +67,15 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
         cachedPromptTokens,
         meter,
         stopReason: response.metadata.stopReason,
-        text: response.response,
+        text: text.answer,
+        reasoning: text.reasoning,
+        reasoningTokens: parts.reasoningTokens,
         toolCalls,
-        firstTokenAt,
+        firstTokenAt: sampling.firstTokenAt(),
+        resumedTokens: resume?.tokens.length ?? 0,
       }, context);
     } finally {
+      sampling.stop();
       chat.dispose({ disposeSequence: false });
     }
   } finally {

@@ -12,8 +12,11 @@
 import type { LlamaContextSequence, TokenMeterState } from "node-llama-cpp";
 import { TokenMeter } from "node-llama-cpp";
 import { errors } from "../../protocol/errors.js";
-import type { FinishReason, GenerationResult, SamplingOptions, ToolCall } from "../../protocol/inference.js";
+import type { FinishReason, GenerationDelta, GenerationResult, SamplingOptions, ToolCall } from "../../protocol/inference.js";
+import type { ResumeState } from "../../protocol/runnerIpc.js";
 import type { RunnerModel } from "./RunnerModel.js";
+import { traceSampling } from "./samplingReplay.js";
+import { SentFilter } from "./sentFilter.js";
 
 /** Recent tokens OpenAI-style frequency/presence penalties look back over. */
 export const PENALTY_WINDOW_TOKENS = 256;
@@ -22,7 +25,7 @@ export interface JobContext {
   signal: AbortSignal;
   /** Date.now() when the runner received the job. */
   startedAt: number;
-  onDelta(text: string): void;
+  onDelta(delta: GenerationDelta): void;
   /** Token ids of the text about to be sent, so a lost generation can be continued exactly. */
   onTokens(tokens: number[]): void;
 }
@@ -47,6 +50,7 @@ export function tokenBudget(promptTokens: number, contextSize: number, requested
 export interface SamplingSettings {
   temperature: number;
   topP?: number;
+  topK?: number;
   seed?: number;
   repeatPenalty: false | { lastTokens: number; penalty: number; frequencyPenalty?: number; presencePenalty?: number; penalizeNewLine: boolean };
   customStopTriggers?: string[];
@@ -55,26 +59,32 @@ export interface SamplingSettings {
 /**
  * node-llama-cpp options for `sampling`. Its own defaults differ from OpenAI's (it applies a
  * 1.1 repeat penalty unless told otherwise), so every knob is set explicitly: no penalty
- * unless the client asked for frequency/presence penalties.
+ * unless the client asked for frequency/presence or repeat penalties.
  */
 export function samplingSettings(sampling: SamplingOptions): SamplingSettings {
   const settings: SamplingSettings = { temperature: sampling.temperature, repeatPenalty: false };
   if (sampling.topP !== undefined) settings.topP = sampling.topP;
+  if (sampling.topK !== undefined) settings.topK = sampling.topK;
   if (sampling.seed !== undefined) settings.seed = sampling.seed;
   const stops = sampling.stop.filter((stop) => stop !== "");
   if (stops.length > 0) settings.customStopTriggers = stops;
   const frequency = sampling.frequencyPenalty ?? 0;
   const presence = sampling.presencePenalty ?? 0;
-  if (frequency !== 0 || presence !== 0) {
-    settings.repeatPenalty = { lastTokens: PENALTY_WINDOW_TOKENS, penalty: 1, penalizeNewLine: true };
+  const repeat = sampling.repeatPenalty ?? 1;
+  if (frequency !== 0 || presence !== 0 || repeat !== 1) {
+    settings.repeatPenalty = { lastTokens: PENALTY_WINDOW_TOKENS, penalty: repeat, penalizeNewLine: true };
     if (frequency !== 0) settings.repeatPenalty.frequencyPenalty = frequency;
     if (presence !== 0) settings.repeatPenalty.presencePenalty = presence;
   }
   return settings;
 }
 
-export function finishReason(stopReason: string, hasToolCalls: boolean): FinishReason {
-  if (hasToolCalls) return "tool_calls";
+/**
+ * node-llama-cpp's stop reason as a finish reason: "functionCalls" only when it parsed every
+ * call to its end, "maxTokens" even if some calls were complete before the limit cut the next.
+ */
+export function finishReason(stopReason: string): FinishReason {
+  if (stopReason === "functionCalls") return "tool_calls";
   return stopReason === "maxTokens" ? "length" : "stop";
 }
 
@@ -119,9 +129,43 @@ export interface FinishedGeneration {
   meter: EvaluationMeter;
   stopReason: string;
   text: string;
+  reasoning: string;
+  reasoningTokens: number;
   toolCalls: ToolCall[];
   /** Date.now() when the first token was sampled; undefined when none was. */
   firstTokenAt: number | undefined;
+  /** Tokens forced from a lost runner's report (0 for a fresh job). */
+  resumedTokens: number;
+}
+
+export interface JobSampling {
+  /** Sends a delta on, minus what a lost runner already delivered. */
+  emit: (delta: GenerationDelta) => void;
+  /** Date.now() when the first token was sampled; undefined when none was. */
+  firstTokenAt: () => number | undefined;
+  /** Stops watching the sequence; call when the job ends, however it ends. */
+  stop: () => void;
+}
+
+/**
+ * Reports every token the job samples (so a lost job can be continued), forcing a lost
+ * runner's tokens first when the job continues one (samplingReplay.ts).
+ */
+export function traceJobSampling(runner: RunnerModel, sequence: LlamaContextSequence, context: JobContext, resume: ResumeState | undefined): JobSampling {
+  let firstTokenAt: number | undefined;
+  const filter = new SentFilter(resume?.sent);
+  const stop = traceSampling(sequence, runner.model, resume?.tokens ?? [], (token) => {
+    firstTokenAt ??= Date.now();
+    context.onTokens([token]);
+  });
+  return {
+    emit: (delta) => {
+      const unsent = filter.pass(delta);
+      if (unsent !== undefined) context.onDelta(unsent);
+    },
+    firstTokenAt: () => firstTokenAt,
+    stop,
+  };
 }
 
 /** Logs a job's token accounting and turns it into the result the daemon receives. */
@@ -133,13 +177,15 @@ export function generationResult(runner: RunnerModel, finished: FinishedGenerati
     cachedPromptTokens: finished.cachedPromptTokens,
     decodedTokens: counts.decoded,
     sampledTokens: counts.sampled,
+    resumedTokens: finished.resumedTokens,
     stopReason: finished.stopReason,
   });
   const result: GenerationResult = {
     text: finished.text,
+    reasoning: finished.reasoning,
     toolCalls: finished.toolCalls,
-    finishReason: finishReason(finished.stopReason, finished.toolCalls.length > 0),
-    usage: { promptTokens: finished.promptTokens, completionTokens: counts.sampled },
+    finishReason: finishReason(finished.stopReason),
+    usage: { promptTokens: finished.promptTokens, completionTokens: counts.sampled, reasoningTokens: finished.reasoningTokens },
     cachedPromptTokens: finished.cachedPromptTokens,
   };
   if (finished.firstTokenAt !== undefined) result.timeToFirstTokenMs = finished.firstTokenAt - context.startedAt;

@@ -17,7 +17,6 @@ import { runChatJob } from "./chatJob.js";
 import { runCompletionJob } from "./completionJob.js";
 import type { JobContext } from "./generation.js";
 import { createParentChannel } from "./parentChannel.js";
-import { runResumedJob } from "./resumeJob.js";
 import { RunnerModel } from "./RunnerModel.js";
 
 /** Exit code when the runner is started without an IPC channel (not by a daemon). */
@@ -136,7 +135,7 @@ async function runJob(model: RunnerModel, message: JobMessage, controller: Abort
   const context: JobContext = {
     signal: controller.signal,
     startedAt: Date.now(),
-    onDelta: (text) => channel.send({ type: "delta", id, delta: { text } }),
+    onDelta: (delta) => channel.send({ type: "delta", id, delta }),
     onTokens: (tokens) => channel.send({ type: "tokens", id, tokens }),
   };
   try {
@@ -145,12 +144,7 @@ async function runJob(model: RunnerModel, message: JobMessage, controller: Abort
       const result = await model.embedder.embed(message.job, controller.signal);
       channel.send({ type: "embeddingDone", id, result });
     } else {
-      const result =
-        message.resume !== undefined
-          ? await runResumedJob(model, message.job, message.resume, context)
-          : message.type === "chat"
-            ? await runChatJob(model, message.job, context)
-            : await runCompletionJob(model, message.job, context);
+      const result = message.type === "chat" ? await runChatJob(model, message.job, context, message.resume) : await runCompletionJob(model, message.job, context, message.resume);
       channel.send({ type: "generationDone", id, result });
     }
   } catch (error) {

@@ -108,7 +108,7 @@ export class SplitEngine {
         ...(where.kind === "split" ? { host: where.placement.host } : {}),
         onTokens: (tokens) => ledger.recordTokens(tokens),
         onDelta: (delta) => {
-          ledger.recordText(delta.text);
+          ledger.recordDelta(delta);
           options.onDelta?.(delta);
         },
         ...(resume === undefined ? {} : { resume }),

@@ -58,6 +58,9 @@ export const INFER_WIRE_LIMITS = {
   maxStopSequences: 16,
   maxEmbeddingInputs: 1_000_000,
   maxTokens: 1_000_000_000,
+  /** top_k beyond any vocabulary llama.cpp loads. */
+  maxTopK: 1_000_000,
+  maxRepeatPenalty: 100,
 } as const;
 
 const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
@@ -82,6 +85,8 @@ const samplingSchema = z.object({
   stop: z.array(z.string()).max(INFER_WIRE_LIMITS.maxStopSequences),
   frequencyPenalty: z.number().min(-2).max(2).exactOptional(),
   presencePenalty: z.number().min(-2).max(2).exactOptional(),
+  topK: z.int().min(1).max(INFER_WIRE_LIMITS.maxTopK).exactOptional(),
+  repeatPenalty: z.number().gt(0).max(INFER_WIRE_LIMITS.maxRepeatPenalty).exactOptional(),
 });
 
 const toolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
@@ -91,6 +96,7 @@ const chatMessageSchema = z.object({
   content: z.string(),
   toolCalls: z.array(toolCallSchema).max(INFER_WIRE_LIMITS.maxToolCalls).exactOptional(),
   toolCallId: z.string().exactOptional(),
+  reasoning: z.string().exactOptional(),
 });
 
 const toolDefinitionSchema = z.object({
@@ -115,6 +121,8 @@ const chatJobSchema = z.object({
   responseFormat: responseFormatSchema,
   tools: z.array(toolDefinitionSchema).max(INFER_WIRE_LIMITS.maxTools),
   toolChoice: toolChoiceSchema,
+  // Absent from peers that predate thinking control: they let the model think.
+  thinking: z.enum(["auto", "off"]).default("auto"),
 });
 
 const completionJobSchema = z.object({
@@ -123,6 +131,7 @@ const completionJobSchema = z.object({
   prompt: z.string(),
   sampling: samplingSchema,
   echo: z.boolean(),
+  suffix: z.string().exactOptional(),
 });
 
 const embeddingJobSchema = z.object({
@@ -152,7 +161,8 @@ export const inferJobFrameSchema = z.object({
 
 // ---- replies ----------------------------------------------------------------------------
 
-export const inferDeltaFrameSchema = z.object({ type: z.literal("delta"), text: z.string().min(1) });
+/** A streamed piece; peers that predate reasoning send answer text without `part`. */
+export const inferDeltaFrameSchema = z.object({ type: z.literal("delta"), part: z.enum(["answer", "reasoning"]).default("answer"), text: z.string().min(1) });
 
 /**
  * A finished generation, as a runner reports it over IPC (protocol/runnerIpc.ts) and as it
@@ -160,9 +170,10 @@ export const inferDeltaFrameSchema = z.object({ type: z.literal("delta"), text: 
  */
 export const generationOutcomeSchema = z.object({
   text: z.string(),
+  reasoning: z.string().default(""),
   toolCalls: z.array(toolCallSchema).max(INFER_WIRE_LIMITS.maxToolCalls),
   finishReason: z.enum(["stop", "length", "tool_calls"]),
-  usage: z.object({ promptTokens: tokenCount(), completionTokens: tokenCount() }),
+  usage: z.object({ promptTokens: tokenCount(), completionTokens: tokenCount(), reasoningTokens: tokenCount().default(0) }),
   cachedPromptTokens: tokenCount(),
   timeToFirstTokenMs: z.number().min(0).max(86_400_000).exactOptional(),
 });
@@ -220,9 +231,10 @@ export function generationResultFrame(result: GenerationResult): InferResultFram
   const wire: z.output<typeof generationResultSchema> = {
     kind: "generation",
     text: result.text,
+    reasoning: result.reasoning,
     toolCalls: result.toolCalls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments })),
     finishReason: result.finishReason,
-    usage: { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens },
+    usage: { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens, reasoningTokens: result.usage.reasoningTokens },
     cachedPromptTokens: result.cachedPromptTokens,
   };
   if (result.timeToFirstTokenMs !== undefined) wire.timeToFirstTokenMs = Math.min(Math.max(0, result.timeToFirstTokenMs), 86_400_000);
@@ -232,6 +244,7 @@ export function generationResultFrame(result: GenerationResult): InferResultFram
 export function generationResultOf(wire: z.output<typeof generationResultSchema>): GenerationResult {
   const result: GenerationResult = {
     text: wire.text,
+    reasoning: wire.reasoning,
     toolCalls: wire.toolCalls,
     finishReason: wire.finishReason,
     usage: wire.usage,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { firstStopIndex, releasableLength, unsentText } from "../../daemon/runner/continuationText.js";
+import { SentFilter } from "../../daemon/runner/sentFilter.js";
 import { ContinuationLedger } from "../../daemon/split/continuation.js";
 import { memoryBudgetBytes } from "../../scheduler/memoryBudget.js";
 
@@ -8,14 +8,14 @@ describe("ContinuationLedger", () => {
     expect(new ContinuationLedger().resumeState()).toBeUndefined();
   });
 
-  it("keeps token ids in order and the text sent, and hands out copies", () => {
+  it("keeps token ids in order and the characters sent of each part, and hands out copies", () => {
     const ledger = new ContinuationLedger();
     ledger.recordTokens([5, 6]);
-    ledger.recordText("ab");
+    ledger.recordDelta({ part: "reasoning", text: "ab" });
     ledger.recordTokens([7]);
-    ledger.recordText("c");
+    ledger.recordDelta({ part: "answer", text: "c" });
     const state = ledger.resumeState()!;
-    expect(state).toEqual({ tokens: [5, 6, 7], sentText: "abc" });
+    expect(state).toEqual({ tokens: [5, 6, 7], sent: { answer: 1, reasoning: 2 } });
     state.tokens.push(99);
     expect(ledger.resumeState()!.tokens).toEqual([5, 6, 7]);
     expect(ledger.tokenCount).toBe(3);
@@ -23,48 +23,28 @@ describe("ContinuationLedger", () => {
 
   it("resumes an echoed prompt sent before any token", () => {
     const ledger = new ContinuationLedger();
-    ledger.recordText("prompt");
-    expect(ledger.resumeState()).toEqual({ tokens: [], sentText: "prompt" });
+    ledger.recordDelta({ part: "answer", text: "prompt" });
+    expect(ledger.resumeState()).toEqual({ tokens: [], sent: { answer: 6, reasoning: 0 } });
   });
 });
 
-describe("resumed text", () => {
-  it("finds the earliest stop string", () => {
-    expect(firstStopIndex("abcSTOPdefEND", ["END", "STOP"])).toBe(3);
-    expect(firstStopIndex("abc", ["x", ""])).toBeUndefined();
+describe("SentFilter", () => {
+  const answer = (text: string) => ({ part: "answer" as const, text });
+  const thought = (text: string) => ({ part: "reasoning" as const, text });
+
+  it("passes everything on when nothing was sent", () => {
+    const filter = new SentFilter();
+    expect(filter.pass(answer("Hi"))).toEqual(answer("Hi"));
+    expect(filter.pass(thought("Hm"))).toEqual(thought("Hm"));
   });
 
-  it("holds back a tail that could still become a stop string, and incomplete characters", () => {
-    expect(releasableLength("hello ST", ["STOP"])).toBe(6);
-    expect(releasableLength("hello S", ["STOP", "SX"])).toBe(6);
-    expect(releasableLength("hello", ["STOP"])).toBe(5);
-    expect(releasableLength("caf\uFFFD", [])).toBe(3);
-    expect(releasableLength("", ["STOP"])).toBe(0);
-  });
-
-  it("holds back trailing whitespace when the grammar trims its answer's whitespace suffix", () => {
-    expect(releasableLength('{"a": 1} \n', [])).toBe(10);
-    expect(releasableLength('{"a": 1} \n', [], true)).toBe(8);
-    expect(releasableLength('{"a": 1}\n\n\n', ["\n\n\n\n"], true)).toBe(8);
-    expect(releasableLength("   ", [], true)).toBe(0);
-    expect(releasableLength("x \uFFFD", [], true)).toBe(1);
-  });
-
-  it("sends only what lies beyond the text the client has, never a repeat", () => {
-    const total = "The quick brown fox";
-    expect(unsentText(total, 0)).toBe(total);
-    expect(unsentText(total, 9)).toBe(" brown fox");
-    expect(unsentText(total, total.length)).toBe("");
-    // Text held back at the resume point (shorter releasable part) sends nothing yet.
-    expect(unsentText("The qu", 9)).toBe("");
-  });
-
-  it("reassembles an interrupted stream exactly: sent prefix + resumed remainder", () => {
-    const full = "alpha beta gamma delta";
-    for (let cut = 0; cut <= full.length; cut++) {
-      const sent = full.slice(0, cut);
-      expect(sent + unsentText(full, sent.length)).toBe(full);
-    }
+  it("skips what was sent of each part, across pieces, and passes the rest of a piece that straddles it", () => {
+    const filter = new SentFilter({ answer: 5, reasoning: 3 });
+    expect(filter.pass(thought("Th"))).toBeUndefined();
+    expect(filter.pass(answer("Hel"))).toBeUndefined();
+    expect(filter.pass(thought("ink."))).toEqual(thought("nk."));
+    expect(filter.pass(answer("lo, you"))).toEqual(answer(", you"));
+    expect(filter.pass(answer("!"))).toEqual(answer("!"));
   });
 });
 
