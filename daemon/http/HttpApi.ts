@@ -18,6 +18,7 @@ import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
 import type { ClusterSource, HttpServices, PlanSource, RequestContext, SplitSource } from "./context.js";
+import { apiFamilyOf } from "./apiFamily.js";
 import { sendError } from "./errorResponder.js";
 import { handleChatCompletions } from "./handlers/chatCompletions.js";
 import { handleCluster, handleClusterDiagnostics } from "./handlers/cluster.js";
@@ -158,6 +159,7 @@ export class HttpApi {
     const path = requestPath(req.url);
     let endpoint = UNMATCHED_ENDPOINT;
     const log = this.log.child({ method: req.method, path });
+    const family = apiFamilyOf(path, req.headers);
     if (this.closing) res.setHeader("connection", "close");
     res.once("close", () => {
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
@@ -171,9 +173,9 @@ export class HttpApi {
       if (!this.hostGuard.isAllowed(req.headers.host)) {
         throw errors.forbiddenHost(`The Host header ${JSON.stringify(req.headers.host ?? "")} does not name this node.`);
       }
-      if (this.config.apiKey !== undefined && requiresApiKey(path) && !hasValidApiKey(req.headers.authorization, this.config.apiKey)) {
+      if (this.config.apiKey !== undefined && requiresApiKey(path) && !hasValidApiKey(req.headers, this.config.apiKey)) {
         res.setHeader("www-authenticate", 'Bearer realm="hearth"');
-        throw errors.unauthorized("A valid API key is required: send 'Authorization: Bearer <key>'.");
+        throw errors.unauthorized("A valid API key is required: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'.");
       }
       if (match.kind === "notFound") throw errors.notFound(`No endpoint at ${path}.`);
       if (match.kind === "methodNotAllowed") {
@@ -184,7 +186,7 @@ export class HttpApi {
         // Work accepted now could not finish before the drain ends; send it elsewhere or later.
         throw errors.shuttingDown(this.config.limits.retryAfterSeconds);
       }
-      const context: RequestContext = { req, res, params: match.params, log, services: this.services };
+      const context: RequestContext = { req, res, params: match.params, log, services: this.services, family };
       return match.handler(context);
     };
 
@@ -192,7 +194,7 @@ export class HttpApi {
     new Promise<void>((resolve) => resolve(route()))
       .catch((error: unknown) => {
         if (isOversizedBody(error)) res.setHeader("connection", "close");
-        sendError(res, error, log);
+        sendError(res, error, log, family);
       })
       .catch((error: unknown) => {
         log.error({ err: error }, "failed to send an error response");

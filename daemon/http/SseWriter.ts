@@ -1,8 +1,9 @@
 /**
  * Server-sent events framing for streamed completions.
  *
- * Frames are `data: <json>\n\n`, the stream ends with `data: [DONE]\n\n`, and a failure after
- * the stream began is one `data: {"error":…}\n\n` before a clean end (the status line is long
+ * Frames are `data: <json>\n\n`, preceded by `event: <name>\n` for families that name their
+ * events (Responses, Anthropic). OpenAI's streams end with `data: [DONE]\n\n` (`doneMarker`),
+ * and a failure after the stream began is one error frame before a clean end (the status line is long
  * gone by then). While nothing else is written for `keepAliveMs` (a queued request, a model
  * loading), a `: keepalive` comment keeps proxies and clients from timing out; clients ignore
  * comments.
@@ -13,7 +14,9 @@
  */
 
 import type { ServerResponse } from "node:http";
+import type { StreamFrame } from "../../protocol/generationStream.js";
 import { canWrite } from "./responses.js";
+import type { StreamWriter } from "./streamWriters.js";
 
 export const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -23,19 +26,21 @@ export const SSE_HEADERS = {
   "x-accel-buffering": "no",
 } as const;
 
-export function formatDataFrame(data: unknown): string {
-  return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+export function formatDataFrame(data: unknown, event?: string): string {
+  const name = event === undefined ? "" : `event: ${event}\n`;
+  return `${name}data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
 }
 
 export const DONE_FRAME = "data: [DONE]\n\n";
 export const KEEPALIVE_FRAME = ": keepalive\n\n";
 
-export class SseWriter {
+export class SseWriter implements StreamWriter {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly res: ServerResponse,
     private readonly keepAliveMs: number,
+    private readonly options: { doneMarker: boolean } = { doneMarker: true },
   ) {}
 
   /** Whether the status line and headers are out (errors can no longer change the status). */
@@ -50,19 +55,19 @@ export class SseWriter {
     this.timer.unref();
   }
 
-  send(data: unknown): void {
-    this.write(formatDataFrame(data));
+  send(frame: StreamFrame): void {
+    this.write(formatDataFrame(frame.data, frame.event));
   }
 
   /** Ends a successful stream. */
   done(): void {
-    this.write(DONE_FRAME);
+    if (this.options.doneMarker) this.write(DONE_FRAME);
     this.end();
   }
 
   /** Ends a stream that failed after it began. */
-  fail(errorBody: unknown): void {
-    this.write(formatDataFrame(errorBody));
+  fail(frame: StreamFrame): void {
+    this.write(formatDataFrame(frame.data, frame.event));
     this.end();
   }
 

@@ -1,5 +1,8 @@
 /**
- * API key check for /v1, /hearth and /metrics.
+ * API key check for /v1, /hearth, /api (Ollama) and /metrics.
+ *
+ * The key comes as `Authorization: Bearer <key>` (OpenAI and Ollama clients) or as
+ * `x-api-key: <key>` (Anthropic clients); either is accepted everywhere.
  *
  * The key is compared through fixed-length digests with timingSafeEqual, so neither the
  * content nor the length of the expected key leaks through response timing. /health stays
@@ -7,9 +10,10 @@
  */
 
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 
-const PROTECTED_PREFIXES = ["/v1/", "/hearth/"];
-const PROTECTED_PATHS = new Set(["/v1", "/hearth", "/metrics"]);
+const PROTECTED_PREFIXES = ["/v1/", "/hearth/", "/api/"];
+const PROTECTED_PATHS = new Set(["/v1", "/hearth", "/api", "/metrics"]);
 
 export function requiresApiKey(path: string): boolean {
   return PROTECTED_PATHS.has(path) || PROTECTED_PREFIXES.some((prefix) => path.startsWith(prefix));
@@ -27,8 +31,9 @@ export function bearerToken(header: string | undefined): string | undefined {
   return token === undefined || token === "" ? undefined : token;
 }
 
-export function hasValidApiKey(authorizationHeader: string | undefined, apiKey: string): boolean {
-  const token = bearerToken(authorizationHeader);
+export function hasValidApiKey(headers: Pick<IncomingHttpHeaders, "authorization"> & { "x-api-key"?: string | string[] | undefined }, apiKey: string): boolean {
+  const header = headers["x-api-key"];
+  const token = bearerToken(headers.authorization) ?? (typeof header === "string" && header !== "" ? header : undefined);
   if (token === undefined) return false;
   return timingSafeEqual(digest(token), digest(apiKey));
 }

@@ -11,6 +11,7 @@ import type { PlacementView } from "../../protocol/api/placement.js";
 import type { PlanReport } from "../../protocol/api/plan.js";
 import type { ClusterSummary } from "../../protocol/api/status.js";
 import type { HearthConfig } from "../config/defaults.js";
+import type { ApiFamily } from "./apiFamily.js";
 import type { InferenceEngine } from "../engine/types.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import type { JobCoordinator } from "../jobs/JobCoordinator.js";
@@ -60,6 +61,8 @@ export interface RequestContext {
   params: Readonly<Record<string, string>>;
   log: Logger;
   services: HttpServices;
+  /** The API family the request speaks; its errors come in that family's shape. */
+  family: ApiFamily;
 }
 
 export type Handler = (context: RequestContext) => Promise<void>;

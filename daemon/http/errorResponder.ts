@@ -1,7 +1,8 @@
 /**
  * Turns anything a handler throws into the response a client sees.
  *
- * A HearthError keeps its status and becomes OpenAI's error body; 429 and 503 carry
+ * A HearthError keeps its status and becomes the error body of the request's API family
+ * (apiFamily.ts); 429 and 503 carry
  * `retry-after` when the error says how long to wait (the openai client honours it).
  * Anything else is a bug: it is logged with its stack and answered with a generic 500, so
  * internals never reach the client.
@@ -10,11 +11,12 @@
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { errors, HearthError } from "../../protocol/errors.js";
+import { errorBodyFor, type ApiFamily } from "./apiFamily.js";
 import { canWrite, sendJson } from "./responses.js";
 
 export interface ErrorResponse {
   status: number;
-  body: ReturnType<HearthError["toOpenAiBody"]>;
+  body: object;
   headers: Record<string, string>;
 }
 
@@ -22,12 +24,12 @@ export function toHearthError(error: unknown): HearthError {
   return error instanceof HearthError ? error : errors.internal();
 }
 
-export function errorResponse(error: HearthError): ErrorResponse {
+export function errorResponse(error: HearthError, family: ApiFamily = "openai"): ErrorResponse {
   const headers: Record<string, string> = {};
   if ((error.status === 429 || error.status === 503) && error.retryAfterSeconds !== undefined) {
     headers["retry-after"] = String(Math.max(0, Math.ceil(error.retryAfterSeconds)));
   }
-  return { status: error.status, body: error.toOpenAiBody(), headers };
+  return { status: error.status, body: errorBodyFor(family, error), headers };
 }
 
 /** Logs what deserves a log line; returns the error as the client will see it. */
@@ -43,7 +45,7 @@ export function logAndConvert(error: unknown, log: Logger): HearthError {
   return hearthError;
 }
 
-export function sendError(res: ServerResponse, error: unknown, log: Logger): void {
+export function sendError(res: ServerResponse, error: unknown, log: Logger, family: ApiFamily = "openai"): void {
   const hearthError = logAndConvert(error, log);
   if (!canWrite(res)) return;
   if (res.headersSent) {
@@ -51,6 +53,6 @@ export function sendError(res: ServerResponse, error: unknown, log: Logger): voi
     res.destroy();
     return;
   }
-  const { status, body, headers } = errorResponse(hearthError);
+  const { status, body, headers } = errorResponse(hearthError, family);
   sendJson(res, status, body, headers);
 }

@@ -2,7 +2,8 @@
  * Streamed `chat.completion.chunk` objects for one chat generation.
  *
  * Order, as OpenAI sends it: a first chunk whose delta carries `role: "assistant"`, content
- * deltas, then (when the model called tools) one chunk with every `delta.tool_calls`, then a
+ * deltas (a reasoning model's thoughts as `reasoning_content` deltas, the field llama-server,
+ * vLLM and DeepSeek use), then (when the model called tools) one chunk with every `delta.tool_calls`, then a
  * chunk with an empty delta and the finish_reason, and with `include_usage` a last chunk
  * with `choices: []` and the usage. finish_reason is null on every chunk but the finishing
  * one; with `include_usage` every other chunk carries `usage: null`, as OpenAI's do.
@@ -10,14 +11,16 @@
  * Pure: no I/O.
  */
 
-import type { FinishReason, GenerationResult } from "../inference.js";
+import type { ChunkSequence, ResponseMeta, StreamFrame } from "../generationStream.js";
+import { unnamedFrames } from "../generationStream.js";
+import type { FinishReason, GenerationDelta, GenerationResult } from "../inference.js";
 import { toOpenAiToolCall, type OpenAiToolCall } from "./chatResponse.js";
-import type { ChunkSequence, ResponseMeta } from "./responseMeta.js";
 import { toOpenAiUsage, type OpenAiUsage } from "./usage.js";
 
 export interface ChatChunkDelta {
   role?: "assistant";
   content?: string;
+  reasoning_content?: string;
   tool_calls?: (OpenAiToolCall & { index: number })[];
 }
 
@@ -38,12 +41,17 @@ export class ChatChunkSequence implements ChunkSequence {
     private readonly includeUsage: boolean,
   ) {}
 
-  delta(text: string): ChatCompletionChunk[] {
-    if (text === "") return [];
-    return [...this.roleChunk(), this.chunk({ content: text }, null)];
+  delta(delta: GenerationDelta): StreamFrame[] {
+    if (delta.text === "") return [];
+    const piece: ChatChunkDelta = delta.part === "reasoning" ? { reasoning_content: delta.text } : { content: delta.text };
+    return unnamedFrames([...this.roleChunk(), this.chunk(piece, null)]);
   }
 
-  finish(result: GenerationResult): ChatCompletionChunk[] {
+  finish(result: GenerationResult): StreamFrame[] {
+    return unnamedFrames(this.finishingChunks(result));
+  }
+
+  private finishingChunks(result: GenerationResult): ChatCompletionChunk[] {
     const chunks = this.roleChunk();
     if (result.toolCalls.length > 0) {
       const toolCalls = result.toolCalls.map((call, index) => ({ index, ...toOpenAiToolCall(call) }));

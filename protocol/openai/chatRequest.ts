@@ -15,7 +15,7 @@
  */
 
 import { z } from "zod";
-import type { ChatJob, ChatMessage, ResponseFormat, ToolCall, ToolChoice, ToolDefinition } from "../inference.js";
+import type { ChatJob, ChatMessage, ResponseFormat, ToolCall, ThinkingMode, ToolChoice, ToolDefinition } from "../inference.js";
 import {
   maxTokensField,
   modelField,
@@ -91,6 +91,7 @@ const messageSchema = z.discriminatedUnion("role", [
       role: z.literal("assistant"),
       content: contentField({ nullable: true }),
       tool_calls: z.array(toolCallSchema).nullish(),
+      reasoning_content: z.string().nullish(),
     })
     .superRefine((message, ctx) => {
       if (message.content === null && (message.tool_calls ?? []).length === 0) {
@@ -150,6 +151,17 @@ const responseFormatField = z
   ])
   .nullish();
 
+/**
+ * OpenAI's reasoning_effort. Chat templates offer thinking on or off, not degrees, so "none"
+ * turns it off and every other effort leaves it to the model.
+ */
+export const REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh"] as const;
+const reasoningEffortField = z.enum(REASONING_EFFORTS).nullish();
+
+export function thinkingFor(effort: (typeof REASONING_EFFORTS)[number] | null | undefined): ThinkingMode {
+  return effort === "none" ? "off" : "auto";
+}
+
 export const chatRequestSchema = z
   .object({
     model: modelField,
@@ -160,6 +172,7 @@ export const chatRequestSchema = z
     response_format: responseFormatField,
     tools: z.array(toolSchema).nullish(),
     tool_choice: toolChoiceField,
+    reasoning_effort: reasoningEffortField,
     logprobs: unsupportedFlag("logprobs"),
     top_logprobs: z
       .number()
@@ -211,6 +224,7 @@ function toChatMessage(message: ChatRequestBody["messages"][number]): ChatMessag
         arguments: call.function.arguments,
       }));
       if (toolCalls.length > 0) converted.toolCalls = toolCalls;
+      if (typeof message.reasoning_content === "string" && message.reasoning_content !== "") converted.reasoning = message.reasoning_content;
       return converted;
     }
   }
@@ -241,6 +255,7 @@ export function parseChatRequest(body: unknown): ParsedChatRequest {
     responseFormat: toResponseFormat(request.response_format),
     tools,
     toolChoice: request.tool_choice ?? (tools.length > 0 ? "auto" : "none"),
+    thinking: thinkingFor(request.reasoning_effort),
   };
   const parsed: ParsedChatRequest = { job, delivery: toDeliveryOptions(request) };
   const hearth = hearthExtensionOf(request.hearth);

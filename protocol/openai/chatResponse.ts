@@ -5,7 +5,7 @@
  */
 
 import type { FinishReason, GenerationResult, ToolCall } from "../inference.js";
-import type { ResponseMeta } from "./responseMeta.js";
+import type { ResponseMeta } from "../generationStream.js";
 import { toOpenAiUsage, type OpenAiUsage } from "./usage.js";
 
 export interface OpenAiToolCall {
@@ -22,7 +22,7 @@ export interface ChatCompletionBody {
   choices: [
     {
       index: 0;
-      message: { role: "assistant"; content: string | null; tool_calls?: OpenAiToolCall[]; refusal: null };
+      message: { role: "assistant"; content: string | null; reasoning_content?: string; tool_calls?: OpenAiToolCall[]; refusal: null };
       finish_reason: FinishReason;
       logprobs: null;
     },
@@ -42,6 +42,7 @@ export function buildChatCompletion(meta: ResponseMeta, result: GenerationResult
     content: hasToolCalls && result.text === "" ? null : result.text,
     refusal: null,
   };
+  if (result.reasoning !== "") message.reasoning_content = result.reasoning;
   if (hasToolCalls) message.tool_calls = result.toolCalls.map(toOpenAiToolCall);
   return {
     id: meta.id,

@@ -7,8 +7,9 @@
  * Pure: no I/O.
  */
 
-import type { FinishReason, GenerationResult } from "../inference.js";
-import type { ChunkSequence, ResponseMeta } from "./responseMeta.js";
+import type { FinishReason, GenerationDelta, GenerationResult } from "../inference.js";
+import type { ChunkSequence, ResponseMeta, StreamFrame } from "../generationStream.js";
+import { unnamedFrames } from "../generationStream.js";
 import { toOpenAiUsage, type OpenAiUsage } from "./usage.js";
 
 export interface TextCompletionChoice {
@@ -44,14 +45,15 @@ export class CompletionChunkSequence implements ChunkSequence {
     private readonly includeUsage: boolean,
   ) {}
 
-  delta(text: string): TextCompletionBody[] {
-    return text === "" ? [] : [this.chunk(text, null)];
+  delta(delta: GenerationDelta): StreamFrame[] {
+    // A text completion has no reasoning part.
+    return delta.text === "" || delta.part !== "answer" ? [] : unnamedFrames([this.chunk(delta.text, null)]);
   }
 
-  finish(result: GenerationResult): TextCompletionBody[] {
+  finish(result: GenerationResult): StreamFrame[] {
     const chunks = [this.chunk("", result.finishReason)];
     if (this.includeUsage) chunks.push({ ...this.base(), choices: [], usage: toOpenAiUsage(result) });
-    return chunks;
+    return unnamedFrames(chunks);
   }
 
   private base(): Omit<TextCompletionBody, "choices" | "usage"> {

@@ -117,7 +117,7 @@ function sampling(maxTokens: number | undefined, extra: Partial<SamplingOptions>
 }
 
 function chatJob(messages: ChatMessage[], maxTokens: number | undefined, extra: Partial<ChatJob> = {}, model = "text"): ChatJob {
-  return { kind: "chat", model, messages, sampling: sampling(maxTokens), responseFormat: { type: "text" }, tools: [], toolChoice: "auto", ...extra };
+  return { kind: "chat", model, messages, sampling: sampling(maxTokens), responseFormat: { type: "text" }, tools: [], toolChoice: "auto", thinking: "auto", ...extra };
 }
 
 function completionJob(prompt: string, maxTokens: number | undefined, extra: Partial<CompletionJob> = {}): CompletionJob {

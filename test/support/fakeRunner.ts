@@ -74,7 +74,7 @@ function textOf(message: JobMessage): string {
 }
 
 function result(text: string, completionTokens: number): GenerationResult {
-  return { text, toolCalls: [], finishReason: "stop", usage: { promptTokens: process.pid, completionTokens }, cachedPromptTokens: 0 };
+  return { text, reasoning: "", toolCalls: [], finishReason: "stop", usage: { promptTokens: process.pid, completionTokens, reasoningTokens: 0 }, cachedPromptTokens: 0 };
 }
 
 function generate(message: JobMessage): void {
@@ -90,7 +90,7 @@ function generate(message: JobMessage): void {
   running.set(id, { stop: () => finish({ type: "failed", id, error: { code: "HEARTH_CANCELLED", message: "cancelled in the fake runner" } }) });
   const delta = (piece: string, index: number): void => {
     send({ type: "tokens", id, tokens: [index] });
-    send({ type: "delta", id, delta: { text: piece } });
+    send({ type: "delta", id, delta: { part: "answer", text: piece } });
   };
 
   switch (command) {

@@ -147,7 +147,7 @@ const sharing: ModelSharingSource = {
 
 const executor: JobExecutor = {
   batchNodes: () => Promise.resolve([{ nodeId: LOCAL, speed: 10, pinned: false }]),
-  generate: () => Promise.resolve({ text: "ok", toolCalls: [], finishReason: "stop", usage: { promptTokens: 1, completionTokens: 1 }, cachedPromptTokens: 0, nodeId: LOCAL }),
+  generate: () => Promise.resolve({ text: "ok", reasoning: "", toolCalls: [], finishReason: "stop", usage: { promptTokens: 1, completionTokens: 1, reasoningTokens: 0 }, cachedPromptTokens: 0, nodeId: LOCAL }),
   embed: () => Promise.reject(new Error("no embeddings here")),
 };
 

@@ -8,7 +8,7 @@ import { HearthError } from "../../protocol/errors.js";
 import type { GenerationResult } from "../../protocol/inference.js";
 import { decodeFloat32Base64 } from "../../protocol/openai/embeddingResponse.js";
 
-const RESULT: GenerationResult = { text: "hello there", toolCalls: [], finishReason: "length", usage: { promptTokens: 7, completionTokens: 2 }, cachedPromptTokens: 0, nodeId: "node-b" };
+const RESULT: GenerationResult = { text: "hello there", reasoning: "", toolCalls: [], finishReason: "length", usage: { promptTokens: 7, completionTokens: 2, reasoningTokens: 0 }, cachedPromptTokens: 0, nodeId: "node-b" };
 
 function items(lines: object[]) {
   return parseBatchInput(lines.map((line) => JSON.stringify(line)).join("\n"), { skipInvalid: false, maxItems: 10, maxEmbeddingInputs: 4 }).items;

@@ -87,11 +87,26 @@ describe("API key guard", () => {
   });
 
   it("accepts only the exact key", () => {
-    expect(hasValidApiKey("Bearer s3cret", "s3cret")).toBe(true);
-    expect(hasValidApiKey("Bearer s3cre", "s3cret")).toBe(false);
-    expect(hasValidApiKey("Bearer s3cretX", "s3cret")).toBe(false);
-    expect(hasValidApiKey("Bearer S3CRET", "s3cret")).toBe(false);
-    expect(hasValidApiKey("s3cret", "s3cret")).toBe(false);
-    expect(hasValidApiKey(undefined, "s3cret")).toBe(false);
+    const bearer = (authorization: string | undefined) => (authorization === undefined ? {} : { authorization });
+    expect(hasValidApiKey(bearer("Bearer s3cret"), "s3cret")).toBe(true);
+    expect(hasValidApiKey(bearer("Bearer s3cre"), "s3cret")).toBe(false);
+    expect(hasValidApiKey(bearer("Bearer s3cretX"), "s3cret")).toBe(false);
+    expect(hasValidApiKey(bearer("Bearer S3CRET"), "s3cret")).toBe(false);
+    expect(hasValidApiKey(bearer("s3cret"), "s3cret")).toBe(false);
+    expect(hasValidApiKey(bearer(undefined), "s3cret")).toBe(false);
+  });
+
+  it("takes the key from x-api-key too, as Anthropic clients send it", () => {
+    expect(hasValidApiKey({ "x-api-key": "s3cret" }, "s3cret")).toBe(true);
+    expect(hasValidApiKey({ "x-api-key": "s3cre" }, "s3cret")).toBe(false);
+    expect(hasValidApiKey({ "x-api-key": "" }, "s3cret")).toBe(false);
+    // A wrong bearer token is not rescued by a right x-api-key: the bearer token is the one checked.
+    expect(hasValidApiKey({ authorization: "Bearer nope", "x-api-key": "s3cret" }, "s3cret")).toBe(false);
+  });
+
+  it("protects the Ollama API under /api like /v1", () => {
+    expect(requiresApiKey("/api/chat")).toBe(true);
+    expect(requiresApiKey("/api")).toBe(true);
+    expect(requiresApiKey("/apiary")).toBe(false);
   });
 });

@@ -59,7 +59,7 @@ class ScriptedExecutor implements JobExecutor {
     options.signal.addEventListener("abort", () => this.aborted.push(`${node}:${prompt}`), { once: true });
     const attempt = this.calls.filter((call) => call.prompt === prompt).length;
     const text = await this.behaviour({ node, prompt, signal: options.signal, attempt });
-    return { text, toolCalls: [], finishReason: "length", usage: { promptTokens: 1, completionTokens: 1 }, cachedPromptTokens: 0, nodeId: node };
+    return { text, reasoning: "", toolCalls: [], finishReason: "length", usage: { promptTokens: 1, completionTokens: 1, reasoningTokens: 0 }, cachedPromptTokens: 0, nodeId: node };
   }
 
   embed(): Promise<never> {

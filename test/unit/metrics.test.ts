@@ -94,7 +94,7 @@ describe("Metrics", () => {
 
   it("records token counters and histograms from a generation", () => {
     const metrics = new Metrics();
-    const result = { usage: { promptTokens: 10, completionTokens: 11 }, cachedPromptTokens: 4, timeToFirstTokenMs: 200 };
+    const result = { usage: { promptTokens: 10, completionTokens: 11, reasoningTokens: 0 }, cachedPromptTokens: 4, timeToFirstTokenMs: 200 };
     metrics.recordGeneration({ model: "tiny", result, wallMs: 1200 });
     metrics.recordGeneration({ model: "tiny", result, wallMs: 1200 });
     const { samples } = parseExposition(metrics.render());
@@ -115,7 +115,7 @@ describe("Metrics", () => {
   it("keeps histogram buckets cumulative and ending in +Inf equal to the count", () => {
     const metrics = new Metrics();
     for (const ttft of [10, 80, 300, 4000, 500_000]) {
-      metrics.recordGeneration({ model: "m", result: { usage: { promptTokens: 1, completionTokens: 1 }, cachedPromptTokens: 0, timeToFirstTokenMs: ttft }, wallMs: ttft });
+      metrics.recordGeneration({ model: "m", result: { usage: { promptTokens: 1, completionTokens: 1, reasoningTokens: 0 }, cachedPromptTokens: 0, timeToFirstTokenMs: ttft }, wallMs: ttft });
     }
     const { samples } = parseExposition(metrics.render());
     const buckets = samples.filter((sample) => sample.name === "hearth_time_to_first_token_seconds_bucket");

@@ -26,8 +26,20 @@ describe("chat request: minimal body and defaults", () => {
       responseFormat: { type: "text" },
       tools: [],
       toolChoice: "none",
+      thinking: "auto",
     });
     expect(delivery).toEqual({ stream: false, includeUsage: false });
+  });
+
+  it("turns thinking off only for reasoning_effort none, and refuses efforts OpenAI does not define", () => {
+    expect(parseChatRequest({ ...base, reasoning_effort: "none" }).job.thinking).toBe("off");
+    for (const effort of ["minimal", "low", "medium", "high", "xhigh"]) expect(parseChatRequest({ ...base, reasoning_effort: effort }).job.thinking).toBe("auto");
+    expectRejected({ ...base, reasoning_effort: "max" }, "reasoning_effort");
+  });
+
+  it("keeps an assistant turn's reasoning_content as its reasoning", () => {
+    const { job } = parseChatRequest({ ...base, messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "Hello", reasoning_content: "Greet." }, { role: "user", content: "again" }] });
+    expect(job.messages[1]).toEqual({ role: "assistant", content: "Hello", reasoning: "Greet." });
   });
 
   it("ignores unknown fields", () => {

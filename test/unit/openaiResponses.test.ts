@@ -1,9 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { GenerationResult } from "../../protocol/inference.js";
-import { ChatChunkSequence } from "../../protocol/openai/chatChunks.js";
+import type { StreamFrame } from "../../protocol/generationStream.js";
+import type { GenerationDelta, GenerationResult } from "../../protocol/inference.js";
+import { ChatChunkSequence, type ChatCompletionChunk } from "../../protocol/openai/chatChunks.js";
 import { buildChatCompletion } from "../../protocol/openai/chatResponse.js";
-import { buildTextCompletion, CompletionChunkSequence } from "../../protocol/openai/completionResponse.js";
+import { buildTextCompletion, CompletionChunkSequence, type TextCompletionBody } from "../../protocol/openai/completionResponse.js";
 import { buildEmbeddingResponse, decodeFloat32Base64, encodeFloat32Base64 } from "../../protocol/openai/embeddingResponse.js";
 import { newResponseId, unixSeconds } from "../../protocol/openai/ids.js";
 import { buildModelList, buildModelObject } from "../../protocol/openai/modelsResponse.js";
@@ -13,16 +14,29 @@ const meta = { id: "chatcmpl-abc", created: 1_700_000_000, model: "my-alias" };
 function result(overrides: Partial<GenerationResult> = {}): GenerationResult {
   return {
     text: "Hello there",
+    reasoning: "",
     toolCalls: [],
     finishReason: "stop",
-    usage: { promptTokens: 10, completionTokens: 3 },
+    usage: { promptTokens: 10, completionTokens: 3, reasoningTokens: 0 },
     cachedPromptTokens: 4,
     timeToFirstTokenMs: 12,
     ...overrides,
   };
 }
 
-const expectedUsage = { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13, prompt_tokens_details: { cached_tokens: 4 } };
+const expectedUsage = { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13, prompt_tokens_details: { cached_tokens: 4 }, completion_tokens_details: { reasoning_tokens: 0 } };
+
+const answer = (text: string): GenerationDelta => ({ part: "answer", text });
+const thought = (text: string): GenerationDelta => ({ part: "reasoning", text });
+/** The chunk objects of OpenAI's unnamed SSE frames. */
+function chatChunks(frames: StreamFrame[]): ChatCompletionChunk[] {
+  for (const frame of frames) expect(frame.event).toBeUndefined();
+  return frames.map((frame) => frame.data as ChatCompletionChunk);
+}
+function textChunks(frames: StreamFrame[]): TextCompletionBody[] {
+  for (const frame of frames) expect(frame.event).toBeUndefined();
+  return frames.map((frame) => frame.data as TextCompletionBody);
+}
 
 describe("response ids", () => {
   it("prefix ids and keep them unique", () => {
@@ -65,6 +79,12 @@ describe("chat.completion body", () => {
     expect(body.choices[0].message.content).toBe("Let me check.");
   });
 
+  it("returns thoughts as reasoning_content and counts their tokens", () => {
+    const body = buildChatCompletion(meta, result({ reasoning: "Think.", usage: { promptTokens: 10, completionTokens: 3, reasoningTokens: 2 } }));
+    expect(body.choices[0].message).toEqual({ role: "assistant", content: "Hello there", reasoning_content: "Think.", refusal: null });
+    expect(body.usage.completion_tokens_details).toEqual({ reasoning_tokens: 2 });
+  });
+
   it("keeps an empty text answer as an empty string, not null", () => {
     expect(buildChatCompletion(meta, result({ text: "" })).choices[0].message.content).toBe("");
   });
@@ -73,7 +93,7 @@ describe("chat.completion body", () => {
 describe("chat.completion.chunk sequence", () => {
   it("sends the role first, then content, then an empty delta with the finish reason", () => {
     const sequence = new ChatChunkSequence(meta, false);
-    const chunks = [...sequence.delta("Hel"), ...sequence.delta(""), ...sequence.delta("lo"), ...sequence.finish(result({ text: "Hello" }))];
+    const chunks = chatChunks([...sequence.delta(answer("Hel")), ...sequence.delta(answer("")), ...sequence.delta(answer("lo")), ...sequence.finish(result({ text: "Hello" }))]);
     expect(chunks.map((chunk) => chunk.choices[0]?.delta)).toEqual([{ role: "assistant", content: "" }, { content: "Hel" }, { content: "lo" }, {}]);
     expect(chunks.map((chunk) => chunk.choices[0]?.finish_reason)).toEqual([null, null, null, "stop"]);
     for (const chunk of chunks) {
@@ -83,7 +103,7 @@ describe("chat.completion.chunk sequence", () => {
   });
 
   it("still sends the role when nothing was generated", () => {
-    const chunks = new ChatChunkSequence(meta, false).finish(result({ text: "", finishReason: "length" }));
+    const chunks = chatChunks(new ChatChunkSequence(meta, false).finish(result({ text: "", finishReason: "length" })));
     expect(chunks.map((chunk) => chunk.choices[0]?.delta)).toEqual([{ role: "assistant", content: "" }, {}]);
     expect(chunks[1]?.choices[0]?.finish_reason).toBe("length");
   });
@@ -94,7 +114,7 @@ describe("chat.completion.chunk sequence", () => {
       { id: "call_1", name: "a", arguments: "{}" },
       { id: "call_2", name: "b", arguments: '{"y":2}' },
     ];
-    const chunks = sequence.finish(result({ text: "", finishReason: "tool_calls", toolCalls }));
+    const chunks = chatChunks(sequence.finish(result({ text: "", finishReason: "tool_calls", toolCalls })));
     expect(chunks[1]?.choices[0]?.delta).toEqual({
       tool_calls: [
         { index: 0, id: "call_1", type: "function", function: { name: "a", arguments: "{}" } },
@@ -104,9 +124,15 @@ describe("chat.completion.chunk sequence", () => {
     expect(chunks[2]?.choices[0]).toMatchObject({ delta: {}, finish_reason: "tool_calls" });
   });
 
+  it("streams thoughts as reasoning_content deltas, apart from the content", () => {
+    const sequence = new ChatChunkSequence(meta, false);
+    const chunks = chatChunks([...sequence.delta(thought("Think.")), ...sequence.delta(answer("Hi")), ...sequence.finish(result({ text: "Hi", reasoning: "Think." }))]);
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta)).toEqual([{ role: "assistant", content: "" }, { reasoning_content: "Think." }, { content: "Hi" }, {}]);
+  });
+
   it("with include_usage adds usage:null to each chunk and a final usage chunk without choices", () => {
     const sequence = new ChatChunkSequence(meta, true);
-    const chunks = [...sequence.delta("Hi"), ...sequence.finish(result())];
+    const chunks = chatChunks([...sequence.delta(answer("Hi")), ...sequence.finish(result())]);
     const last = chunks[chunks.length - 1]!;
     expect(last.choices).toEqual([]);
     expect(last.usage).toEqual(expectedUsage);
@@ -128,7 +154,7 @@ describe("text_completion bodies", () => {
 
   it("streams text chunks, a finishing chunk and an optional usage chunk", () => {
     const sequence = new CompletionChunkSequence({ ...meta, id: "cmpl-1" }, true);
-    const chunks = [...sequence.delta("Hel"), ...sequence.delta(""), ...sequence.delta("lo"), ...sequence.finish(result())];
+    const chunks = textChunks([...sequence.delta(answer("Hel")), ...sequence.delta(answer("")), ...sequence.delta(answer("lo")), ...sequence.delta(thought("never")), ...sequence.finish(result())]);
     expect(chunks.map((chunk) => chunk.choices[0]?.text)).toEqual(["Hel", "lo", "", undefined]);
     expect(chunks.map((chunk) => chunk.choices[0]?.finish_reason)).toEqual([null, null, "stop", undefined]);
     expect(chunks[3]).toEqual({ id: "cmpl-1", object: "text_completion", created: 1_700_000_000, model: "my-alias", choices: [], usage: expectedUsage });

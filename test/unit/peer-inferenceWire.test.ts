@@ -37,6 +37,7 @@ const chat: ChatJob = {
   responseFormat: { type: "json_schema", name: "answer", schema: { type: "object", properties: { a: { type: "array", items: { type: "string" } } } } },
   tools: [{ name: "weather", description: "Looks it up", parameters: { type: "object", properties: { city: { type: "string" } } } }],
   toolChoice: { name: "weather" },
+  thinking: "off",
 };
 
 const completion: CompletionJob = { kind: "completion", model: "Llama-3.2-1B.Q4_K_M", prompt: "Once upon a time", sampling: { temperature: 0.7, stop: [] }, echo: true };
@@ -87,12 +88,13 @@ describe("infer frames round-trip", () => {
   });
 
   it("carries deltas, generation results and errors with their codes", () => {
-    expect(roundTripReply({ type: "delta", text: "Hel" })).toEqual({ type: "delta", text: "Hel" });
+    expect(roundTripReply({ type: "delta", part: "answer", text: "Hel" })).toEqual({ type: "delta", part: "answer", text: "Hel" });
     const result: GenerationResult = {
       text: "Hello",
+      reasoning: "Greet them.",
       toolCalls: [{ id: "c", name: "f", arguments: "{}" }],
       finishReason: "tool_calls",
-      usage: { promptTokens: 12, completionTokens: 3 },
+      usage: { promptTokens: 12, completionTokens: 3, reasoningTokens: 0 },
       cachedPromptTokens: 4,
       timeToFirstTokenMs: 12.5,
       nodeId: "not sent",
@@ -126,7 +128,7 @@ describe("infer frames round-trip", () => {
   });
 
   it("refuses to encode a frame that does not match the schema (a local bug) or is too large", () => {
-    expect(() => encodeInferFrame({ type: "delta", text: "" })).toThrow(HearthError);
+    expect(() => encodeInferFrame({ type: "delta", part: "answer", text: "" })).toThrow(HearthError);
     const badJob = { ...completion, sampling: { ...completion.sampling, maxTokens: undefined } } as unknown as CompletionJob;
     expect(() => encodeInferFrame(jobFrame(badJob, { sha256: null, modelName: "x" }))).toThrow(/invalid job frame/);
     const big = jobFrame({ ...completion, prompt: "x".repeat(2_000) }, { sha256: null, modelName: "x" });
@@ -144,13 +146,13 @@ describe("infer frames round-trip", () => {
   it("holds job frames to the lower job limit, replies to the frame limit", () => {
     const text = "x".repeat(INFER_WIRE_LIMITS.maxJobFrameBytes + 1);
     expect(() => encodeInferFrame(jobFrame({ ...completion, prompt: text }, { sha256: null, modelName: "x" }))).toThrow(/exceeds the limit/);
-    expect(encodeInferFrame({ type: "delta", text }).byteLength).toBeGreaterThan(INFER_WIRE_LIMITS.maxJobFrameBytes);
+    expect(encodeInferFrame({ type: "delta", part: "answer", text }).byteLength).toBeGreaterThan(INFER_WIRE_LIMITS.maxJobFrameBytes);
   });
 });
 
 describe("InferFrameSplitter", () => {
   it("reassembles frames from any chunking, byte by byte included", () => {
-    const frames: InferReplyFrame[] = [{ type: "delta", text: "a" }, { type: "delta", text: "bc" }, generationResultFrame({ text: "abc", toolCalls: [], finishReason: "stop", usage: { promptTokens: 1, completionTokens: 2 }, cachedPromptTokens: 0 })];
+    const frames: InferReplyFrame[] = [{ type: "delta", part: "answer", text: "a" }, { type: "delta", part: "answer", text: "bc" }, generationResultFrame({ text: "abc", reasoning: "", toolCalls: [], finishReason: "stop", usage: { promptTokens: 1, completionTokens: 2, reasoningTokens: 0 }, cachedPromptTokens: 0 })];
     const stream = Buffer.concat(frames.map((frame) => encodeInferFrame(frame)));
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 1, max: stream.byteLength }), { maxLength: 20 }), (cuts) => {
@@ -177,7 +179,7 @@ describe("InferFrameSplitter", () => {
     const result = splitter.push(header);
     expect(result.ok ? undefined : result.error.code).toBe("HEARTH_PEER_FRAME_TOO_LARGE");
     // Once failed, always failed: the stream must be reset.
-    const again = splitter.push(encodeInferFrame({ type: "delta", text: "x" }));
+    const again = splitter.push(encodeInferFrame({ type: "delta", part: "answer", text: "x" }));
     expect(again.ok).toBe(false);
     expect(splitter.buffered).toBe(0);
 
@@ -190,7 +192,7 @@ describe("InferFrameSplitter", () => {
   });
 
   it("holds an incomplete frame without deciding", () => {
-    const bytes = encodeInferFrame({ type: "delta", text: "partial" });
+    const bytes = encodeInferFrame({ type: "delta", part: "answer", text: "partial" });
     const splitter = new InferFrameSplitter();
     const result = splitter.push(bytes.subarray(0, bytes.byteLength - 1));
     expect(result.ok && result.bodies).toEqual([]);
@@ -202,7 +204,7 @@ describe("hostile infer frames", () => {
   const cases: Array<[string, Uint8Array]> = [
     ["not msgpack at all", Uint8Array.from([0xc1, 0x00])],
     ["an extension type (a Date)", Uint8Array.from([0xd6, 0xff, 0, 0, 0, 1])],
-    ["trailing bytes", Uint8Array.from([...packr.pack({ type: "delta", text: "a" }), 0x00])],
+    ["trailing bytes", Uint8Array.from([...packr.pack({ type: "delta", part: "answer", text: "a" }), 0x00])],
     ["a __proto__ key", Uint8Array.from([0x82, 0xa4, ...Buffer.from("type"), 0xa5, ...Buffer.from("delta"), 0xa9, ...Buffer.from("__proto__"), 0xc0])],
     ["a lying string length", Uint8Array.from([0x81, 0xa4, ...Buffer.from("type"), 0xdb, 0xff, 0xff, 0xff, 0xff])],
     ["a top-level array", packr.pack([1, 2, 3])],
@@ -211,7 +213,7 @@ describe("hostile infer frames", () => {
     ["a result of an unknown kind", packr.pack({ type: "result", result: { kind: "poem" } })],
     ["embedding vectors of unequal length", packr.pack({ type: "result", result: { kind: "embedding", dtype: "f32", vectors: [new Uint8Array(8), new Uint8Array(4)], promptTokens: 1 } })],
     ["embedding bytes not a multiple of the width", packr.pack({ type: "result", result: { kind: "embedding", dtype: "f64", vectors: [new Uint8Array(12)], promptTokens: 1 } })],
-    ["a negative token count", packr.pack({ type: "result", result: { kind: "generation", text: "", toolCalls: [], finishReason: "stop", usage: { promptTokens: -1, completionTokens: 0 }, cachedPromptTokens: 0 } })],
+    ["a negative token count", packr.pack({ type: "result", result: { kind: "generation", text: "", reasoning: "", toolCalls: [], finishReason: "stop", usage: { promptTokens: -1, completionTokens: 0, reasoningTokens: 0 }, cachedPromptTokens: 0 } })],
     ["a bad error code", packr.pack({ type: "error", error: { code: "rm -rf", message: "x" } })],
   ];
 
@@ -232,7 +234,7 @@ describe("hostile infer frames", () => {
     ["a temperature of 9", { type: "job", sha256: null, modelName: "x", job: { ...completion, sampling: { temperature: 9, stop: [] } } }],
     ["a null where a number is optional", { type: "job", sha256: null, modelName: "x", job: { ...completion, sampling: { temperature: 0, stop: [], maxTokens: null } } }],
     ["an empty embedding input", { type: "job", sha256: null, modelName: "x", job: { ...embedding, inputs: [""] } }],
-    ["a reply instead of a job", { type: "delta", text: "x" }],
+    ["a reply instead of a job", { type: "delta", part: "answer", text: "x" }],
   ];
   for (const [what, value] of jobCases) {
     it(`a job frame with ${what} is refused with HEARTH_PEER_FRAME_INVALID`, () => {
@@ -252,8 +254,8 @@ describe("hostile infer frames", () => {
   });
 
   it("unknown fields are dropped, so a newer minor can add them", () => {
-    const result = decodeReplyFrame(packr.pack({ type: "delta", text: "x", logprob: -0.5 }));
-    expect(result).toEqual({ ok: true, frame: { type: "delta", text: "x" } });
+    const result = decodeReplyFrame(packr.pack({ type: "delta", part: "answer", text: "x", logprob: -0.5 }));
+    expect(result).toEqual({ ok: true, frame: { type: "delta", part: "answer", text: "x" } });
   });
 
   it("never throws on random bytes, through the splitter and both decoders", () => {

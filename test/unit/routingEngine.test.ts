@@ -81,7 +81,7 @@ class FakeExecutingPeer extends Duplex {
   }
 
   delta(text: string): void {
-    this.push(encodeInferFrame({ type: "delta", text }));
+    this.push(encodeInferFrame({ type: "delta", part: "answer", text }));
   }
 
   result(result: GenerationResult): void {
@@ -114,7 +114,7 @@ class FakePeerLinks implements PeerLinks {
 
 const answer = (text: string, deltas: string[]): PeerScript => (peer) => {
   for (const delta of deltas) peer.delta(delta);
-  peer.result({ text, toolCalls: [], finishReason: "stop", usage: { promptTokens: 3, completionTokens: deltas.length }, cachedPromptTokens: 0 });
+  peer.result({ text, reasoning: "", toolCalls: [], finishReason: "stop", usage: { promptTokens: 3, completionTokens: deltas.length, reasoningTokens: 0 }, cachedPromptTokens: 0 });
 };
 
 // ---- this node ---------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ describe("SseWriter over a real socket", () => {
   it("sends event-stream headers, data frames and [DONE]", async () => {
     const url = await serve((res) => {
       const sse = new SseWriter(res, 10_000);
-      sse.send({ n: 1 });
-      sse.send({ n: 2 });
+      sse.send({ data: { n: 1 } });
+      sse.send({ data: { n: 2 } });
       sse.done();
     });
     const response = await fetch(url);
@@ -56,7 +56,7 @@ describe("SseWriter over a real socket", () => {
       const sse = new SseWriter(res, 30);
       sse.startKeepAlive();
       await sleep(200);
-      sse.send({ late: true });
+      sse.send({ data: { late: true } });
       sse.done();
     });
     const started = Date.now();
@@ -87,9 +87,9 @@ describe("SseWriter over a real socket", () => {
   it("ends a failed stream with one error frame and no [DONE]", async () => {
     const url = await serve((res) => {
       const sse = new SseWriter(res, 10_000);
-      sse.send({ n: 1 });
-      sse.fail({ error: { message: "runner died", code: "HEARTH_RUNNER_CRASHED" } });
-      sse.send({ n: 2 });
+      sse.send({ data: { n: 1 } });
+      sse.fail({ data: { error: { message: "runner died", code: "HEARTH_RUNNER_CRASHED" } } });
+      sse.send({ data: { n: 2 } });
     });
     const text = await (await fetch(url)).text();
     expect(text).toBe('data: {"n":1}\n\ndata: {"error":{"message":"runner died","code":"HEARTH_RUNNER_CRASHED"}}\n\n');
@@ -100,11 +100,11 @@ describe("SseWriter over a real socket", () => {
     const outcome = new Promise((resolve) => (finished = resolve));
     const url = await serve((res) => {
       const sse = new SseWriter(res, 5);
-      sse.send({ n: 1 });
+      sse.send({ data: { n: 1 } });
       sse.startKeepAlive();
       res.once("close", () => {
         try {
-          sse.send({ n: 2 });
+          sse.send({ data: { n: 2 } });
           sse.done();
           finished("ok");
         } catch (error) {

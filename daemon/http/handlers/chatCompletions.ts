@@ -5,14 +5,16 @@
 import { parseChatRequest } from "../../../protocol/openai/chatRequest.js";
 import { ChatChunkSequence } from "../../../protocol/openai/chatChunks.js";
 import { buildChatCompletion } from "../../../protocol/openai/chatResponse.js";
+import { newResponseId } from "../../../protocol/openai/ids.js";
 import type { RequestContext } from "../context.js";
 import { readJsonBody } from "../requestBody.js";
 import { serveGeneration, type GenerationFormat } from "./generation.js";
 
 const CHAT_FORMAT: GenerationFormat = {
-  idPrefix: "chatcmpl",
+  newId: () => newResponseId("chatcmpl"),
   buildBody: buildChatCompletion,
-  createChunks: (meta, includeUsage) => new ChatChunkSequence(meta, includeUsage),
+  createChunks: (meta, delivery) => new ChatChunkSequence(meta, delivery.includeUsage),
+  transport: { kind: "sse", doneMarker: true },
 };
 
 export async function handleChatCompletions(context: RequestContext): Promise<void> {
