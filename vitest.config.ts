@@ -1,8 +1,9 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
-// Three projects so failures are easy to read: fast pure tests, tests that start real
-// daemons and runners with synthetic models, and multi-host tests in network namespaces. `npm test` runs all three.
+// Four projects so failures are easy to read: fast pure tests, tests that start real
+// daemons and runners with synthetic models, official API clients against a real daemon, and
+// multi-host tests in network namespaces. `npm test` runs them all.
 export default defineConfig({
   test: {
     projects: [
@@ -23,6 +24,16 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // Each file starts its own daemons; running files one at a time keeps 2 cores honest.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          // Each API family's official client (openai, @anthropic-ai/sdk, ollama) against a real daemon.
+          name: "clients",
+          include: ["test/clients/**/*.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
           fileParallelism: false,
         },
       },
