@@ -183,7 +183,7 @@ export interface Vocabulary {
   ids: Map<string, number>;
 }
 
-function buildVocabulary(script: string): Vocabulary {
+export function buildVocabulary(script: string): Vocabulary {
   const base = buildByteVocab();
   const vocab: Vocabulary = { tokens: [...base.tokens], scores: [...base.scores], types: [...base.types], ids: new Map() };
   base.tokens.forEach((token, id) => vocab.ids.set(token, id));

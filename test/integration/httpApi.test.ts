@@ -270,6 +270,12 @@ describe("text completions", () => {
     const echoed = await client(stack).completions.create({ model: "tiny", prompt, max_tokens: 5, temperature: 0, echo: true });
     expect(echoed.choices[0]!.text).toBe(prompt + plain.choices[0]!.text);
   });
+
+  it("refuses a fill-in-the-middle suffix on a model without infill tokens, naming the suffix", async () => {
+    const error = await rejectionOf(client(stack).completions.create({ model: "tiny", prompt: "def f(", suffix: "return x", max_tokens: 5 }), OpenAI.BadRequestError);
+    expect(error.status).toBe(400);
+    expect(error.error).toMatchObject({ code: "HEARTH_INVALID_REQUEST", param: "suffix", message: "This model has no fill-in-the-middle tokens, so it cannot complete text before a suffix." });
+  });
 });
 
 describe("embeddings", () => {
