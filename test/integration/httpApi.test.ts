@@ -226,7 +226,8 @@ describe("chat completions", () => {
       tools: [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { enum: ["Oslo", "Bergen"] } }, required: ["city"] } } }],
     });
     const choice = completion.choices[0]!;
-    expect(choice.finish_reason).toBe("tool_calls");
+    // A random-weight model may go on writing calls: "tool_calls" only if it ended within the limit, else "length" with the completed ones.
+    expect(choice.finish_reason).toBe(completion.usage!.completion_tokens >= 96 ? "length" : "tool_calls");
     const calls = choice.message.tool_calls ?? [];
     expect(calls.length).toBeGreaterThan(0);
     for (const call of calls) {
