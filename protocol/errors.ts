@@ -75,9 +75,9 @@ export const ERROR_CATALOGUE = {
   HEARTH_MODEL_LOAD_FAILED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "runner", retryable: true, description: "The model could not be loaded." },
   HEARTH_PLACEMENT_RETIRED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "runner", retryable: true, description: "The split placement serving the request was retired: replaced, released, or it lost a node." },
   HEARTH_RECOVERY_EXHAUSTED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "runner", retryable: true, description: "The request was moved to a new placement as often as rpc.recovery_attempts allows, and failed again." },
-  // The request's own features decide this (a possible tool call), so it is the client's class:
-  // neither recovery nor another node could do better.
-  HEARTH_RESUME_UNSUPPORTED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "client", retryable: true, description: "A generation interrupted by a lost node cannot be continued: the request uses a feature that cannot be rebuilt from its tokens." },
+  // The continuation sampled another token than the lost runner had (a grammar vetoed a forced
+  // one): the request is not the one that was lost, and neither recovery nor another node could do better.
+  HEARTH_RESUME_UNSUPPORTED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "client", retryable: true, description: "A generation interrupted by a lost node cannot be continued: replaying its tokens did not reproduce it." },
 
   // Local configuration and CLI (never sent over HTTP, but typed the same way)
   HEARTH_CONFIG_INVALID: { status: 500, type: "server_error", closeCode: 1011, fault: "client", retryable: false, description: "The configuration file or flags are invalid." },
