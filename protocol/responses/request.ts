@@ -106,7 +106,8 @@ const toolField = z.unknown().transform((value, ctx): z.output<typeof functionTo
   }
   const parsed = functionToolSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) ctx.addIssue(issue);
+    // The issues keep their paths (relative to the tool) and their received values.
+    for (const issue of parsed.error.issues) ctx.addIssue(issue as Parameters<Ctx["addIssue"]>[0]);
     return z.NEVER;
   }
   return parsed.data;
