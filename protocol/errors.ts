@@ -117,6 +117,9 @@ export const ERROR_CATALOGUE = {
   HEARTH_BATCH_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, fault: "client", retryable: false, description: "The batch input has invalid lines, no lines, or too many." },
   HEARTH_JOB_NOT_FOUND: { status: 404, type: "not_found_error", closeCode: 4404, fault: "client", retryable: false, description: "No batch job with this id." },
   HEARTH_JOB_NOT_FINISHED: { status: 409, type: "invalid_request_error", closeCode: 4409, fault: "client", retryable: false, description: "The batch job has not finished; its output is not complete yet." },
+
+  // Stored responses of the Responses API (daemon/responses/)
+  HEARTH_RESPONSE_NOT_FOUND: { status: 404, type: "not_found_error", closeCode: 4404, fault: "client", retryable: false, description: "No stored response with this id: never stored (store: false), deleted, expired or evicted." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type HearthErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -271,6 +274,7 @@ export const errors = {
   batchInvalid: factory("HEARTH_BATCH_INVALID"),
   jobNotFound: factory("HEARTH_JOB_NOT_FOUND"),
   jobNotFinished: factory("HEARTH_JOB_NOT_FINISHED"),
+  responseNotFound: factory("HEARTH_RESPONSE_NOT_FOUND"),
 
   /** An error whose code is known only at run time (a peer's or the runner's, kept as it arrived). */
   withCode: (code: HearthErrorCode, message?: string, options?: ErrorOptions): HearthError => new HearthError(code, message, options),

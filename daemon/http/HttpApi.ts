@@ -17,7 +17,7 @@ import type { JobCoordinator } from "../jobs/JobCoordinator.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
-import type { ClusterSource, HttpServices, PlanSource, RequestContext, SplitSource } from "./context.js";
+import type { ClusterSource, HttpServices, PlanSource, RequestContext, ResponseRecords, SplitSource } from "./context.js";
 import { apiFamilyOf } from "./apiFamily.js";
 import { sendError } from "./errorResponder.js";
 import { handleChatCompletions } from "./handlers/chatCompletions.js";
@@ -30,6 +30,7 @@ import { handleCancelJob, handleGetJob, handleJobOutput, handleListJobs, handleS
 import { handleMetrics } from "./handlers/metrics.js";
 import { handleGetModel, handleListModels } from "./handlers/models.js";
 import { handleGetPull, handleListPulls, handlePullModel } from "./handlers/modelPulls.js";
+import { handleCancelResponse, handleCreateResponse, handleDeleteResponse, handleGetResponse, handleListInputItems } from "./handlers/responses.js";
 import { handleStatus } from "./handlers/status.js";
 import { HostGuard } from "./hostGuard.js";
 import { requestPath, Router } from "./router.js";
@@ -45,6 +46,7 @@ export interface HttpApiOptions {
   sharing?: ModelSharingSource;
   split?: SplitSource;
   plans?: PlanSource;
+  responses?: ResponseRecords;
 }
 
 /** Metrics label for requests that matched no route (keeps label values bounded). */
@@ -62,6 +64,12 @@ export function createRouter(): Router {
     .add("POST", "/v1/chat/completions", handleChatCompletions)
     .add("POST", "/v1/completions", handleCompletions)
     .add("POST", "/v1/embeddings", handleEmbeddings)
+    // The Responses API (handlers/responses.ts).
+    .add("POST", "/v1/responses", handleCreateResponse)
+    .add("GET", "/v1/responses/:id", handleGetResponse)
+    .add("DELETE", "/v1/responses/:id", handleDeleteResponse)
+    .add("POST", "/v1/responses/:id/cancel", handleCancelResponse)
+    .add("GET", "/v1/responses/:id/input_items", handleListInputItems)
     .add("GET", "/hearth/v1/status", handleStatus)
     .add("GET", "/hearth/v1/cluster", handleCluster)
     .add("GET", "/hearth/v1/cluster/diagnostics", handleClusterDiagnostics)
@@ -106,6 +114,7 @@ export class HttpApi {
       ...(options.sharing === undefined ? {} : { sharing: options.sharing }),
       ...(options.split === undefined ? {} : { split: options.split }),
       ...(options.plans === undefined ? {} : { plans: options.plans }),
+      ...(options.responses === undefined ? {} : { responses: options.responses }),
     };
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on("clientError", (error, socket) => {
