@@ -138,6 +138,16 @@ describe("messages with a thinking model", () => {
     ]);
   });
 
+  it("counts prompt tokens reused from the KV cache as cache_read_input_tokens", async () => {
+    const conversation: Anthropic.MessageParam[] = [{ role: "user", content: "A question asked twice: why is the sky blue?" }];
+    const first = await client.messages.create({ model: "answer", max_tokens: 200, ...GREEDY, messages: conversation });
+    const second = await client.messages.create({ model: "answer", max_tokens: 200, ...GREEDY, messages: conversation });
+    expect(second.usage.cache_read_input_tokens).toBeGreaterThan(first.usage.cache_read_input_tokens ?? 0);
+    expect(second.usage.input_tokens).toBeLessThan(first.usage.input_tokens);
+    expect(second.usage.input_tokens).toBeGreaterThanOrEqual(1);
+    expect(second.usage.input_tokens + (second.usage.cache_read_input_tokens ?? 0)).toBe(first.usage.input_tokens + (first.usage.cache_read_input_tokens ?? 0));
+  });
+
   it("takes a system prompt as a string or as text blocks, and content as blocks", async () => {
     const asBlocks = await client.messages.create({
       model: "answer",
@@ -297,10 +307,17 @@ describe("tool use", () => {
     expect(toolUses(message)).toEqual([{ name: "get_weather", input: { city: "Paris" } }]);
   });
 
-  it("answers in text with tool_choice none", async () => {
+  it("offers no tools with tool_choice none: the model's call syntax stays text", async () => {
     const message = await client.messages.create({ model: "tools", max_tokens: 200, ...GREEDY, messages: HELLO, tools: TOOLS, tool_choice: { type: "none" } });
-    expect(toolUses(message)).toEqual([]);
-    expect(message.stop_reason).not.toBe("tool_use");
+    const written = THINK_THEN_CALL_TWO_TOOLS.slice(THINK_THEN_CALL_TWO_TOOLS.indexOf("<tool_call>")).replace("<|im_end|>", "");
+    expect(message.content).toEqual([
+      { type: "thinking", thinking: THOUGHT, signature: "" },
+      { type: "text", text: written },
+    ]);
+    expect(message.stop_reason).toBe("end_turn");
+    // The tools are not rendered into the prompt either.
+    const offered = await client.messages.countTokens({ model: "tools", messages: HELLO, tools: TOOLS });
+    expect(message.usage.input_tokens + (message.usage.cache_read_input_tokens ?? 0)).toBeLessThan(offered.input_tokens);
   });
 
   it("never returns a call cut off by max_tokens: stop_reason max_tokens and no tool_use block", async () => {
