@@ -27,6 +27,7 @@ import { handleCompletions } from "./handlers/completions.js";
 import { handleEmbeddings } from "./handlers/embeddings.js";
 import { handleHealth } from "./handlers/health.js";
 import { handleCancelJob, handleGetJob, handleJobOutput, handleListJobs, handleSubmitJob } from "./handlers/jobs.js";
+import { handleCountTokens, handleMessages } from "./handlers/messages.js";
 import { handleMetrics } from "./handlers/metrics.js";
 import { handleGetModel, handleListModels } from "./handlers/models.js";
 import { handleGetPull, handleListPulls, handlePullModel } from "./handlers/modelPulls.js";
@@ -70,6 +71,9 @@ export function createRouter(): Router {
     .add("DELETE", "/v1/responses/:id", handleDeleteResponse)
     .add("POST", "/v1/responses/:id/cancel", handleCancelResponse)
     .add("GET", "/v1/responses/:id/input_items", handleListInputItems)
+    // Anthropic Messages (protocol/anthropic/)
+    .add("POST", "/v1/messages", handleMessages)
+    .add("POST", "/v1/messages/count_tokens", handleCountTokens)
     .add("GET", "/hearth/v1/status", handleStatus)
     .add("GET", "/hearth/v1/cluster", handleCluster)
     .add("GET", "/hearth/v1/cluster/diagnostics", handleClusterDiagnostics)

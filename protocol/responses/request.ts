@@ -283,6 +283,8 @@ export function parseResponsesRequest(body: unknown): ParsedResponsesRequest {
       tools: tools.map(toToolDefinition),
       toolChoice: toJobToolChoice(toolChoice),
       thinking,
+      // The model is held to one call where the answer may hold only one, not trimmed afterwards.
+      ...(echo.parallel_tool_calls === false || echo.max_tool_calls === 1 ? { parallelToolCalls: false } : {}),
     },
     delivery: { stream: request.stream === true, includeUsage: false },
   };

@@ -114,6 +114,14 @@ describe("Chat Completions: tool calls", () => {
     expect(new Set(ids).size).toBe(2);
   });
 
+  it("parallel_tool_calls false: the model stops after the first call, so fewer tokens are generated", async () => {
+    const both = await client.chat.completions.create({ model: "caller", messages: question, tools, temperature: 0 });
+    const one = await client.chat.completions.create({ model: "caller", messages: question, tools, temperature: 0, parallel_tool_calls: false });
+    expect(one.choices[0]!.finish_reason).toBe("tool_calls");
+    expect(one.choices[0]!.message.tool_calls?.map((call) => (call.type === "function" ? call.function.name : call.type))).toEqual(["get_weather"]);
+    expect(one.usage!.completion_tokens).toBeLessThan(both.usage!.completion_tokens);
+  });
+
   it("streams the same calls", async () => {
     const chunks = await streamed({ model: "caller", messages: question, tools, temperature: 0, stream: true });
     expect(assemble(chunks)).toEqual({

@@ -180,10 +180,12 @@ describe("function tools", () => {
     expect(callsOf(final).map((call) => call.name)).toEqual(["get_weather", "get_time"]);
   });
 
-  it("parallel_tool_calls false returns only the first call", async () => {
+  it("parallel_tool_calls false: the model stops after the first call, so fewer tokens are generated", async () => {
+    const both = await client.responses.create({ model: "tools", input: "Weather and time?", tools: TOOLS, max_output_tokens: 300, temperature: 0 });
     const response = await client.responses.create({ model: "tools", input: "Weather and time?", tools: TOOLS, parallel_tool_calls: false, max_output_tokens: 300, temperature: 0 });
     expect(callsOf(response).map((call) => call.name)).toEqual(["get_weather"]);
     expect(response.parallel_tool_calls).toBe(false);
+    expect(response.usage!.output_tokens).toBeLessThan(both.usage!.output_tokens);
   });
 
   it("a call cut off by max_output_tokens: status incomplete with reason max_output_tokens, and no function_call item", async () => {
