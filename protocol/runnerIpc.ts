@@ -15,6 +15,10 @@ import type { ErrorPayload } from "./errors.js";
 import type { ChatJob, CompletionJob, EmbeddingJob, EmbeddingResult, GenerationDelta, GenerationPart, GenerationResult } from "./inference.js";
 import { generationOutcomeSchema } from "./peer/inferenceWire.js";
 
+/** How a runner's sequences share llama.cpp's batches (scheduler/exactDecoding.ts). */
+export const DECODE_BATCHING_MODES = ["exact", "throughput"] as const;
+export type DecodeBatching = (typeof DECODE_BATCHING_MODES)[number];
+
 /** How the daemon asks a runner to load its model. Sent once, as the first message. */
 export interface RunnerLoadOptions {
   /** Absolute path of the GGUF file; resolved by the daemon from its own model registry. */
@@ -31,6 +35,8 @@ export interface RunnerLoadOptions {
   gpuLayers: number | "auto";
   /** Logical batch size for prompt evaluation. */
   batchSize: number;
+  /** How sequences share llama.cpp's batches (scheduler/exactDecoding.ts). */
+  batching: DecodeBatching;
   /** Whether the runner should also create an embedding context. */
   embeddings: boolean;
   /**

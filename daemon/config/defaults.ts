@@ -5,6 +5,7 @@
 
 import os from "node:os";
 import path from "node:path";
+import type { DecodeBatching } from "../../protocol/runnerIpc.js";
 
 export interface LimitsConfig {
   /** Largest accepted HTTP request body, in bytes. */
@@ -32,6 +33,11 @@ export interface RunnerConfig {
   gpuLayers: number | "auto";
   /** Logical batch size for prompt evaluation. */
   batchSize: number;
+  /**
+   * "exact": every answer is computed as it would be alone on a fresh runner, whatever runs
+   * beside it; "throughput": parallel slots are decoded together (scheduler/exactDecoding.ts).
+   */
+  batching: DecodeBatching;
   /** How long a runner may take to load its model before it is killed. */
   loadTimeoutMs: number;
   /** How long a runner gets to exit after "shutdown" before SIGKILL. */
@@ -229,6 +235,7 @@ export const DEFAULT_RUNNER: RunnerConfig = {
   threads: 0,
   gpuLayers: "auto",
   batchSize: 512,
+  batching: "exact",
   loadTimeoutMs: 120_000,
   stopTimeoutMs: 5_000,
 };

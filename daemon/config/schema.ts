@@ -12,6 +12,7 @@
 
 import { z } from "zod";
 import { parseDuration } from "../../protocol/duration.js";
+import { DECODE_BATCHING_MODES } from "../../protocol/runnerIpc.js";
 import { SHARE_POLICIES, type JobsConfig, type LimitsConfig, type LogConfig, type ModelsConfig, type PeerConfig, type ResponsesConfig, type RpcConfig, type RunnerConfig } from "./defaults.js";
 
 // ---- value validators ------------------------------------------------------------------
@@ -132,6 +133,7 @@ export const RUNNER_FIELDS = {
   threads: ["threads", nonNegativeInt()],
   gpuLayers: ["gpu_layers", gpuLayers()],
   batchSize: ["batch_size", positiveInt()],
+  batching: ["batching", z.enum(DECODE_BATCHING_MODES, { error: `expected one of ${DECODE_BATCHING_MODES.map((mode) => `"${mode}"`).join(", ")}` })],
   loadTimeoutMs: ["load_timeout", duration()],
   stopTimeoutMs: ["stop_timeout", duration()],
 } as const satisfies SectionFields<RunnerConfig>;

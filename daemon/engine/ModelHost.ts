@@ -256,6 +256,7 @@ export class ModelHost {
         threads: config.threads,
         gpuLayers: config.gpuLayers,
         batchSize: config.batchSize,
+        batching: config.batching,
         embeddings: true,
         ...this.#options.placement?.load,
       },

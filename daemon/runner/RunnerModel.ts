@@ -6,10 +6,11 @@
  */
 
 import os from "node:os";
-import type { ChatWrapper, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
+import type { BatchingOptions, ChatWrapper, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LlamaLogLevel, getLlama, resolveChatWrapper } from "node-llama-cpp";
 import { errors } from "../../protocol/errors.js";
-import type { RunnerLoadOptions, RunnerLogLevel, RunnerModelInfo } from "../../protocol/runnerIpc.js";
+import type { DecodeBatching, RunnerLoadOptions, RunnerLogLevel, RunnerModelInfo } from "../../protocol/runnerIpc.js";
+import { exactChunkLength } from "../../scheduler/exactDecoding.js";
 import { Embedder } from "./Embedder.js";
 import { GrammarCache } from "./grammars.js";
 import type { RunnerLog } from "./parentChannel.js";
@@ -87,6 +88,10 @@ export class RunnerModel {
         // Per sequence: node-llama-cpp 3.22 allocates contextSize * sequences cells in total.
         contextSize,
         batchSize: options.batchSize,
+        batching: contextBatching(options.batching),
+        // llama.cpp's CPU flash attention rounds differently depending on how a prompt is cut
+        // into batches, so a cached prefix would change the answer (scheduler/exactDecoding.ts).
+        ...(options.batching === "exact" ? { flashAttention: false } : {}),
         threads,
         failedCreationRemedy: false,
       });
@@ -111,7 +116,7 @@ export class RunnerModel {
         llama,
         model,
         context,
-        slots: new SlotPool(sequences),
+        slots: new SlotPool(sequences, options.batching),
         chatWrapper,
         supportsFunctions,
         grammars: new GrammarCache(llama),
@@ -135,4 +140,18 @@ export class RunnerModel {
     await this.model.dispose();
     await this.llama.dispose();
   }
+}
+
+/**
+ * Exact batching gives each llama.cpp batch to one sequence, the first in line: the one
+ * whose tokens have waited longest, so slots still take turns token by token.
+ */
+function contextBatching(batching: DecodeBatching): BatchingOptions {
+  if (batching === "throughput") return { itemPrioritizationStrategy: "maximumParallelism" };
+  return {
+    itemPrioritizationStrategy: ({ items, size }) => {
+      const first = items[0];
+      return first === undefined ? [] : [{ item: first, processAmount: exactChunkLength(first.tokens.length, size) }];
+    },
+  };
 }

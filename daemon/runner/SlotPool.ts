@@ -11,12 +11,18 @@
  * REUSE_MIN_KEPT_FRACTION of the slot's tokens (llama.cpp's server applies a similar
  * threshold); otherwise an empty slot, else the least recently used one.
  *
+ * How much of a match may be kept depends on the batching mode (scheduler/exactDecoding.ts):
+ * under exact batching only the part of the cache that was evaluated as a prompt, never the
+ * tokens generated after it, so a cached answer is computed as a fresh one would be.
+ *
  * The daemon never sends more jobs than there are slots, but a job may arrive while the slot
  * of a cancelled job is still winding down; such a job waits here in arrival order.
  */
 
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import { errors } from "../../protocol/errors.js";
+import type { DecodeBatching } from "../../protocol/runnerIpc.js";
+import { reusablePrefix } from "../../scheduler/exactDecoding.js";
 
 export interface Slot {
   readonly index: number;
@@ -30,6 +36,8 @@ interface SlotState {
   slot: Slot;
   busy: boolean;
   lastUsedAt: number;
+  /** Leading tokens of the sequence that were evaluated as a prompt, not generated. */
+  batchedPrefix: number;
 }
 
 interface Waiter {
@@ -44,9 +52,11 @@ export class SlotPool {
   readonly #waiters: Waiter[] = [];
   // Monotonic use counter: ties in wall-clock time would make LRU order ambiguous.
   #useCounter = 0;
+  readonly #batching: DecodeBatching;
 
-  constructor(sequences: readonly LlamaContextSequence[]) {
-    this.#states = sequences.map((sequence, index) => ({ slot: { index, sequence }, busy: false, lastUsedAt: 0 }));
+  constructor(sequences: readonly LlamaContextSequence[], batching: DecodeBatching) {
+    this.#states = sequences.map((sequence, index) => ({ slot: { index, sequence }, busy: false, lastUsedAt: 0, batchedPrefix: 0 }));
+    this.#batching = batching;
   }
 
   get size(): number {
@@ -81,9 +91,19 @@ export class SlotPool {
     });
   }
 
-  release(slot: Slot): void {
-    const state = this.#states[slot.index];
-    if (!state || state.slot !== slot || !state.busy) throw new Error(`slot ${slot.index} is not in use`);
+  /** Prompt tokens a job on `slot` keeps from its cache (reusablePrefix). */
+  reusableTokens(slot: Slot, promptTokens: readonly Token[]): number {
+    return this.#reusable(this.#stateOf(slot), promptTokens);
+  }
+
+  /**
+   * Gives the slot back. `promptLength` is how many of its sequence's leading tokens the job
+   * evaluated as its prompt (0 when they cannot be trusted to be the prompt, as for infill).
+   */
+  release(slot: Slot, promptLength: number): void {
+    const state = this.#stateOf(slot);
+    if (!state.busy) throw new Error(`slot ${slot.index} is not in use`);
+    state.batchedPrefix = Math.min(promptLength, slot.sequence.nextTokenIndex);
     state.lastUsedAt = ++this.#useCounter;
     const waiter = this.#waiters.shift();
     if (waiter) {
@@ -102,14 +122,24 @@ export class SlotPool {
     }
   }
 
+  #stateOf(slot: Slot): SlotState {
+    const state = this.#states[slot.index];
+    if (!state || state.slot !== slot) throw new Error(`slot ${slot.index} is not this pool's`);
+    return state;
+  }
+
+  #reusable(state: SlotState, promptTokens: readonly Token[]): number {
+    const shared = state.slot.sequence.compareContextTokens(promptTokens as Token[]).firstDifferentIndex;
+    return reusablePrefix({ shared, batched: state.batchedPrefix, promptLength: promptTokens.length }, this.#batching);
+  }
+
   #pick(promptTokens: readonly Token[]): Slot | undefined {
-    const tokens = promptTokens as Token[];
     const free = this.#states.filter((state) => !state.busy);
     if (free.length === 0) return undefined;
     const leastRecent = (a: SlotState, b: SlotState): SlotState => (b.lastUsedAt < a.lastUsedAt ? b : a);
     let best: { state: SlotState; shared: number } | undefined;
     for (const state of free) {
-      const shared = state.slot.sequence.compareContextTokens(tokens).firstDifferentIndex;
+      const shared = this.#reusable(state, promptTokens);
       if (!best || shared > best.shared || (shared === best.shared && state.lastUsedAt < best.state.lastUsedAt)) best = { state, shared };
     }
     const worthReusing = best !== undefined && best.shared > 0 && best.shared >= REUSE_MIN_KEPT_FRACTION * best.state.slot.sequence.nextTokenIndex;

@@ -40,7 +40,7 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
   const budget = tokenBudget(promptTokens.length, contextSize, job.sampling.maxTokens, "messages");
   const slot = await slots.acquire(promptTokens, context.signal);
   try {
-    const cachedPromptTokens = await alignToPrompt(slot.sequence, promptTokens);
+    const cachedPromptTokens = await alignToPrompt(slot.sequence, promptTokens, slots.reusableTokens(slot, promptTokens));
     const meter = new EvaluationMeter(slot.sequence);
     const sampling = traceJobSampling(runner, slot.sequence, context, resume);
     const parts = new ResponseParts(sampling.emit);
@@ -80,7 +80,7 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
       chat.dispose({ disposeSequence: false });
     }
   } finally {
-    slots.release(slot);
+    slots.release(slot, promptTokens.length);
   }
 }
 

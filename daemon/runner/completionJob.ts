@@ -34,7 +34,7 @@ export async function runCompletionJob(runner: RunnerModel, job: CompletionJob, 
 
   const slot = await slots.acquire(promptTokens, context.signal);
   try {
-    const cachedPromptTokens = await alignToPrompt(slot.sequence, promptTokens);
+    const cachedPromptTokens = await alignToPrompt(slot.sequence, promptTokens, slots.reusableTokens(slot, promptTokens));
     const meter = new EvaluationMeter(slot.sequence);
     const sampling = traceJobSampling(runner, slot.sequence, context, resume);
     if (job.echo && job.prompt !== "") sampling.emit({ part: "answer", text: job.prompt });
@@ -78,7 +78,8 @@ export async function runCompletionJob(runner: RunnerModel, job: CompletionJob, 
       completion.dispose({ disposeSequence: false });
     }
   } finally {
-    slots.release(slot);
+    // An infill prompt is wrapped in the model's infill tokens: the sequence does not start with promptTokens.
+    slots.release(slot, job.suffix === undefined ? promptTokens.length : 0);
   }
 }
 

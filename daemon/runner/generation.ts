@@ -119,14 +119,15 @@ export class EvaluationMeter {
 }
 
 /**
- * Makes `sequence` hold the longest cached prefix of `promptTokens` and nothing after it, the
- * same alignment LlamaChat and LlamaCompletion perform before evaluating (they keep the last
- * prompt token to evaluate, since its logits produce the first new token). Returns how many
- * prompt tokens stay cached: node-llama-cpp then finds them in place and evaluates only the rest.
+ * Makes `sequence` hold the first `keep` tokens of `promptTokens` and nothing after them
+ * (`keep` from SlotPool.reusableTokens, never more than they share), the alignment LlamaChat
+ * and LlamaCompletion would otherwise perform themselves with a longer prefix. Returns how
+ * many prompt tokens stay cached: node-llama-cpp then finds them in place and evaluates only
+ * the rest.
  */
-export async function alignToPrompt(sequence: LlamaContextSequence, promptTokens: readonly number[]): Promise<number> {
-  const keep = promptTokens.slice(0, -1) as Parameters<LlamaContextSequence["adaptStateToTokens"]>[0];
-  await sequence.adaptStateToTokens(keep, false);
+export async function alignToPrompt(sequence: LlamaContextSequence, promptTokens: readonly number[], keep: number): Promise<number> {
+  const kept = promptTokens.slice(0, keep) as Parameters<LlamaContextSequence["adaptStateToTokens"]>[0];
+  await sequence.adaptStateToTokens(kept, false);
   return sequence.nextTokenIndex;
 }
 

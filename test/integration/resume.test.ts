@@ -30,7 +30,7 @@ let scripted: RunnerProcessModule.RunnerProcess;
 
 function startRunner(modelPath: string, modelId: string): Promise<RunnerProcessModule.RunnerProcess> {
   const started = new RunnerProcess({
-    load: { modelPath, modelId, contextSize: 1024, parallelSlots: 2, threads: 1, gpuLayers: 0, batchSize: 128, embeddings: false },
+    load: { modelPath, modelId, contextSize: 1024, parallelSlots: 2, threads: 1, gpuLayers: 0, batchSize: 128, batching: "exact", embeddings: false },
     loadTimeoutMs: 60_000,
     stopTimeoutMs: 5_000,
     logger,

@@ -33,7 +33,7 @@ let modelPath: string;
 const runners: RunnerProcess[] = [];
 
 function loadOptions(overrides: Partial<RunnerLoadOptions> = {}): RunnerLoadOptions {
-  return { modelPath, modelId: "tiny", contextSize: 512, parallelSlots: 2, threads: 1, gpuLayers: 0, batchSize: 128, embeddings: true, ...overrides };
+  return { modelPath, modelId: "tiny", contextSize: 512, parallelSlots: 2, threads: 1, gpuLayers: 0, batchSize: 128, batching: "exact", embeddings: true, ...overrides };
 }
 
 function newRunner(overrides: { load?: Partial<RunnerLoadOptions>; loadTimeoutMs?: number; stopTimeoutMs?: number; entryPath?: string } = {}): RunnerProcess {

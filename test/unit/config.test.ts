@@ -180,6 +180,7 @@ describe("validation names the key and the reason", () => {
     ["[runner]\nthreads = -1", "runner.threads: expected an integer >= 0, got -1"],
     ['[runner]\ngpu_layers = "all"', 'runner.gpu_layers: expected "auto" or an integer >= 0, got "all"'],
     ["[runner]\nbatch_size = 0", "runner.batch_size: expected a positive integer, got 0"],
+    ['[runner]\nbatching = "fast"', 'runner.batching: expected one of "exact", "throughput", got "fast"'],
     ['[runner]\nload_timeout = "soon"', 'runner.load_timeout: expected a duration with a unit, like "500ms", "30s", "5m" or "1h", got "soon"'],
     ["[runner]\nstop_timeout = 5", "runner.stop_timeout: expected a duration with a unit, like \"500ms\", \"30s\", \"5m\" or \"1h\", got 5"],
     ["port = 70000", "port: expected a port number from 0 to 65535, got 70000"],
