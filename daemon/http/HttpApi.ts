@@ -16,6 +16,7 @@ import type { InferenceEngine } from "../engine/types.js";
 import type { JobCoordinator } from "../jobs/JobCoordinator.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
+import type { LocalModelsSource } from "../models/LocalModelAdmin.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
 import type { ClusterSource, HttpServices, PlanSource, RequestContext, SplitSource } from "./context.js";
 import { apiFamilyOf } from "./apiFamily.js";
@@ -45,6 +46,7 @@ export interface HttpApiOptions {
   sharing?: ModelSharingSource;
   split?: SplitSource;
   plans?: PlanSource;
+  localModels?: LocalModelsSource;
 }
 
 /** Metrics label for requests that matched no route (keeps label values bounded). */
@@ -106,6 +108,7 @@ export class HttpApi {
       ...(options.sharing === undefined ? {} : { sharing: options.sharing }),
       ...(options.split === undefined ? {} : { split: options.split }),
       ...(options.plans === undefined ? {} : { plans: options.plans }),
+      ...(options.localModels === undefined ? {} : { localModels: options.localModels }),
     };
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on("clientError", (error, socket) => {
