@@ -10,7 +10,7 @@
 
 import type { Handler } from "./context.js";
 
-export type HttpMethod = "GET" | "POST";
+export type HttpMethod = "GET" | "POST" | "DELETE";
 
 interface Route {
   method: HttpMethod;

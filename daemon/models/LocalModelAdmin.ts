@@ -12,7 +12,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
-import { errors } from "../../protocol/errors.js";
+import { errors, HearthError } from "../../protocol/errors.js";
 import type { LocalEngine } from "../engine/LocalEngine.js";
 import type { ModelDescriptor } from "../engine/types.js";
 import type { GgufDescription } from "../gguf/reader.js";
@@ -30,6 +30,8 @@ export type RemovedName = { kind: "alias"; modelId: string } | { kind: "file"; m
 
 /** The part the HTTP API sees (daemon/http/context.ts). */
 export interface LocalModelsSource {
+  /** This node's model id for an id or alias, when this node has the file. */
+  localId(name: string): Promise<string | undefined>;
   /** Loads this node's model `modelId` whole and keeps it `keepAliveMs` (limits.keep_alive when absent). */
   load(modelId: string, options: { signal: AbortSignal; keepAliveMs?: number }): Promise<void>;
   /** Stops this node's runner of `modelId` once it is idle (at once when it is). */
@@ -49,6 +51,7 @@ export interface LocalModelAdminInit {
   configuredAliases: Readonly<Record<string, string>>;
   registry: {
     list(): Promise<ModelDescriptor[]>;
+    resolve(idOrAlias: string): Promise<ModelDescriptor>;
     description(model: Pick<ModelDescriptor, "path">): Promise<GgufDescription>;
     invalidate(): void;
   };
@@ -72,6 +75,15 @@ export class LocalModelAdmin implements LocalModelsSource {
     this.#logger = init.logger.child({ component: "models" });
     this.#modelsDir = path.resolve(init.modelsDir);
     this.#extraPaths = new Set(init.extraPaths.map((extra) => path.resolve(extra)));
+  }
+
+  async localId(name: string): Promise<string | undefined> {
+    try {
+      return (await this.#init.registry.resolve(name)).id;
+    } catch (error) {
+      if (error instanceof HearthError && error.code === "HEARTH_MODEL_NOT_FOUND") return undefined;
+      throw error;
+    }
   }
 
   async load(modelId: string, options: { signal: AbortSignal; keepAliveMs?: number }): Promise<void> {
