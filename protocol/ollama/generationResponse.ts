@@ -127,9 +127,8 @@ export function buildChatAnswer(context: OllamaAnswerContext, result: Generation
 }
 
 export function buildGenerateAnswer(context: OllamaAnswerContext, result: GenerationResult): OllamaGenerateAnswer {
-  const answer: OllamaGenerateAnswer = { model: context.model, created_at: context.now(), response: result.text, done: false };
-  if (result.reasoning !== "") answer.thinking = result.reasoning;
-  return { ...answer, ...finalFields(context, result) };
+  const thinking = result.reasoning === "" ? {} : { thinking: result.reasoning };
+  return { model: context.model, created_at: context.now(), response: result.text, ...thinking, ...finalFields(context, result) };
 }
 
 /** The answer to a request without messages or prompt: the model was loaded, or unloaded. */
