@@ -196,6 +196,16 @@ export interface SyntheticModels {
   validate(spec: SynthSpec, label: (field: keyof SynthSpec) => string): void;
   /** Writes the file atomically: a running daemon never lists half of it. */
   write(filePath: string, spec: SynthSpec, onProgress?: (writtenBytes: number, totalBytes: number) => void): Promise<SynthWritten>;
+  /** Writes a scripted model whose greedy answer to any conversation is `script`; HEARTH_CLI_USAGE for a script it cannot encode. */
+  writeScripted(filePath: string, script: string): Promise<ScriptedWritten>;
+}
+
+export interface ScriptedWritten {
+  vocabSize: number;
+  rules: number;
+  /** The tokens the model answers with, end of turn included. */
+  generatedTokens: number;
+  fileBytes: number;
 }
 
 export interface LocalMachine {

@@ -28,7 +28,7 @@ import { ClusterViews } from "./cluster/ClusterViews.js";
 import { LocalStatePublisher } from "./cluster/LocalStatePublisher.js";
 import { ModelHashes } from "./cluster/ModelHashes.js";
 import { SpeedScores } from "./cluster/SpeedScores.js";
-import type { HearthConfig } from "./config/defaults.js";
+import { RESPONSES_DIR_NAME, type HearthConfig } from "./config/defaults.js";
 import { LocalEngine } from "./engine/LocalEngine.js";
 import { ResourceProbe } from "./hardware/ResourceProbe.js";
 import { HttpApi } from "./http/HttpApi.js";
@@ -42,6 +42,7 @@ import { Metrics } from "./metrics/Metrics.js";
 import { AliasStore } from "./models/AliasStore.js";
 import { LocalModelAdmin } from "./models/LocalModelAdmin.js";
 import { ModelRegistry } from "./models/ModelRegistry.js";
+import { ResponseStore } from "./responses/ResponseStore.js";
 import { PeerFabric } from "./peers/PeerFabric.js";
 import { PeerRouteTable } from "./peers/PeerRouteTable.js";
 import { ClusterStateSource } from "./routing/ClusterState.js";
@@ -83,6 +84,7 @@ interface Parts {
   split: SplitEngine;
   router: RoutingEngine;
   jobs: JobCoordinator;
+  responses: ResponseStore;
   http: HttpApi;
 }
 
@@ -161,6 +163,8 @@ export class Daemon {
 
     // Start in order: what answers requests comes up only once what it relies on is running.
     parts.registry.start();
+    // Stored responses are listed before the API answers, so previous_response_id finds them.
+    await parts.responses.start();
     let bound: { host: string; port: number };
     try {
       bound = await parts.http.listen();
@@ -239,12 +243,13 @@ export class Daemon {
       refresh: () => state.fresh(),
       logger,
     });
+    const responses = new ResponseStore({ directory: path.join(config.dataDir, RESPONSES_DIR_NAME), limits: config.responses, logger });
     const metrics = new Metrics({ stats: () => engine.stats() });
-    const http = new HttpApi({ config, engine: router, metrics, logger, version, cluster: views, sharing, jobs, split, plans: router, localModels });
+    const http = new HttpApi({ config, engine: router, metrics, logger, version, cluster: views, sharing, jobs, split, plans: router, localModels, responses });
 
     // What peers can reach on the links, in one table, fixed before the links start.
     routes.serve(router.peerRoutes).serve(sharing.peerRoutes).serve(rpc.peerRoutes).freeze();
-    return { registry, engine, resources, hashes, speeds, fabric, publisher, sharing, rpc, split, router, jobs, http };
+    return { registry, engine, resources, hashes, speeds, fabric, publisher, sharing, rpc, split, router, jobs, responses, http };
   }
 
   /**
@@ -302,6 +307,8 @@ export class Daemon {
             },
             // Only now close HTTP: closing earlier would cut off the streams being drained.
             { name: "http", run: () => parts.http.close() },
+            // Responses answered during the drain are on disk before the process exits.
+            { name: "responses", run: () => parts.responses.stop() },
           ];
     for (const step of steps) {
       const startedAt = Date.now();

@@ -75,9 +75,9 @@ export const ERROR_CATALOGUE = {
   HEARTH_MODEL_LOAD_FAILED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "runner", retryable: true, description: "The model could not be loaded." },
   HEARTH_PLACEMENT_RETIRED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "runner", retryable: true, description: "The split placement serving the request was retired: replaced, released, or it lost a node." },
   HEARTH_RECOVERY_EXHAUSTED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "runner", retryable: true, description: "The request was moved to a new placement as often as rpc.recovery_attempts allows, and failed again." },
-  // The request's own features decide this (a possible tool call), so it is the client's class:
-  // neither recovery nor another node could do better.
-  HEARTH_RESUME_UNSUPPORTED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "client", retryable: true, description: "A generation interrupted by a lost node cannot be continued: the request uses a feature that cannot be rebuilt from its tokens." },
+  // The continuation sampled another token than the lost runner had (a grammar vetoed a forced
+  // one): the request is not the one that was lost, and neither recovery nor another node could do better.
+  HEARTH_RESUME_UNSUPPORTED: { status: 503, type: "service_unavailable", closeCode: 4503, fault: "client", retryable: true, description: "A generation interrupted by a lost node cannot be continued: replaying its tokens did not reproduce it." },
 
   // Local configuration and CLI (never sent over HTTP, but typed the same way)
   HEARTH_CONFIG_INVALID: { status: 500, type: "server_error", closeCode: 1011, fault: "client", retryable: false, description: "The configuration file or flags are invalid." },
@@ -117,6 +117,9 @@ export const ERROR_CATALOGUE = {
   HEARTH_BATCH_INVALID: { status: 400, type: "invalid_request_error", closeCode: 4400, fault: "client", retryable: false, description: "The batch input has invalid lines, no lines, or too many." },
   HEARTH_JOB_NOT_FOUND: { status: 404, type: "not_found_error", closeCode: 4404, fault: "client", retryable: false, description: "No batch job with this id." },
   HEARTH_JOB_NOT_FINISHED: { status: 409, type: "invalid_request_error", closeCode: 4409, fault: "client", retryable: false, description: "The batch job has not finished; its output is not complete yet." },
+
+  // Stored responses of the Responses API (daemon/responses/)
+  HEARTH_RESPONSE_NOT_FOUND: { status: 404, type: "not_found_error", closeCode: 4404, fault: "client", retryable: false, description: "No stored response with this id: never stored (store: false), deleted, expired or evicted." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type HearthErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -271,6 +274,7 @@ export const errors = {
   batchInvalid: factory("HEARTH_BATCH_INVALID"),
   jobNotFound: factory("HEARTH_JOB_NOT_FOUND"),
   jobNotFinished: factory("HEARTH_JOB_NOT_FINISHED"),
+  responseNotFound: factory("HEARTH_RESPONSE_NOT_FOUND"),
 
   /** An error whose code is known only at run time (a peer's or the runner's, kept as it arrived). */
   withCode: (code: HearthErrorCode, message?: string, options?: ErrorOptions): HearthError => new HearthError(code, message, options),

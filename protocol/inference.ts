@@ -79,6 +79,8 @@ export interface ChatJob {
   tools: ToolDefinition[];
   toolChoice: ToolChoice;
   thinking: ThinkingMode;
+  /** false: the answer holds at most one tool call (Anthropic's disable_parallel_tool_use); absent: as many as the model makes. */
+  parallelToolCalls?: boolean;
 }
 
 export interface CompletionJob {
@@ -121,6 +123,8 @@ export interface GenerationResult {
   reasoning: string;
   toolCalls: ToolCall[];
   finishReason: FinishReason;
+  /** The client's stop string that ended generation, when one did (finishReason "stop"). */
+  stopSequence?: string;
   usage: Usage;
   /** Prompt tokens served from a reused KV cache prefix instead of being evaluated. */
   cachedPromptTokens: number;

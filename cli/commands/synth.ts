@@ -1,6 +1,7 @@
 /**
  * `hearth synth <out>`: writes a synthetic random-weight llama model (LocalMachine.synth,
- * cli/localMachine.ts).
+ * cli/localMachine.ts), or with `--script <file>` a scripted model whose greedy answer to any
+ * conversation is that file's text (thoughts in `<think>`, tool calls in `<tool_call>` tags).
  *
  * Nothing can be downloaded on test machines, so this is how a model gets into a models dir
  * there. A preset gives the shape; explicit flags override single fields of it. The file
@@ -30,6 +31,7 @@ interface SynthCommandOptions {
   quant?: string;
   seed?: string;
   textOnly?: boolean;
+  script?: string;
   json?: boolean;
 }
 
@@ -63,6 +65,7 @@ export function registerSynthCommand(program: Command, machine: LocalMachine): v
     .option("--quant <type>", `weight type: ${quants.join(", ")}`)
     .option("--seed <n>", `random seed (same seed, same file; default ${DEFAULT_SEED})`)
     .option("--text-only", "greedy output is printable text only (zeroes other tokens' output rows)")
+    .option("--script <file>", "write a scripted model that answers every conversation with this file's text (no shape flags)")
     .option("--json", "print one JSON object for scripts")
     .action((out: string, flags: SynthCommandOptions) => runSynth(machine.synth, out, flags));
 }
@@ -110,19 +113,43 @@ function progressReporter(): ((written: number, total: number) => void) | undefi
   };
 }
 
-async function runSynth(synth: SyntheticModels, out: string, flags: SynthCommandOptions): Promise<void> {
+/** The shape flags a scripted model has no use for (its shape follows from the script). */
+const SHAPE_FLAGS = [...INTEGER_FLAGS.map(([flagKey, , flag]) => [flagKey, flag] as const), ["quant", "--quant"], ["textOnly", "--text-only"]] as const;
+
+async function outputTarget(out: string): Promise<string> {
   if (!out.toLowerCase().endsWith(".gguf")) {
     throw errors.cliUsage(`the output file must end in .gguf (got ${JSON.stringify(out)})`, { param: "out" });
   }
-  const { preset, options } = synthOptionsFromFlags(flags, synth);
   const target = path.resolve(out);
-  const started = performance.now();
-  const onProgress = progressReporter();
   // No mkdir -p: Node 20's recursive mkdir never settles under some pseudo-filesystems (/proc),
   // and a typo in the directory is better reported than silently created.
   const directory = path.dirname(target);
   const isDirectory = await fs.promises.stat(directory).then((stat) => stat.isDirectory(), () => false);
   if (!isDirectory) throw errors.cliUsage(`directory ${directory} does not exist`, { param: "out" });
+  return target;
+}
+
+async function runScriptedSynth(synth: SyntheticModels, out: string, scriptFile: string, flags: SynthCommandOptions): Promise<void> {
+  const shaped = SHAPE_FLAGS.find(([flagKey]) => flags[flagKey] !== undefined);
+  if (shaped !== undefined) throw errors.cliUsage(`--script cannot be combined with ${shaped[1]}: a scripted model's shape follows from its script`, { param: "script" });
+  const script = await fs.promises.readFile(scriptFile, "utf8").catch((error: unknown) => {
+    throw errors.cliUsage(`cannot read the script ${scriptFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { param: "script" });
+  });
+  const target = await outputTarget(out);
+  const result = await synth.writeScripted(target, script);
+  if (flags.json) {
+    printJson({ path: target, script: path.resolve(scriptFile), ...result });
+    return;
+  }
+  process.stdout.write(`wrote ${target}\n  scripted: ${result.generatedTokens} tokens answered, ${result.rules} rules, vocabulary ${result.vocabSize}, ${formatBytes(result.fileBytes)}\n`);
+}
+
+async function runSynth(synth: SyntheticModels, out: string, flags: SynthCommandOptions): Promise<void> {
+  if (flags.script !== undefined) return runScriptedSynth(synth, out, flags.script, flags);
+  const { preset, options } = synthOptionsFromFlags(flags, synth);
+  const target = await outputTarget(out);
+  const started = performance.now();
+  const onProgress = progressReporter();
   let result;
   try {
     result = await synth.write(target, options, onProgress);

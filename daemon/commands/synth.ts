@@ -3,6 +3,8 @@
  * models (daemon/gguf/synth.ts), for the CLI to build a spec from flags and write it.
  */
 
+import fs from "node:fs";
+import { writeScriptedModel } from "../gguf/scriptedModel.js";
 import { SYNTH_PRESETS, SYNTH_QUANTS, validateSynthOptions, writeSyntheticModel, type SynthCandidate, type SynthCheckedOption, type SynthResult } from "../gguf/synth.js";
 
 export const synth = {
@@ -16,5 +18,10 @@ export const synth = {
   write(filePath: string, spec: SynthCandidate, onProgress?: (writtenBytes: number, totalBytes: number) => void): Promise<SynthResult> {
     validateSynthOptions(spec);
     return writeSyntheticModel(filePath, spec, onProgress === undefined ? {} : { onProgress });
+  },
+
+  async writeScripted(filePath: string, script: string): Promise<{ vocabSize: number; rules: number; generatedTokens: number; fileBytes: number }> {
+    const plan = await writeScriptedModel(filePath, { script });
+    return { vocabSize: plan.vocabSize, rules: plan.rules, generatedTokens: plan.generated.length, fileBytes: (await fs.promises.stat(filePath)).size };
   },
 };

@@ -107,7 +107,31 @@ export interface HearthConfig {
   jobs: JobsConfig;
   /** Serving layers to hosts that split a model onto this node, and reaching peers' layers (daemon/rpc/). */
   rpc: RpcConfig;
+  /** Stored responses of the Responses API (daemon/responses/). */
+  responses: ResponsesConfig;
 }
+
+/**
+ * The response store (daemon/responses/ResponseStore.ts) under `<data_dir>/responses/`: what
+ * `store: true` keeps for GET /v1/responses/{id} and `previous_response_id`. Past any bound
+ * the oldest responses are removed first.
+ */
+export interface ResponsesConfig {
+  /** Most responses kept. */
+  maxStored: number;
+  /** Most bytes the stored responses take on disk together. */
+  maxStoredBytes: number;
+  /** A response older than this is removed (OpenAI keeps them 30 days). */
+  maxAgeMs: number;
+}
+
+export const DEFAULT_RESPONSES: ResponsesConfig = {
+  maxStored: 10_000,
+  maxStoredBytes: 256 * 1024 * 1024,
+  maxAgeMs: 30 * 24 * 60 * 60 * 1000,
+};
+
+export const RESPONSES_DIR_NAME = "responses";
 
 /**
  * Layer splitting over llama.cpp RPC (daemon/rpc/): the rpc-server workers this node runs for

@@ -24,6 +24,7 @@ import {
   DEFAULT_MODEL_SHARING,
   DEFAULT_LOG_LEVEL,
   DEFAULT_JOBS,
+  DEFAULT_RESPONSES,
   DEFAULT_RPC,
   RPC_CACHE_DIR_NAME,
   DEFAULT_PEER,
@@ -109,7 +110,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const fileText = await readConfigText(candidatePath, explicitPath !== undefined);
   const configPath = fileText === undefined ? undefined : candidatePath;
 
-  let fileValues: ConfigValues = { models: {}, limits: {}, runner: {}, log: {}, peer: {}, jobs: {}, rpc: {} };
+  let fileValues: ConfigValues = { models: {}, limits: {}, runner: {}, log: {}, peer: {}, jobs: {}, rpc: {}, responses: {} };
   if (fileText !== undefined) {
     const raw = parseTomlText(fileText, candidatePath);
     const result = validateConfigObject(raw);
@@ -237,6 +238,7 @@ function mergeValues(lower: ConfigValues, higher: ConfigValues): ConfigValues {
     peer: { ...lower.peer, ...higher.peer, staticPeers: [...(lower.peer.staticPeers ?? []), ...(higher.peer.staticPeers ?? [])] },
     jobs: { ...lower.jobs, ...higher.jobs },
     rpc: { ...lower.rpc, ...higher.rpc },
+    responses: { ...lower.responses, ...higher.responses },
   };
 }
 
@@ -256,6 +258,7 @@ function buildConfig(values: ConfigValues, env: NodeJS.ProcessEnv): HearthConfig
     drainTimeoutMs: values.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
     peer: { ...DEFAULT_PEER, ...values.peer, staticPeers: values.peer.staticPeers ?? [...DEFAULT_PEER.staticPeers] },
     jobs: { ...DEFAULT_JOBS, ...values.jobs },
+    responses: { ...DEFAULT_RESPONSES, ...values.responses },
     rpc: { ...DEFAULT_RPC, ...values.rpc, cacheDir: values.rpc.cacheDir ?? path.join(dataDir, RPC_CACHE_DIR_NAME) },
   };
   if (values.log.pretty !== undefined) config.log.pretty = values.log.pretty;

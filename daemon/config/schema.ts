@@ -12,7 +12,7 @@
 
 import { z } from "zod";
 import { parseDuration } from "../../protocol/duration.js";
-import { SHARE_POLICIES, type JobsConfig, type LimitsConfig, type LogConfig, type ModelsConfig, type PeerConfig, type RpcConfig, type RunnerConfig } from "./defaults.js";
+import { SHARE_POLICIES, type JobsConfig, type LimitsConfig, type LogConfig, type ModelsConfig, type PeerConfig, type ResponsesConfig, type RpcConfig, type RunnerConfig } from "./defaults.js";
 
 // ---- value validators ------------------------------------------------------------------
 // Each validator carries one message for every way a value can be wrong; the caller appends
@@ -121,6 +121,13 @@ export const RPC_FIELDS = {
   lostNodeWaitMs: ["lost_node_wait", duration()],
 } as const satisfies SectionFields<RpcConfig>;
 
+/** `[responses]`: the response store of the Responses API (daemon/responses/). */
+export const RESPONSES_FIELDS = {
+  maxStored: ["max_stored", positiveInt()],
+  maxStoredBytes: ["max_stored_bytes", positiveInt()],
+  maxAgeMs: ["max_age", positiveDuration()],
+} as const satisfies SectionFields<ResponsesConfig>;
+
 export const RUNNER_FIELDS = {
   threads: ["threads", nonNegativeInt()],
   gpuLayers: ["gpu_layers", gpuLayers()],
@@ -211,6 +218,7 @@ const SECTIONS = {
   peer: PEER_FIELDS,
   jobs: JOBS_FIELDS,
   rpc: RPC_FIELDS,
+  responses: RESPONSES_FIELDS,
 } as const;
 
 type SectionName = keyof typeof SECTIONS;
@@ -242,6 +250,7 @@ export interface ConfigValues extends Partial<TopLevelValues> {
   peer: Partial<PeerConfig>;
   jobs: Partial<JobsConfig>;
   rpc: Partial<RpcConfig>;
+  responses: Partial<ResponsesConfig>;
 }
 
 export type ValidationResult = { ok: true; values: ConfigValues } | { ok: false; issues: ConfigIssue[] };
@@ -281,6 +290,7 @@ export function validateConfigObject(raw: unknown): ValidationResult {
       peer: pick(PEER_FIELDS, section("peer")),
       jobs: pick(JOBS_FIELDS, section("jobs")),
       rpc: pick(RPC_FIELDS, section("rpc")),
+      responses: pick(RESPONSES_FIELDS, section("responses")),
     },
   };
 }

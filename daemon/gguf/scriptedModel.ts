@@ -34,7 +34,7 @@
 
 import { errors } from "../../protocol/errors.js";
 import { encodeF16 } from "./quant.js";
-import { buildByteVocab } from "./synth.js";
+import { buildByteVocab, CHATML_TOOLS_PREAMBLE } from "./synth.js";
 import { GgmlType, GgufValueType, writeGgufFile, type GgufTensorSpec, type GgufValue } from "./writer.js";
 
 /** Bumped whenever the same script would be written differently, so cached files are rebuilt. */
@@ -52,22 +52,7 @@ const TOKEN_TYPE_USER_DEFINED = 4;
  * Jinja wrapper, which extracts the tool-call syntax and the `<think>\n … \n</think>` segment.
  */
 export const SCRIPTED_CHAT_TEMPLATE = [
-  "{%- if tools %}",
-  "    {{- '<|im_start|>system\\n' }}",
-  "    {%- if messages[0]['role'] == 'system' %}",
-  "        {{- messages[0]['content'] + '\\n\\n' }}",
-  "    {%- endif %}",
-  "    {{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}",
-  "    {%- for tool in tools %}",
-  "        {{- \"\\n\" }}",
-  "        {{- tool | tojson }}",
-  "    {%- endfor %}",
-  "    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}",
-  "{%- else %}",
-  "    {%- if messages[0]['role'] == 'system' %}",
-  "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}",
-  "    {%- endif %}",
-  "{%- endif %}",
+  ...CHATML_TOOLS_PREAMBLE,
   "{%- for message in messages %}",
   "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) %}",
   "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}",
@@ -183,7 +168,7 @@ export interface Vocabulary {
   ids: Map<string, number>;
 }
 
-function buildVocabulary(script: string): Vocabulary {
+export function buildVocabulary(script: string): Vocabulary {
   const base = buildByteVocab();
   const vocab: Vocabulary = { tokens: [...base.tokens], scores: [...base.scores], types: [...base.types], ids: new Map() };
   base.tokens.forEach((token, id) => vocab.ids.set(token, id));

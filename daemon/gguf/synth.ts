@@ -66,18 +66,11 @@ export function isSynthQuant(value: string): value is SynthQuant {
 }
 
 /**
- * ChatML with Hermes / Qwen2.5-style tools, the most common template among open chat models.
- *
- * Measured with node-llama-cpp 3.22.1: without any template it resolves Llama2Chat (because
- * BOS is `<s>`); with plain ChatML it resolves ChatMLChatWrapper, whose tool calls use the
- * generic `||call: name({...})` syntax. With this template it resolves JinjaTemplateChatWrapper
- * and extracts the template's own tool-call syntax (`<tool_call>\n{"name": ..., "arguments":
- * ...}\n</tool_call>`, parallel calls allowed, results as `<tool_response>` turns), which is
- * how real models are driven and maps one-to-one onto OpenAI `tool_calls`. Plain chat renders
- * as ChatML. Leading `bos_token` keeps BOS, as tokenizer.ggml.add_bos_token says.
+ * The opening of a ChatML template with Hermes tools: a system turn listing the tools in
+ * `<tools>` and how to call them, or the plain system turn. The random-weight and the scripted
+ * synthetic models share it.
  */
-export const SYNTH_CHAT_TEMPLATE = [
-  "{{- bos_token }}",
+export const CHATML_TOOLS_PREAMBLE: readonly string[] = [
   "{%- if tools %}",
   "    {{- '<|im_start|>system\\n' }}",
   "    {%- if messages[0]['role'] == 'system' %}",
@@ -94,6 +87,22 @@ export const SYNTH_CHAT_TEMPLATE = [
   "        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}",
   "    {%- endif %}",
   "{%- endif %}",
+];
+
+/**
+ * ChatML with Hermes / Qwen2.5-style tools, the most common template among open chat models.
+ *
+ * Measured with node-llama-cpp 3.22.1: without any template it resolves Llama2Chat (because
+ * BOS is `<s>`); with plain ChatML it resolves ChatMLChatWrapper, whose tool calls use the
+ * generic `||call: name({...})` syntax. With this template it resolves JinjaTemplateChatWrapper
+ * and extracts the template's own tool-call syntax (`<tool_call>\n{"name": ..., "arguments":
+ * ...}\n</tool_call>`, parallel calls allowed, results as `<tool_response>` turns), which is
+ * how real models are driven and maps one-to-one onto OpenAI `tool_calls`. Plain chat renders
+ * as ChatML. Leading `bos_token` keeps BOS, as tokenizer.ggml.add_bos_token says.
+ */
+export const SYNTH_CHAT_TEMPLATE = [
+  "{{- bos_token }}",
+  ...CHATML_TOOLS_PREAMBLE,
   "{%- for message in messages %}",
   "    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or (message.role == \"assistant\" and not message.tool_calls) %}",
   "        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}",

@@ -18,7 +18,7 @@ import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
 import type { LocalModelsSource } from "../models/LocalModelAdmin.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
-import type { ClusterSource, HttpServices, PlanSource, RequestContext, SplitSource } from "./context.js";
+import type { ClusterSource, HttpServices, PlanSource, RequestContext, ResponseRecords, SplitSource } from "./context.js";
 import { apiFamilyOf } from "./apiFamily.js";
 import { sendError } from "./errorResponder.js";
 import { handleChatCompletions } from "./handlers/chatCompletions.js";
@@ -28,9 +28,11 @@ import { handleCompletions } from "./handlers/completions.js";
 import { handleEmbeddings } from "./handlers/embeddings.js";
 import { handleHealth } from "./handlers/health.js";
 import { handleCancelJob, handleGetJob, handleJobOutput, handleListJobs, handleSubmitJob } from "./handlers/jobs.js";
+import { handleCountTokens, handleMessages } from "./handlers/messages.js";
 import { handleMetrics } from "./handlers/metrics.js";
 import { handleGetModel, handleListModels } from "./handlers/models.js";
 import { handleGetPull, handleListPulls, handlePullModel } from "./handlers/modelPulls.js";
+import { handleCancelResponse, handleCreateResponse, handleDeleteResponse, handleGetResponse, handleListInputItems } from "./handlers/responses.js";
 import { handleStatus } from "./handlers/status.js";
 import { handleOllamaPs, handleOllamaShow, handleOllamaTags, handleOllamaVersion } from "./handlers/ollama/catalog.js";
 import { handleOllamaEmbed, handleOllamaEmbeddings } from "./handlers/ollama/embeddings.js";
@@ -53,6 +55,7 @@ export interface HttpApiOptions {
   split?: SplitSource;
   plans?: PlanSource;
   localModels?: LocalModelsSource;
+  responses?: ResponseRecords;
 }
 
 /** Metrics label for requests that matched no route (keeps label values bounded). */
@@ -70,6 +73,15 @@ export function createRouter(): Router {
     .add("POST", "/v1/chat/completions", handleChatCompletions)
     .add("POST", "/v1/completions", handleCompletions)
     .add("POST", "/v1/embeddings", handleEmbeddings)
+    // The Responses API (handlers/responses.ts).
+    .add("POST", "/v1/responses", handleCreateResponse)
+    .add("GET", "/v1/responses/:id", handleGetResponse)
+    .add("DELETE", "/v1/responses/:id", handleDeleteResponse)
+    .add("POST", "/v1/responses/:id/cancel", handleCancelResponse)
+    .add("GET", "/v1/responses/:id/input_items", handleListInputItems)
+    // Anthropic Messages (protocol/anthropic/)
+    .add("POST", "/v1/messages", handleMessages)
+    .add("POST", "/v1/messages/count_tokens", handleCountTokens)
     .add("GET", "/hearth/v1/status", handleStatus)
     .add("GET", "/hearth/v1/cluster", handleCluster)
     .add("GET", "/hearth/v1/cluster/diagnostics", handleClusterDiagnostics)
@@ -128,6 +140,7 @@ export class HttpApi {
       ...(options.split === undefined ? {} : { split: options.split }),
       ...(options.plans === undefined ? {} : { plans: options.plans }),
       ...(options.localModels === undefined ? {} : { localModels: options.localModels }),
+      ...(options.responses === undefined ? {} : { responses: options.responses }),
     };
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.on("clientError", (error, socket) => {

@@ -9,6 +9,7 @@ import type { ClusterView } from "../../protocol/api/cluster.js";
 import type { ClusterDiagnostics } from "../../protocol/api/diagnostics.js";
 import type { PlacementView } from "../../protocol/api/placement.js";
 import type { PlanReport } from "../../protocol/api/plan.js";
+import type { StoredResponse } from "../../protocol/responses/storedResponse.js";
 import type { ClusterSummary } from "../../protocol/api/status.js";
 import type { HearthConfig } from "../config/defaults.js";
 import type { ApiFamily } from "./apiFamily.js";
@@ -47,6 +48,14 @@ export interface HttpServices {
   plans?: PlanSource;
   /** Loading, unloading, aliasing and deleting this node's models (daemon/models/LocalModelAdmin.ts); absent without a daemon around the API. */
   localModels?: LocalModelsSource;
+  /** Stored responses of the Responses API (daemon/responses/ResponseStore.ts); absent without a daemon around the API (nothing is stored). */
+  responses?: ResponseRecords;
+}
+
+export interface ResponseRecords {
+  put(record: StoredResponse): Promise<void>;
+  get(id: string): Promise<StoredResponse | undefined>;
+  delete(id: string): Promise<boolean>;
 }
 
 export interface SplitSource {

@@ -56,7 +56,7 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
       };
       // node-llama-cpp takes either a grammar or functions, never both (checked above).
       const response = tools.functions
-        ? await chat.generateResponse(history, { ...common, functions: tools.functions })
+        ? await chat.generateResponse(history, { ...common, functions: tools.functions, ...(job.parallelToolCalls === false ? { maxParallelFunctionCalls: 1 } : {}) })
         : await chat.generateResponse(history, grammar ? { ...common, grammar } : common);
       const toolCalls = toToolCalls("functionCalls" in response ? response.functionCalls : undefined);
       const text = responseText(response.fullResponse);
@@ -67,6 +67,7 @@ export async function runChatJob(runner: RunnerModel, job: ChatJob, context: Job
         cachedPromptTokens,
         meter,
         stopReason: response.metadata.stopReason,
+        customStopTrigger: response.metadata.stopReason === "customStopTrigger" ? response.metadata.customStopTrigger : undefined,
         text: text.answer,
         reasoning: text.reasoning,
         reasoningTokens: parts.reasoningTokens,

@@ -89,6 +89,16 @@ export function finishReason(stopReason: string): FinishReason {
 }
 
 /**
+ * The client stop string that ended generation. node-llama-cpp reports the trigger it matched
+ * as the parts it was resolved to; a string trigger stays one string part.
+ */
+export function matchedStopSequence(finished: Pick<FinishedGeneration, "stopReason" | "customStopTrigger">): string | undefined {
+  if (finished.stopReason !== "customStopTrigger" || finished.customStopTrigger === undefined) return undefined;
+  const parts = finished.customStopTrigger.filter((part): part is string => typeof part === "string");
+  return parts.length === finished.customStopTrigger.length && parts.length > 0 ? parts.join("") : undefined;
+}
+
+/**
  * Token counts of one job on one sequence, from node-llama-cpp's own meter: `decoded` is
  * every token that went through the model (prompt tokens that were not cached, plus each
  * generated token fed back), `sampled` is how many tokens the model produced.
@@ -128,6 +138,8 @@ export interface FinishedGeneration {
   cachedPromptTokens: number;
   meter: EvaluationMeter;
   stopReason: string;
+  /** node-llama-cpp's `customStopTrigger` when a client stop string ended generation. */
+  customStopTrigger?: readonly unknown[] | undefined;
   text: string;
   reasoning: string;
   reasoningTokens: number;
@@ -188,6 +200,8 @@ export function generationResult(runner: RunnerModel, finished: FinishedGenerati
     usage: { promptTokens: finished.promptTokens, completionTokens: counts.sampled, reasoningTokens: finished.reasoningTokens },
     cachedPromptTokens: finished.cachedPromptTokens,
   };
+  const stopSequence = matchedStopSequence(finished);
+  if (stopSequence !== undefined) result.stopSequence = stopSequence;
   if (finished.firstTokenAt !== undefined) result.timeToFirstTokenMs = finished.firstTokenAt - context.startedAt;
   return result;
 }

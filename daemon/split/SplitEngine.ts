@@ -12,8 +12,9 @@
  * Recovery: when the runner dies (a peer holding layers died or its link dropped, and
  * llama.cpp aborted the runner), every job on it is continued: the placement is retired, the
  * lost peers are found (their link goes down), the decision is asked again over the nodes that
- * remain, with this node as the host, and a new runner, split or whole here, evaluates
- * prompt + the tokens already produced (ContinuationLedger, daemon/runner/resumeJob.ts).
+ * remain, with this node as the host, and a new runner, split or whole here, runs the job
+ * again with the tokens already sampled forced first (ContinuationLedger,
+ * daemon/runner/samplingReplay.ts).
  * Concurrent jobs share one re-plan. When nothing fits any more the job fails with an error
  * naming the lost node.
  */

@@ -15,6 +15,7 @@ export type AnthropicErrorType =
   | "not_found_error"
   | "request_too_large"
   | "rate_limit_error"
+  | "timeout_error"
   | "api_error"
   | "overloaded_error";
 
@@ -35,9 +36,12 @@ export function anthropicErrorType(status: number): AnthropicErrorType {
       return "request_too_large";
     case 429:
       return "rate_limit_error";
+    // Hearth's 503s (shutting down, a runner lost, no peer) are all "try again shortly".
     case 503:
     case 529:
       return "overloaded_error";
+    case 504:
+      return "timeout_error";
     default:
       return status >= 500 ? "api_error" : "invalid_request_error";
   }

@@ -172,6 +172,7 @@ export const chatRequestSchema = z
     response_format: responseFormatField,
     tools: z.array(toolSchema).nullish(),
     tool_choice: toolChoiceField,
+    parallel_tool_calls: z.boolean().nullish(),
     reasoning_effort: reasoningEffortField,
     logprobs: unsupportedFlag("logprobs"),
     top_logprobs: z
@@ -257,6 +258,7 @@ export function parseChatRequest(body: unknown): ParsedChatRequest {
     toolChoice: request.tool_choice ?? (tools.length > 0 ? "auto" : "none"),
     thinking: thinkingFor(request.reasoning_effort),
   };
+  if (request.parallel_tool_calls === false) job.parallelToolCalls = false;
   const parsed: ParsedChatRequest = { job, delivery: toDeliveryOptions(request) };
   const hearth = hearthExtensionOf(request.hearth);
   if (hearth !== undefined) parsed.hearth = hearth;

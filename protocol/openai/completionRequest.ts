@@ -60,10 +60,8 @@ export const completionRequestSchema = z.object({
     .int()
     .refine((n) => n === 0, "logprobs are not supported by Hearth")
     .nullish(),
-  suffix: z
-    .string()
-    .refine((suffix) => suffix === "", "suffix (insertion) is not supported by Hearth")
-    .nullish(),
+  // Fill-in-the-middle: the runner refuses it for a model without infill tokens.
+  suffix: z.string().nullish(),
   hearth: hearthExtensionField,
 });
 
@@ -84,6 +82,7 @@ export function parseCompletionRequest(body: unknown): ParsedCompletionRequest {
     sampling: toSamplingOptions(request, request.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS),
     echo: request.echo === true,
   };
+  if (typeof request.suffix === "string" && request.suffix !== "") job.suffix = request.suffix;
   const parsed: ParsedCompletionRequest = { job, delivery: toDeliveryOptions(request) };
   const hearth = hearthExtensionOf(request.hearth);
   if (hearth !== undefined) parsed.hearth = hearth;

@@ -123,6 +123,8 @@ const chatJobSchema = z.object({
   toolChoice: toolChoiceSchema,
   // Absent from peers that predate thinking control: they let the model think.
   thinking: z.enum(["auto", "off"]).default("auto"),
+  // Absent from peers that predate it: as many calls as the model makes.
+  parallelToolCalls: z.boolean().exactOptional(),
 });
 
 const completionJobSchema = z.object({
@@ -173,6 +175,7 @@ export const generationOutcomeSchema = z.object({
   reasoning: z.string().default(""),
   toolCalls: z.array(toolCallSchema).max(INFER_WIRE_LIMITS.maxToolCalls),
   finishReason: z.enum(["stop", "length", "tool_calls"]),
+  stopSequence: z.string().exactOptional(),
   usage: z.object({ promptTokens: tokenCount(), completionTokens: tokenCount(), reasoningTokens: tokenCount().default(0) }),
   cachedPromptTokens: tokenCount(),
   timeToFirstTokenMs: z.number().min(0).max(86_400_000).exactOptional(),
@@ -237,6 +240,7 @@ export function generationResultFrame(result: GenerationResult): InferResultFram
     usage: { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens, reasoningTokens: result.usage.reasoningTokens },
     cachedPromptTokens: result.cachedPromptTokens,
   };
+  if (result.stopSequence !== undefined) wire.stopSequence = result.stopSequence;
   if (result.timeToFirstTokenMs !== undefined) wire.timeToFirstTokenMs = Math.min(Math.max(0, result.timeToFirstTokenMs), 86_400_000);
   return { type: "result", result: wire };
 }
@@ -250,6 +254,7 @@ export function generationResultOf(wire: z.output<typeof generationResultSchema>
     usage: wire.usage,
     cachedPromptTokens: wire.cachedPromptTokens,
   };
+  if (wire.stopSequence !== undefined) result.stopSequence = wire.stopSequence;
   if (wire.timeToFirstTokenMs !== undefined) result.timeToFirstTokenMs = wire.timeToFirstTokenMs;
   return result;
 }

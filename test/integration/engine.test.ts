@@ -327,7 +327,8 @@ describe("LocalEngine output", () => {
   it("tool_choice required returns tool calls with ids and JSON arguments matching the tool's schema", async () => {
     const tools = [{ name: "get_weather", description: "Weather for a number of days", parameters: { type: "object", properties: { days: { enum: [1, 2, 3] } }, required: ["days"] } }];
     const result = await engine.generate(chatJob([{ role: "user", content: "Weather?" }], 96, { tools, toolChoice: "required" }), { signal: never() });
-    expect(result.finishReason).toBe("tool_calls");
+    // A random-weight model may go on writing calls: "tool_calls" only if it ended within the limit, else "length" with the completed ones.
+    expect(result.finishReason).toBe(result.usage.completionTokens >= 96 ? "length" : "tool_calls");
     expect(result.toolCalls.length).toBeGreaterThan(0);
     for (const call of result.toolCalls) {
       expect(call.id).toMatch(/^call_[A-Za-z0-9_-]{8,}$/);

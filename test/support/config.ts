@@ -10,23 +10,24 @@
 
 import path from "node:path";
 import type * as DefaultsModule from "../../daemon/config/defaults.js";
-import type { HearthConfig, JobsConfig, LimitsConfig, ModelsConfig, PeerConfig, RpcConfig, RunnerConfig } from "../../daemon/config/defaults.js";
+import type { HearthConfig, JobsConfig, LimitsConfig, ModelsConfig, PeerConfig, ResponsesConfig, RpcConfig, RunnerConfig } from "../../daemon/config/defaults.js";
 
-export type ConfigDefaults = Pick<typeof DefaultsModule, "DEFAULT_JOBS" | "DEFAULT_LIMITS" | "DEFAULT_MODEL_SHARING" | "DEFAULT_PEER" | "DEFAULT_RPC" | "DEFAULT_RUNNER">;
+export type ConfigDefaults = Pick<typeof DefaultsModule, "DEFAULT_JOBS" | "DEFAULT_RESPONSES" | "DEFAULT_LIMITS" | "DEFAULT_MODEL_SHARING" | "DEFAULT_PEER" | "DEFAULT_RPC" | "DEFAULT_RUNNER">;
 
-export interface TestConfigOverrides extends Partial<Omit<HearthConfig, "models" | "limits" | "runner" | "peer" | "jobs" | "rpc">> {
+export interface TestConfigOverrides extends Partial<Omit<HearthConfig, "models" | "limits" | "runner" | "peer" | "jobs" | "rpc" | "responses">> {
   models?: Partial<ModelsConfig>;
   limits?: Partial<LimitsConfig>;
   runner?: Partial<RunnerConfig>;
   peer?: Partial<PeerConfig>;
   jobs?: Partial<JobsConfig>;
   rpc?: Partial<RpcConfig>;
+  responses?: Partial<ResponsesConfig>;
 }
 
 /** The models dir is `dataDir`/models and the RPC cache `dataDir`/rpc-cache unless overridden. */
 export function testConfig(defaults: ConfigDefaults, dataDir: string, overrides: TestConfigOverrides = {}): HearthConfig {
-  const { DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = defaults;
-  const { models, limits, runner, peer, jobs, rpc, ...top } = overrides;
+  const { DEFAULT_JOBS, DEFAULT_RESPONSES, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_RPC, DEFAULT_RUNNER } = defaults;
+  const { models, limits, runner, peer, jobs, rpc, responses, ...top } = overrides;
   return {
     host: "127.0.0.1",
     port: 0,
@@ -41,6 +42,7 @@ export function testConfig(defaults: ConfigDefaults, dataDir: string, overrides:
     runner: { ...DEFAULT_RUNNER, ...runner },
     peer: { ...DEFAULT_PEER, ...peer },
     jobs: { ...DEFAULT_JOBS, ...jobs },
+    responses: { ...DEFAULT_RESPONSES, ...responses },
     rpc: { ...DEFAULT_RPC, cacheDir: path.join(dataDir, "rpc-cache"), ...rpc },
   };
 }

@@ -248,7 +248,7 @@ describe("the program and the machine it is handed", () => {
     models: { list: unused, directory: unused, downloader: unused },
     cluster: { init: unused, join: unused, show: () => Promise.resolve(view) },
     facts: unused,
-    synth: { presets: {}, quants: [], validate: unused, write: unused },
+    synth: { presets: {}, quants: [], validate: unused, write: unused, writeScripted: unused },
   };
 
   afterEach(() => {

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HearthError } from "../../protocol/errors.js";
-import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_JOBS, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_PORT, DEFAULT_RPC, DEFAULT_RUNNER } from "../../daemon/config/defaults.js";
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_JOBS, DEFAULT_RESPONSES, DEFAULT_LIMITS, DEFAULT_MODEL_SHARING, DEFAULT_PEER, DEFAULT_PORT, DEFAULT_RPC, DEFAULT_RUNNER } from "../../daemon/config/defaults.js";
 import { loadConfig, type LoadConfigOptions } from "../../daemon/config/loadConfig.js";
 import { assertSafeToServe, isLoopbackHost } from "../../daemon/config/security.js";
 import { formatDuration, parseDuration } from "../../protocol/duration.js";
@@ -68,6 +68,7 @@ describe("defaults", () => {
       drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
       peer: DEFAULT_PEER,
       jobs: DEFAULT_JOBS,
+      responses: DEFAULT_RESPONSES,
       rpc: { ...DEFAULT_RPC, cacheDir: path.join(root, "xdg-data", "hearth", "rpc-cache") },
     });
   });

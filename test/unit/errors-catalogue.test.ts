@@ -45,6 +45,7 @@ const FAULTS: Record<FaultClass, HearthErrorCode[]> = {
     "HEARTH_BATCH_INVALID",
     "HEARTH_JOB_NOT_FOUND",
     "HEARTH_JOB_NOT_FINISHED",
+    "HEARTH_RESPONSE_NOT_FOUND",
   ],
   peer: [
     "HEARTH_SHUTTING_DOWN",

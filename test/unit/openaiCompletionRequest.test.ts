@@ -71,11 +71,16 @@ describe("completion request", () => {
     expectRejected({ ...base, max_tokens: value }, "max_tokens");
   });
 
-  it("rejects n other than 1, best_of above 1, logprobs and a suffix", () => {
+  it("rejects n other than 1, best_of above 1 and logprobs", () => {
     expectRejected({ ...base, n: 3 }, "n");
     expectRejected({ ...base, best_of: 2 }, "best_of", /not supported/);
     expectRejected({ ...base, logprobs: 5 }, "logprobs", /not supported/);
-    expectRejected({ ...base, suffix: "end" }, "suffix", /not supported/);
+  });
+
+  it("takes a non-empty suffix as a fill-in-the-middle job, and rejects a suffix that is not text", () => {
+    expect(parseCompletionRequest({ ...base, suffix: "end" }).job.suffix).toBe("end");
+    expect(parseCompletionRequest({ ...base, suffix: "" }).job.suffix).toBeUndefined();
+    expectRejected({ ...base, suffix: 3 }, "suffix");
   });
 
   it("accepts the neutral values of unsupported fields", () => {

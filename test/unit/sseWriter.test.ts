@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { DONE_FRAME, formatDataFrame, KEEPALIVE_FRAME, SseWriter } from "../../daemon/http/SseWriter.js";
+import { NdjsonWriter } from "../../daemon/http/streamWriters.js";
 
 let server: http.Server | undefined;
 
@@ -118,5 +119,23 @@ describe("SseWriter over a real socket", () => {
     await reader.read();
     controller.abort();
     expect(await outcome).toBe("ok");
+  });
+});
+
+describe("NdjsonWriter over a real socket", () => {
+  it("sends one JSON object per line with NDJSON headers, and an error line when it fails", async () => {
+    const url = await serve((res) => {
+      const stream = new NdjsonWriter(res);
+      stream.send({ data: { n: 1 } });
+      stream.fail({ data: { error: "runner died" } });
+      stream.send({ data: { n: 2 } });
+    });
+    const response = await fetch(url);
+    expect(response.headers.get("content-type")).toBe("application/x-ndjson");
+    expect(await response.text()).toBe('{"n":1}\n{"error":"runner died"}\n');
+  });
+
+  it("names SSE events for the families that name them", () => {
+    expect(formatDataFrame({ type: "ping" }, "ping")).toBe('event: ping\ndata: {"type":"ping"}\n\n');
   });
 });
