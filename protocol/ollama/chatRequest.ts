@@ -1,7 +1,7 @@
 /**
  * POST /api/chat request body: its schema and its conversion to a ChatJob.
  *
- * - roles system (also "developer"), user, assistant, tool; `content` a string (null: "");
+ * - roles system (also "developer"), user, assistant, tool, in any case; `content` a string (null: "");
  *   an assistant turn's `thinking` is passed on as its reasoning; `images` are refused.
  * - `tool_calls` of an assistant turn are `[{function: {name, arguments: {...}}}]` (Ollama's
  *   arguments are an object; internally they are JSON text). Ollama has no call ids, so each
@@ -33,8 +33,11 @@ const toolCallSchema = z.object({
   }),
 });
 
+/** Ollama reads a role in any case ("User" is "user"). */
+const roleField = z.preprocess((role) => (typeof role === "string" ? role.toLowerCase() : role), z.enum(["system", "developer", "user", "assistant", "tool"]));
+
 const messageSchema = z.object({
-  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  role: roleField,
   content: z.string().nullish(),
   thinking: z.string().nullish(),
   images: imagesField,

@@ -3,12 +3,14 @@
  * conversion and answers.
  *
  *   /api/embed       {model, input: string | string[], truncate?, dimensions?, keep_alive?, options?}
- *                    -> {model, embeddings: [[...]], total_duration, load_duration, prompt_eval_count}
+ *                    -> {model, embeddings: [[unit vector]], total_duration, load_duration, prompt_eval_count}
  *   /api/embeddings  {model, prompt, keep_alive?, options?} -> {embedding: [...]}
  *
- * The vectors are the model's, exactly as /v1/embeddings returns them (not normalised again).
- * No input (absent, "" for /api/embeddings, or []) is a load of the model and answers no
- * vectors, as Ollama does. `truncate` is accepted, but Hearth does not cut inputs: one longer
+ * /api/embed answers unit vectors (each scaled to Euclidean length 1), as Ollama does, so a
+ * client may take a dot product for the cosine; /api/embeddings answers the model's vectors
+ * as they are, as Ollama's older endpoint does and as /v1/embeddings does. No input (absent,
+ * "", or []) is a load of the model and answers no vectors, as Ollama does; an empty string
+ * inside a list is refused. `truncate` is accepted, but Hearth does not cut inputs: one longer
  * than the context is 400 HEARTH_CONTEXT_OVERFLOW whatever `truncate` says. `dimensions` is only
  * accepted when it equals the model's embedding size (checked by the handler). `options` is
  * validated like a generation's and otherwise unused.
@@ -24,7 +26,8 @@ import { parseKeepAlive } from "./keepAlive.js";
 import { modelNameFields, optionsSchema } from "./options.js";
 
 const inputField = z.unknown().optional().transform((value, ctx): string[] => {
-  if (value === undefined || value === null) return [];
+  // An empty string is no input at all, as in Ollama; only an empty item of a list is refused.
+  if (value === undefined || value === null || value === "") return [];
   const items = typeof value === "string" ? [value] : value;
   if (!Array.isArray(items)) {
     addIssue(ctx, `expected a string or an array of strings, got ${describeValue(value)}`);
@@ -94,10 +97,19 @@ export interface OllamaEmbedAnswer {
   prompt_eval_count: number;
 }
 
+/** `vector` scaled to length 1; a zero vector stays zero (Ollama's rule). */
+export function unitVector(vector: readonly number[]): number[] {
+  let sum = 0;
+  for (const value of vector) sum += value * value;
+  if (sum === 0) return vector.map(() => 0);
+  const length = Math.sqrt(sum);
+  return vector.map((value) => value / length);
+}
+
 export function buildEmbedAnswer(model: string, result: Pick<EmbeddingResult, "vectors" | "promptTokens">, timings: { totalMs: number; loadMs: number }): OllamaEmbedAnswer {
   return {
     model,
-    embeddings: result.vectors,
+    embeddings: result.vectors.map(unitVector),
     total_duration: Math.round(timings.totalMs * 1_000_000),
     load_duration: Math.round(timings.loadMs * 1_000_000),
     prompt_eval_count: result.promptTokens,

@@ -8,7 +8,10 @@
  *
  * `done_reason` is "stop" or "length". A completed tool call ends with "stop" and the calls
  * in `message.tool_calls`, as Ollama's do; a call cut off by `num_predict` ends with "length"
- * and no calls. Tool calls are `{function: {name, arguments: {...}}}`, the arguments an object.
+ * and no calls. Tool calls are `{function: {index, name, arguments: {...}}}`, the arguments an
+ * object and `index` the call's place among the answer's calls (0, 1, ...), which clients that
+ * turn Ollama's chunks into OpenAI deltas (Open WebUI) key calls by: without it, two parallel
+ * calls would merge into one.
  * Counters: prompt_eval_count and eval_count are the prompt and generated tokens (thoughts
  * included); the durations are nanoseconds (OllamaTimings says what each one measures).
  * `created_at` is RFC 3339 (UTC, milliseconds). Hearth returns no `context`.
@@ -43,7 +46,7 @@ export interface OllamaAnswerContext {
 export type OllamaDoneReason = "stop" | "length" | "load" | "unload";
 
 export interface OllamaToolCall {
-  function: { name: string; arguments: Record<string, unknown> };
+  function: { index: number; name: string; arguments: Record<string, unknown> };
 }
 
 export interface OllamaCounters {
@@ -83,9 +86,9 @@ export function doneReasonOf(reason: FinishReason): "stop" | "length" {
   return reason === "length" ? "length" : "stop";
 }
 
-/** An internal call (arguments as JSON text) as Ollama sends it (arguments as an object). */
-export function toOllamaToolCall(call: ToolCall): OllamaToolCall {
-  return { function: { name: call.name, arguments: argumentsObject(call.arguments) } };
+/** An internal call (arguments as JSON text) as Ollama sends it (arguments as an object), `index` its place among the calls. */
+export function toOllamaToolCall(call: ToolCall, index: number): OllamaToolCall {
+  return { function: { index, name: call.name, arguments: argumentsObject(call.arguments) } };
 }
 
 function argumentsObject(text: string): Record<string, unknown> {
@@ -122,7 +125,7 @@ function finalFields(context: OllamaAnswerContext, result: GenerationResult): { 
 export function buildChatAnswer(context: OllamaAnswerContext, result: GenerationResult): OllamaChatAnswer {
   const message: OllamaChatMessage = { role: "assistant", content: result.text };
   if (result.reasoning !== "") message.thinking = result.reasoning;
-  if (result.toolCalls.length > 0) message.tool_calls = result.toolCalls.map(toOllamaToolCall);
+  if (result.toolCalls.length > 0) message.tool_calls = result.toolCalls.map((call, index) => toOllamaToolCall(call, index));
   return { model: context.model, created_at: context.now(), message, ...finalFields(context, result) };
 }
 
@@ -151,7 +154,7 @@ export class ChatChunks implements ChunkSequence {
 
   finish(result: GenerationResult): StreamFrame[] {
     const frames: StreamFrame[] = [];
-    if (result.toolCalls.length > 0) frames.push({ data: this.chunk({ role: "assistant", content: "", tool_calls: result.toolCalls.map(toOllamaToolCall) }) });
+    if (result.toolCalls.length > 0) frames.push({ data: this.chunk({ role: "assistant", content: "", tool_calls: result.toolCalls.map((call, index) => toOllamaToolCall(call, index)) }) });
     const last: OllamaChatAnswer = { model: this.context.model, created_at: this.context.now(), message: { role: "assistant", content: "" }, ...finalFields(this.context, result) };
     frames.push({ data: last });
     return frames;

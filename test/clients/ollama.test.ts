@@ -21,7 +21,8 @@ import { ANSWER, THINK_THEN_ANSWER, THINK_THEN_CALL_TWO_TOOLS, THOUGHT, WEATHER_
 import { waitFor, waitForValue } from "../support/wait.js";
 
 const TOOLS: Tool[] = WEATHER_TOOLS.map((tool) => ({ type: "function", function: { name: tool.name, description: tool.description ?? "", parameters: tool.parameters as NonNullable<Tool["function"]["parameters"]> } }));
-const CALLS = [{ function: { name: "get_weather", arguments: { city: "Paris" } } }, { function: { name: "get_time", arguments: { zone: "CET" } } }];
+// `index` is Ollama's place of each call, which the client's type leaves out.
+const CALLS = [{ function: { index: 0, name: "get_weather", arguments: { city: "Paris" } } }, { function: { index: 1, name: "get_time", arguments: { zone: "CET" } } }];
 const GREEDY = { temperature: 0 };
 const USER = [{ role: "user", content: "What is the weather and the time in Paris?" }];
 
@@ -279,7 +280,7 @@ describe("models", () => {
 });
 
 describe("embeddings", () => {
-  it("embed and embeddings return the vectors /v1/embeddings returns, of the model's dimension", async () => {
+  it("embed returns the vectors /v1/embeddings returns scaled to length 1, embeddings returns them as they are", async () => {
     const shown = await ollama.show({ model: "tiny" });
     const dimension = (shown.model_info as unknown as Record<string, number>)["llama.embedding_length"];
     const embedded = await ollama.embed({ model: "tiny:latest", input: ["hello", "world"] });
@@ -289,14 +290,23 @@ describe("embeddings", () => {
     expect(embedded.prompt_eval_count).toBeGreaterThan(0);
 
     const openai = (await (await fetch(`${daemon.url}/v1/embeddings`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", input: ["hello", "world"] }) })).json()) as { data: { embedding: number[] }[] };
-    expect(embedded.embeddings).toEqual(openai.data.map((item) => item.embedding));
+    // As Ollama's: unit vectors, so a dot product is the cosine.
+    for (const [index, vector] of embedded.embeddings.entries()) {
+      expect(Math.hypot(...vector)).toBeCloseTo(1, 5);
+      const raw = openai.data[index]!.embedding;
+      const length = Math.hypot(...raw);
+      expect(length).not.toBeCloseTo(1, 2);
+      vector.forEach((value, at) => expect(value).toBeCloseTo(raw[at]! / length, 6));
+    }
 
     const single = await ollama.embeddings({ model: "tiny", prompt: "hello" });
     expect(single.embedding).toEqual(openai.data[0]!.embedding);
-    expect((await ollama.embed({ model: "tiny", input: "hello" })).embeddings).toEqual([openai.data[0]!.embedding]);
+    expect((await ollama.embed({ model: "tiny", input: "hello" })).embeddings).toEqual([embedded.embeddings[0]]);
+    // An empty string is no input: the model is loaded and no vector comes back, as with Ollama.
+    expect(await ollama.embed({ model: "tiny", input: "" })).toMatchObject({ model: "tiny", embeddings: [] });
   });
 
-  it("refuses dimensions other than the model's, and an empty input string", async () => {
+  it("refuses dimensions other than the model's, and an empty string in a list of inputs", async () => {
     expect((await failure(ollama.embed({ model: "tiny", input: "a", dimensions: 3 }))).status).toBe(400);
     expect((await failure(ollama.embed({ model: "tiny", input: ["a", ""] }))).status).toBe(400);
   });

@@ -176,9 +176,10 @@ describe("Ollama /api/chat", () => {
           role: "assistant",
           content: "",
           thinking: "T",
+          // As an answer gave them back, `index` included.
           tool_calls: [
-            { function: { name: "get_weather", arguments: { city: "Paris" } } },
-            { function: { name: "get_time", arguments: { zone: "CET" } } },
+            { function: { index: 0, name: "get_weather", arguments: { city: "Paris" } } },
+            { function: { index: 1, name: "get_time", arguments: { zone: "CET" } } },
           ],
         },
         { role: "tool", content: "12:00", tool_name: "get_time" },
@@ -247,6 +248,15 @@ describe("Ollama /api/chat", () => {
       { role: "user", content: "" },
     ]);
   });
+
+  it("reads roles in any case, as Ollama does", () => {
+    expect(chat({ messages: [{ role: "System", content: "be brief" }, { role: "USER", content: "hi" }] }).job.messages).toEqual([
+      { role: "system", content: "be brief" },
+      { role: "user", content: "hi" },
+    ]);
+    const refused = rejection(() => chat({ messages: [{ role: "Robot", content: "x" }] }));
+    expect(refused.param).toBe("messages[0].role");
+  });
 });
 
 describe("Ollama /api/generate", () => {
@@ -301,6 +311,8 @@ describe("Ollama embeddings, pull, copy, delete and show bodies", () => {
     expect(parseEmbedRequest({ model: "m", input: ["a", "b"], truncate: false, dimensions: 8, keep_alive: 0 })).toEqual({ job: { kind: "embedding", model: "m", inputs: ["a", "b"] }, dimensions: 8, keepAliveMs: 0 });
     expect(parseEmbedRequest({ model: "m" }).job.inputs).toEqual([]);
     expect(parseEmbedRequest({ model: "m", input: [] }).job.inputs).toEqual([]);
+    // Ollama takes an empty string for no input at all.
+    expect(parseEmbedRequest({ model: "m", input: "" }).job.inputs).toEqual([]);
     expect(rejection(() => parseEmbedRequest({ model: "m", input: ["a", ""] })).param).toBe("input[1]");
     expect(rejection(() => parseEmbedRequest({ model: "m", input: [1] })).param).toBe("input[0]");
     expect(rejection(() => parseEmbedRequest({ model: "m", input: 5 })).param).toBe("input");

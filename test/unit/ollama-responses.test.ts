@@ -14,6 +14,7 @@ import {
 } from "../../protocol/ollama/generationResponse.js";
 import { buildShowAnswer, capabilitiesOf, humanParameterCount, psEntry, tagsEntries, type OllamaModelFacts } from "../../protocol/ollama/models.js";
 import { PULLING_MANIFEST, pullingProgress, SUCCESS, VERIFYING } from "../../protocol/ollama/pull.js";
+import { buildEmbedAnswer, buildEmbeddingsAnswer, unitVector } from "../../protocol/ollama/embeddings.js";
 import { toOllamaErrorBody } from "../../protocol/ollama/errorBody.js";
 import { errors } from "../../protocol/errors.js";
 
@@ -29,7 +30,8 @@ const CALLS = [
   { id: "c0", name: "get_weather", arguments: '{"city":"Paris"}' },
   { id: "c1", name: "get_time", arguments: '{"zone":"CET"}' },
 ];
-const OLLAMA_CALLS = [{ function: { name: "get_weather", arguments: { city: "Paris" } } }, { function: { name: "get_time", arguments: { zone: "CET" } } }];
+// Each call carries its place: Open WebUI keys streamed calls by it, and two calls without it would merge.
+const OLLAMA_CALLS = [{ function: { index: 0, name: "get_weather", arguments: { city: "Paris" } } }, { function: { index: 1, name: "get_time", arguments: { zone: "CET" } } }];
 
 describe("Ollama chat answers", () => {
   it("a body carries the text, the thoughts, done_reason and the counters in nanoseconds", () => {
@@ -70,7 +72,7 @@ describe("Ollama chat answers", () => {
   });
 
   it("a call the runner left without valid JSON arguments shows empty arguments", () => {
-    expect(buildChatAnswer(context, result({ toolCalls: [{ id: "x", name: "f", arguments: "" }] })).message.tool_calls).toEqual([{ function: { name: "f", arguments: {} } }]);
+    expect(buildChatAnswer(context, result({ toolCalls: [{ id: "x", name: "f", arguments: "" }] })).message.tool_calls).toEqual([{ function: { index: 0, name: "f", arguments: {} } }]);
   });
 
   it("a load or unload is answered done at once", () => {
@@ -181,5 +183,25 @@ describe("Ollama pull progress", () => {
     expect(pullingProgress({ sha256, totalBytes: 100, bytesDone: 40 })).toEqual({ status: "pulling 0123456789ab", digest: `sha256:${sha256}`, total: 100, completed: 40 });
     expect(pullingProgress({ sha256, totalBytes: 100, bytesDone: 120 }).completed).toBe(100);
     expect([PULLING_MANIFEST, VERIFYING, SUCCESS]).toEqual([{ status: "pulling manifest" }, { status: "verifying sha256 digest" }, { status: "success" }]);
+  });
+});
+
+describe("Ollama embedding answers", () => {
+  it("/api/embed answers each vector scaled to length 1, /api/embeddings the model's own", () => {
+    const result = { vectors: [[3, 4], [0, 0], [-2, 0]], promptTokens: 6 };
+    expect(buildEmbedAnswer("e:latest", result, { totalMs: 1.5, loadMs: 0 })).toEqual({
+      model: "e:latest",
+      embeddings: [[0.6, 0.8], [0, 0], [-1, 0]],
+      total_duration: 1_500_000,
+      load_duration: 0,
+      prompt_eval_count: 6,
+    });
+    expect(buildEmbeddingsAnswer(result)).toEqual({ embedding: [3, 4] });
+  });
+
+  it("a unit vector has length 1 and the direction of the original", () => {
+    const vector = unitVector([0.25, -1.5, 2, 7]);
+    expect(Math.hypot(...vector)).toBeCloseTo(1, 12);
+    expect(vector[3]! / vector[0]!).toBeCloseTo(28, 10);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * POST /api/embed and POST /api/embeddings (protocol/ollama/embeddings.ts), run by the router
- * like /v1/embeddings and returning the same vectors. No input loads the model instead.
+ * like /v1/embeddings: /api/embeddings answers the same vectors, /api/embed the same scaled to
+ * length 1. No input loads the model instead.
  */
 
 import { checkDimensions } from "../../../../protocol/openai/embeddingRequest.js";
