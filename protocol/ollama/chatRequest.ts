@@ -3,11 +3,12 @@
  *
  * - roles system (also "developer"), user, assistant, tool, in any case; `content` a string (null: "");
  *   an assistant turn's `thinking` is passed on as its reasoning; `images` are refused.
- * - `tool_calls` of an assistant turn are `[{function: {name, arguments: {...}}}]` (Ollama's
- *   arguments are an object; internally they are JSON text). Ollama has no call ids, so each
- *   call gets one (`call_<message>_<call>`) and each tool message answers a call of the latest
- *   assistant turn: the one with its `tool_name` (or `tool_call_id`, when a client sends ids),
- *   else the next unanswered one. A tool message with no call to answer, or a call left
+ * - `tool_calls` of an assistant turn are `[{id?, function: {index?, name, arguments: {...}}}]`
+ *   (Ollama's arguments are an object; internally they are JSON text). A call keeps the `id` it
+ *   comes with (Hearth's answers carry one, as Ollama's do since 0.12.10); a call without one
+ *   (older clients) gets `call_<message>_<call>`. Each tool message answers a call of the latest
+ *   assistant turn: the one with its `tool_call_id`, else the one with its `tool_name`, else the
+ *   next unanswered one. A tool message with no call to answer, or a call left
  *   unanswered when the conversation moves on, is HEARTH_INVALID_REQUEST naming the message.
  * - `tools`: `[{type: "function", function: {name, description, parameters}}]`.
  * - `messages` empty or absent: not a generation but a load (or, with `keep_alive: 0`, an

@@ -8,10 +8,11 @@
  *
  * `done_reason` is "stop" or "length". A completed tool call ends with "stop" and the calls
  * in `message.tool_calls`, as Ollama's do; a call cut off by `num_predict` ends with "length"
- * and no calls. Tool calls are `{function: {index, name, arguments: {...}}}`, the arguments an
- * object and `index` the call's place among the answer's calls (0, 1, ...), which clients that
+ * and no calls. Tool calls are `{id, function: {index, name, arguments: {...}}}`, the arguments
+ * an object and `index` the call's place among the answer's calls (0, 1, ...), which clients that
  * turn Ollama's chunks into OpenAI deltas (Open WebUI) key calls by: without it, two parallel
- * calls would merge into one.
+ * calls would merge into one. `id` is the call's id (`call_...`), as Ollama sends since 0.12.10;
+ * a client may send it back in the call and in its tool message's `tool_call_id`.
  * Counters: prompt_eval_count and eval_count are the prompt and generated tokens (thoughts
  * included); the durations are nanoseconds (OllamaTimings says what each one measures).
  * `created_at` is RFC 3339 (UTC, milliseconds). Hearth returns no `context`.
@@ -46,6 +47,7 @@ export interface OllamaAnswerContext {
 export type OllamaDoneReason = "stop" | "length" | "load" | "unload";
 
 export interface OllamaToolCall {
+  id: string;
   function: { index: number; name: string; arguments: Record<string, unknown> };
 }
 
@@ -88,7 +90,7 @@ export function doneReasonOf(reason: FinishReason): "stop" | "length" {
 
 /** An internal call (arguments as JSON text) as Ollama sends it (arguments as an object), `index` its place among the calls. */
 export function toOllamaToolCall(call: ToolCall, index: number): OllamaToolCall {
-  return { function: { index, name: call.name, arguments: argumentsObject(call.arguments) } };
+  return { id: call.id, function: { index, name: call.name, arguments: argumentsObject(call.arguments) } };
 }
 
 function argumentsObject(text: string): Record<string, unknown> {

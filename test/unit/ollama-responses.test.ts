@@ -30,8 +30,11 @@ const CALLS = [
   { id: "c0", name: "get_weather", arguments: '{"city":"Paris"}' },
   { id: "c1", name: "get_time", arguments: '{"zone":"CET"}' },
 ];
-// Each call carries its place: Open WebUI keys streamed calls by it, and two calls without it would merge.
-const OLLAMA_CALLS = [{ function: { index: 0, name: "get_weather", arguments: { city: "Paris" } } }, { function: { index: 1, name: "get_time", arguments: { zone: "CET" } } }];
+// Each call carries its id and its place: Open WebUI keys streamed calls by the place, and two calls without it would merge.
+const OLLAMA_CALLS = [
+  { id: "c0", function: { index: 0, name: "get_weather", arguments: { city: "Paris" } } },
+  { id: "c1", function: { index: 1, name: "get_time", arguments: { zone: "CET" } } },
+];
 
 describe("Ollama chat answers", () => {
   it("a body carries the text, the thoughts, done_reason and the counters in nanoseconds", () => {
@@ -72,7 +75,7 @@ describe("Ollama chat answers", () => {
   });
 
   it("a call the runner left without valid JSON arguments shows empty arguments", () => {
-    expect(buildChatAnswer(context, result({ toolCalls: [{ id: "x", name: "f", arguments: "" }] })).message.tool_calls).toEqual([{ function: { index: 0, name: "f", arguments: {} } }]);
+    expect(buildChatAnswer(context, result({ toolCalls: [{ id: "x", name: "f", arguments: "" }] })).message.tool_calls).toEqual([{ id: "x", function: { index: 0, name: "f", arguments: {} } }]);
   });
 
   it("a load or unload is answered done at once", () => {

@@ -17,9 +17,10 @@ import { readOllamaBody } from "./requestBody.js";
 /**
  * Reported as `version`. Clients gate features on it (Continue, Raycast and VS Code's Copilot
  * want at least 0.6.4 or 0.6.5); this is the Ollama release whose API Hearth follows (`think`,
- * `message.thinking`, tool calls streamed in chunks, `tool_name`). Hearth's own version is `hearth`.
+ * `message.thinking`, tool calls streamed in chunks, `tool_name`, and ids on tool calls, which
+ * came in 0.12.10). Hearth's own version is `hearth`.
  */
-export const OLLAMA_API_VERSION = "0.9.0";
+export const OLLAMA_API_VERSION = "0.12.10";
 
 export async function handleOllamaTags(context: RequestContext): Promise<void> {
   const models = await context.services.engine.listModels();
