@@ -2,7 +2,7 @@
  * POST /api/embed and the older POST /api/embeddings: request schemas, EmbeddingJob
  * conversion and answers.
  *
- *   /api/embed       {model, input: string | string[], truncate?, dimensions?, keep_alive?, options?}
+ *   /api/embed       {model, input: string | string[] (at most limits.max_embedding_inputs), truncate?, dimensions?, keep_alive?, options?}
  *                    -> {model, embeddings: [[unit vector]], total_duration, load_duration, prompt_eval_count}
  *   /api/embeddings  {model, prompt, keep_alive?, options?} -> {embedding: [...]}
  *
@@ -19,6 +19,7 @@
  */
 
 import { z } from "zod";
+import { errors } from "../errors.js";
 import type { EmbeddingJob, EmbeddingResult } from "../inference.js";
 import { addIssue, describeValue, parseWith } from "../openai/validation.js";
 import { requiredModel } from "./common.js";
@@ -69,9 +70,13 @@ export interface OllamaEmbedRequest {
   keepAliveMs?: number;
 }
 
-export function parseEmbedRequest(body: unknown): OllamaEmbedRequest {
+/** Validates an /api/embed body, at most `maxInputs` inputs (limits.maxEmbeddingInputs); throws HEARTH_INVALID_REQUEST. */
+export function parseEmbedRequest(body: unknown, limits: { maxInputs: number }): OllamaEmbedRequest {
   const request = parseWith(embedRequestSchema, body);
   const model = requiredModel(request);
+  if (request.input.length > limits.maxInputs) {
+    throw errors.invalidRequest(`Invalid value for 'input': must have at most ${limits.maxInputs} item(s), got ${request.input.length}.`, { param: "input" });
+  }
   const parsed: OllamaEmbedRequest = { job: { kind: "embedding", model, inputs: request.input } };
   if (request.dimensions !== undefined && request.dimensions !== null) parsed.dimensions = request.dimensions;
   const keepAliveMs = parseKeepAlive(request.keep_alive);

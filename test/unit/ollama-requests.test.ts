@@ -306,16 +306,25 @@ describe("Ollama /api/generate", () => {
 });
 
 describe("Ollama embeddings, pull, copy, delete and show bodies", () => {
+  const embedRequest = (body: Record<string, unknown>): ReturnType<typeof parseEmbedRequest> => parseEmbedRequest(body, { maxInputs: 3 });
+
   it("/api/embed takes one string or several; none is a load", () => {
-    expect(parseEmbedRequest({ model: "m", input: "a" }).job).toEqual({ kind: "embedding", model: "m", inputs: ["a"] });
-    expect(parseEmbedRequest({ model: "m", input: ["a", "b"], truncate: false, dimensions: 8, keep_alive: 0 })).toEqual({ job: { kind: "embedding", model: "m", inputs: ["a", "b"] }, dimensions: 8, keepAliveMs: 0 });
-    expect(parseEmbedRequest({ model: "m" }).job.inputs).toEqual([]);
-    expect(parseEmbedRequest({ model: "m", input: [] }).job.inputs).toEqual([]);
+    expect(embedRequest({ model: "m", input: "a" }).job).toEqual({ kind: "embedding", model: "m", inputs: ["a"] });
+    expect(embedRequest({ model: "m", input: ["a", "b"], truncate: false, dimensions: 8, keep_alive: 0 })).toEqual({ job: { kind: "embedding", model: "m", inputs: ["a", "b"] }, dimensions: 8, keepAliveMs: 0 });
+    expect(embedRequest({ model: "m" }).job.inputs).toEqual([]);
+    expect(embedRequest({ model: "m", input: [] }).job.inputs).toEqual([]);
     // Ollama takes an empty string for no input at all.
-    expect(parseEmbedRequest({ model: "m", input: "" }).job.inputs).toEqual([]);
-    expect(rejection(() => parseEmbedRequest({ model: "m", input: ["a", ""] })).param).toBe("input[1]");
-    expect(rejection(() => parseEmbedRequest({ model: "m", input: [1] })).param).toBe("input[0]");
-    expect(rejection(() => parseEmbedRequest({ model: "m", input: 5 })).param).toBe("input");
+    expect(embedRequest({ model: "m", input: "" }).job.inputs).toEqual([]);
+    expect(rejection(() => embedRequest({ model: "m", input: ["a", ""] })).param).toBe("input[1]");
+    expect(rejection(() => embedRequest({ model: "m", input: [1] })).param).toBe("input[0]");
+    expect(rejection(() => embedRequest({ model: "m", input: 5 })).param).toBe("input");
+  });
+
+  it("/api/embed takes at most max_embedding_inputs inputs", () => {
+    expect(embedRequest({ model: "m", input: ["a", "b", "c"] }).job.inputs).toHaveLength(3);
+    const refused = rejection(() => embedRequest({ model: "m", input: ["a", "b", "c", "d"] }));
+    expect(refused.param).toBe("input");
+    expect(refused.message).toBe("Invalid value for 'input': must have at most 3 item(s), got 4.");
   });
 
   it("/api/embeddings takes one prompt; none is a load", () => {

@@ -17,10 +17,13 @@ import { readOllamaBody } from "./requestBody.js";
 import { OllamaRequestEngine } from "./requestEngine.js";
 
 export async function handleOllamaEmbed(context: RequestContext): Promise<void> {
-  const request = parseEmbedRequest(await readOllamaBody(context));
+  const request = parseEmbedRequest(await readOllamaBody(context), { maxInputs: context.services.config.limits.maxEmbeddingInputs });
   const engine = new OllamaRequestEngine(context.services.engine, request.keepAliveMs);
   const result = await embed(context, engine, request);
-  sendJson(context.res, 200, buildEmbedAnswer(request.job.model, result, { totalMs: engine.elapsedMs(), loadMs: 0 }));
+  // A request with no input only loads the model, so all its time is loading; Hearth does not
+  // measure the load that precedes an embedding.
+  const totalMs = engine.elapsedMs();
+  sendJson(context.res, 200, buildEmbedAnswer(request.job.model, result, { totalMs, loadMs: request.job.inputs.length === 0 ? totalMs : 0 }));
 }
 
 export async function handleOllamaEmbeddings(context: RequestContext): Promise<void> {
