@@ -21,8 +21,17 @@ import { ANSWER, THINK_THEN_ANSWER, THINK_THEN_CALL_TWO_TOOLS, THOUGHT, WEATHER_
 import { waitFor, waitForValue } from "../support/wait.js";
 
 const TOOLS: Tool[] = WEATHER_TOOLS.map((tool) => ({ type: "function", function: { name: tool.name, description: tool.description ?? "", parameters: tool.parameters as NonNullable<Tool["function"]["parameters"]> } }));
-// `index` is Ollama's place of each call, which the client's type leaves out.
-const CALLS = [{ function: { index: 0, name: "get_weather", arguments: { city: "Paris" } } }, { function: { index: 1, name: "get_time", arguments: { zone: "CET" } } }];
+// `id` and `index` (each call's place) are Ollama's too, though the client's type leaves them out.
+const CALL_ID = expect.stringMatching(/^call_[\w-]+$/) as string;
+const CALLS = [
+  { id: CALL_ID, function: { index: 0, name: "get_weather", arguments: { city: "Paris" } } },
+  { id: CALL_ID, function: { index: 1, name: "get_time", arguments: { zone: "CET" } } },
+];
+
+/** The ids of an answer's tool calls, which the client's type leaves out. */
+function callIds(message: ChatResponse["message"]): string[] {
+  return (message.tool_calls ?? []).map((call) => (call as unknown as { id: string }).id);
+}
 const GREEDY = { temperature: 0 };
 const USER = [{ role: "user", content: "What is the weather and the time in Paris?" }];
 
@@ -127,6 +136,7 @@ describe("chat", () => {
   it("returns two parallel tool calls with exact names and object arguments, done_reason stop", async () => {
     const answer = await ollama.chat({ model: "tools", messages: USER, tools: TOOLS, options: GREEDY });
     expect(answer.message).toEqual({ role: "assistant", content: "", thinking: THOUGHT, tool_calls: CALLS });
+    expect(new Set(callIds(answer.message)).size).toBe(2);
     expect(answer.done_reason).toBe("stop");
   });
 
@@ -162,14 +172,39 @@ describe("chat", () => {
     const second = await ollama.chat({ model: "tools", messages: history, tools: TOOLS, options: GREEDY });
     // The scripted model answers every conversation the same way: the history was accepted.
     expect(second.message.tool_calls).toEqual(CALLS);
+    // Answered by the ids Hearth gave the calls, in another order.
+    const [weatherId, timeId] = callIds(first.message);
+    const byId = [...USER, first.message, { role: "tool", content: "12:00", tool_call_id: timeId }, { role: "tool", content: '{"sky": "sunny"}', tool_call_id: weatherId }];
+    expect((await ollama.chat({ model: "tools", messages: byId, tools: TOOLS, options: GREEDY })).message.tool_calls).toEqual(CALLS);
+    const stray = [...USER, first.message, { role: "tool", content: "x", tool_call_id: "call_unknown" }];
+    expect(await failure(ollama.chat({ model: "tools", messages: stray, tools: TOOLS, options: GREEDY }))).toEqual({
+      status: 400,
+      message: "messages[2] answers tool_call_id 'call_unknown', which names no unanswered tool call of the assistant message before it",
+    });
     const orphan = await failure(ollama.chat({ model: "tools", messages: [...USER, { role: "tool", content: "x", tool_name: "get_time" }], options: GREEDY }));
     expect(orphan).toEqual({ status: 400, message: "messages[1] is a tool result, but no earlier assistant message made a tool call that is still unanswered" });
+  });
+
+  it("options.stop ends the answer before the stop string, done_reason stop", async () => {
+    const answer = await ollama.chat({ model: "answer", messages: USER, think: false, options: { ...GREEDY, stop: ["Paris"] } });
+    expect(answer.message).toEqual({ role: "assistant", content: "It is sunny in " });
+    expect(answer.done_reason).toBe("stop");
+    expect(ANSWER.startsWith("It is sunny in Paris")).toBe(true);
   });
 
   it("format json constrains the answer to JSON", async () => {
     const answer = await ollama.chat({ model: "tiny", messages: USER, format: "json", options: { ...GREEDY, num_predict: 24 } });
     expect(answer.done).toBe(true);
     expect(answer.message.content.trimStart().startsWith("{")).toBe(true);
+  });
+
+  it("format as a JSON schema holds the answer to that schema", async () => {
+    const schema = { type: "object", properties: { sky: { type: "string", enum: ["sunny", "rainy"] } }, required: ["sky"], additionalProperties: false };
+    const answer = await ollama.chat({ model: "tiny", messages: USER, format: schema, options: { ...GREEDY, num_predict: 64 } });
+    expect(answer.done_reason).toBe("stop");
+    const parsed = JSON.parse(answer.message.content) as { sky: string };
+    expect(Object.keys(parsed)).toEqual(["sky"]);
+    expect(["sunny", "rainy"]).toContain(parsed.sky);
   });
 });
 
@@ -208,8 +243,18 @@ describe("generate", () => {
   it("refuses a suffix on a model without infill tokens, images, a template and format with raw, with Ollama's error shape", async () => {
     expect(await failure(ollama.generate({ model: "tiny", prompt: "def f(", suffix: "):" }))).toEqual({ status: 400, message: "This model has no fill-in-the-middle tokens, so it cannot complete text before a suffix." });
     expect(await failure(ollama.generate({ model: "tiny", prompt: "x", images: ["aGk="] }))).toEqual({ status: 400, message: "Invalid value for 'images': images are not supported: Hearth's models read text only." });
-    expect((await failure(ollama.generate({ model: "tiny", prompt: "x", template: "{{ .Prompt }}" }))).status).toBe(400);
-    expect((await failure(ollama.generate({ model: "tiny", prompt: "x", raw: true, format: "json" }))).status).toBe(400);
+    expect(await failure(ollama.generate({ model: "tiny", prompt: "x", template: "{{ .Prompt }}" }))).toEqual({
+      status: 400,
+      message: "Invalid value for 'template': a custom template is not supported: Hearth renders prompts with the model's own chat template (use raw to send a prompt as it is).",
+    });
+    expect(await failure(ollama.generate({ model: "tiny", prompt: "x", raw: true, format: "json" }))).toEqual({
+      status: 400,
+      message: "format cannot be used with raw: it needs the model's chat template; leave it out, or send the prompt without raw",
+    });
+    expect(await failure(ollama.chat({ model: "tiny", messages: [{ role: "user", content: "x", images: ["aGk="] }] }))).toEqual({
+      status: 400,
+      message: "Invalid value for 'messages[0].images': images are not supported: Hearth's models read text only.",
+    });
   });
 });
 
@@ -273,7 +318,7 @@ describe("models", () => {
 
   it("version names the Ollama API version Hearth follows, and Hearth's own", async () => {
     const version = (await ollama.version()) as { version: string; hearth?: string };
-    expect(version.version).toBe("0.9.0");
+    expect(version.version).toBe("0.12.10");
     const manifest = JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
     expect(version.hearth).toBe(manifest.version);
   });
@@ -303,12 +348,20 @@ describe("embeddings", () => {
     expect(single.embedding).toEqual(openai.data[0]!.embedding);
     expect((await ollama.embed({ model: "tiny", input: "hello" })).embeddings).toEqual([embedded.embeddings[0]]);
     // An empty string is no input: the model is loaded and no vector comes back, as with Ollama.
-    expect(await ollama.embed({ model: "tiny", input: "" })).toMatchObject({ model: "tiny", embeddings: [] });
+    const loaded = await ollama.embed({ model: "tiny", input: "" });
+    expect(loaded).toMatchObject({ model: "tiny", embeddings: [], prompt_eval_count: 0 });
+    expect(loaded.load_duration).toBe(loaded.total_duration);
   });
 
   it("refuses dimensions other than the model's, and an empty string in a list of inputs", async () => {
-    expect((await failure(ollama.embed({ model: "tiny", input: "a", dimensions: 3 }))).status).toBe(400);
-    expect((await failure(ollama.embed({ model: "tiny", input: ["a", ""] }))).status).toBe(400);
+    const shown = await ollama.show({ model: "tiny" });
+    const dimension = (shown.model_info as unknown as Record<string, number>)["llama.embedding_length"]!;
+    expect(await failure(ollama.embed({ model: "tiny", input: "a", dimensions: 3 }))).toEqual({
+      status: 400,
+      message: `Invalid value for 'dimensions': this model produces ${dimension}-dimensional embeddings and Hearth does not truncate them; omit 'dimensions' or send ${dimension}.`,
+    });
+    expect((await ollama.embed({ model: "tiny", input: "a", dimensions: dimension })).embeddings[0]).toHaveLength(dimension);
+    expect(await failure(ollama.embed({ model: "tiny", input: ["a", ""] }))).toEqual({ status: 400, message: "Invalid value for 'input[1]': must not be empty: an empty string has no embedding." });
   });
 });
 
