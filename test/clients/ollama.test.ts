@@ -1,7 +1,8 @@
 // Ollama's native API (/api/*) through the official `ollama` npm client against real daemons
 // with scripted models (test/support/scripts.ts), so thoughts, answers and tool calls are exact:
 // chat and generate streamed and not, think on and off, parallel tool calls, a call cut off by
-// num_predict, tool results in the history, embeddings equal to /v1/embeddings', tags, show,
+// num_predict, tool results in the history (by tool_name and by call id), stop strings, format
+// json and JSON schema, embeddings (/api/embed's scaled to length 1), tags, show,
 // ps, version, keep_alive, name:tag resolution, copy and delete, the / probe, a failure after
 // the stream began, fuzzed bodies on every endpoint, and a pull from a peer of a two-node cluster.
 
