@@ -39,6 +39,8 @@ import { NodeIdentity } from "./identity/NodeIdentity.js";
 import { JobCoordinator } from "./jobs/JobCoordinator.js";
 import { JobStore } from "./jobs/JobStore.js";
 import { Metrics } from "./metrics/Metrics.js";
+import { AliasStore } from "./models/AliasStore.js";
+import { LocalModelAdmin } from "./models/LocalModelAdmin.js";
 import { ModelRegistry } from "./models/ModelRegistry.js";
 import { ResponseStore } from "./responses/ResponseStore.js";
 import { PeerFabric } from "./peers/PeerFabric.js";
@@ -155,7 +157,8 @@ export class Daemon {
     // Every node has an identity, member or not, so `hearth cluster show` and the cluster view name it.
     const identity = await NodeIdentity.loadOrCreate(config.dataDir, { logger: this.#logger });
     const membership = await ClusterMembership.load(config.dataDir, { logger: this.#logger });
-    const parts = this.#construct(identity, membership, announcedProtocolVersion(this.#options.env ?? process.env));
+    const storedAliases = await AliasStore.load(config.dataDir, this.#logger);
+    const parts = this.#construct(identity, membership, storedAliases, announcedProtocolVersion(this.#options.env ?? process.env));
     this.#parts = parts;
 
     // Start in order: what answers requests comes up only once what it relies on is running.
@@ -197,13 +200,13 @@ export class Daemon {
   }
 
   /** Every part, each given what it depends on. Nothing starts here. */
-  #construct(identity: NodeIdentity, membership: ClusterMembership | undefined, protocolVersion: ProtocolVersion): Parts {
+  #construct(identity: NodeIdentity, membership: ClusterMembership | undefined, storedAliases: AliasStore, protocolVersion: ProtocolVersion): Parts {
     const { config, version } = this.#options;
     const logger = this.#options.logger;
     const env = this.#options.env ?? process.env;
     const member = membership !== undefined;
 
-    const registry = new ModelRegistry({ modelsDir: config.modelsDir, extraPaths: config.models.extraPaths, aliases: config.models.aliases, logger });
+    const registry = new ModelRegistry({ modelsDir: config.modelsDir, extraPaths: config.models.extraPaths, aliases: config.models.aliases, storedAliases, logger });
     const engine = new LocalEngine({ catalog: registry, limits: config.limits, runner: config.runner, logger });
     const resources = new ResourceProbe({ logger, timeoutMs: config.peer.hardwareProbeTimeoutMs });
     // A standalone node shows cached hashes but computes none: nobody needs them, and hashing
@@ -230,9 +233,19 @@ export class Daemon {
       maxEmbeddingInputs: config.limits.maxEmbeddingInputs,
       logger,
     });
+    const localModels = new LocalModelAdmin({
+      modelsDir: config.modelsDir,
+      extraPaths: config.models.extraPaths,
+      configuredAliases: config.models.aliases,
+      registry,
+      engine,
+      aliases: storedAliases,
+      refresh: () => state.fresh(),
+      logger,
+    });
     const responses = new ResponseStore({ directory: path.join(config.dataDir, RESPONSES_DIR_NAME), limits: config.responses, logger });
     const metrics = new Metrics({ stats: () => engine.stats() });
-    const http = new HttpApi({ config, engine: router, metrics, logger, version, cluster: views, sharing, jobs, split, plans: router, responses });
+    const http = new HttpApi({ config, engine: router, metrics, logger, version, cluster: views, sharing, jobs, split, plans: router, localModels, responses });
 
     // What peers can reach on the links, in one table, fixed before the links start.
     routes.serve(router.peerRoutes).serve(sharing.peerRoutes).serve(rpc.peerRoutes).freeze();

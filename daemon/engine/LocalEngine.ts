@@ -25,7 +25,7 @@ import type { EmbeddingJob, EmbeddingResult, GenerationJob, GenerationResult } f
 import type { RunnerModelInfo } from "../../protocol/runnerIpc.js";
 import type { LimitsConfig, RunnerConfig } from "../config/defaults.js";
 import { settlesWithin } from "../lifecycle/settlesWithin.js";
-import { ModelHost, type PlacementSettings, type UnloadReason } from "./ModelHost.js";
+import { ModelHost, type PlacementSettings, type SubmitOptions, type UnloadReason } from "./ModelHost.js";
 import type { JobOptions } from "./RunnerProcess.js";
 import type { EngineStats, LocalInferenceEngine, LocalJobOptions, ModelCatalog, ModelDescriptor } from "./types.js";
 
@@ -100,17 +100,34 @@ export class LocalEngine extends EventEmitter<LocalEngineEvents> implements Loca
       }
       if (resume) jobOptions.resume = resume;
       return runner.generate(job, jobOptions);
-    }, options.signal);
+    }, options.signal, submitOptions(options.keepAliveMs));
   }
 
-  async embed(job: EmbeddingJob, options: Pick<LocalRunOptions, "signal" | "descriptor" | "host">): Promise<EmbeddingResult> {
+  async embed(job: EmbeddingJob, options: Pick<LocalRunOptions, "signal" | "descriptor" | "host" | "keepAliveMs">): Promise<EmbeddingResult> {
     const { maxEmbeddingInputs } = this.#options.limits;
     if (job.inputs.length === 0) throw errors.invalidRequest("input must not be empty.", { param: "input" });
     if (job.inputs.length > maxEmbeddingInputs) {
       throw errors.invalidRequest(`input has ${job.inputs.length} items; at most ${maxEmbeddingInputs} are accepted.`, { param: "input" });
     }
     const host = options.host ?? this.#wholeHost(await this.#descriptorFor(job.model, options.descriptor));
-    return host.submit(({ runner, signal }) => runner.embed(job, { signal }), options.signal);
+    return host.submit(({ runner, signal }) => runner.embed(job, { signal }), options.signal, submitOptions(options.keepAliveMs));
+  }
+
+  /**
+   * Loads `descriptor` whole (if it is not loaded yet) without running anything, and keeps it
+   * for `keepAliveMs` (limits.keep_alive when absent). Resolves once it is ready.
+   */
+  async load(descriptor: ModelDescriptor, options: { signal: AbortSignal; keepAliveMs?: number }): Promise<void> {
+    const host = this.#wholeHost(await this.#descriptorFor(descriptor.id, descriptor));
+    await host.submit(() => Promise.resolve(), options.signal, submitOptions(options.keepAliveMs));
+  }
+
+  /**
+   * Stops the whole-model runner of `modelId` as soon as it is idle (at once when it is);
+   * resolves once an idle runner has stopped. Split placements are the split engine's.
+   */
+  async unload(modelId: string): Promise<void> {
+    await this.#hosts.get(modelId)?.expire();
   }
 
   /**
@@ -213,4 +230,8 @@ export class LocalEngine extends EventEmitter<LocalEngineEvents> implements Loca
     });
     return host;
   }
+}
+
+function submitOptions(keepAliveMs: number | undefined): SubmitOptions {
+  return keepAliveMs === undefined ? {} : { keepAliveMs };
 }

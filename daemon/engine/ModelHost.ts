@@ -60,8 +60,21 @@ export interface JobEnvironment {
   isLive: () => boolean;
 }
 
+/** What one request asks of the host beyond its job. */
+export interface SubmitOptions {
+  /**
+   * How long the runner stays loaded once idle after this request (Ollama's `keep_alive`):
+   * 0 stops it right away, Infinity never. Absent: `limits.keep_alive`.
+   */
+  keepAliveMs?: number;
+}
+
+/** Node's timers hold at most this many milliseconds (about 24.8 days); a longer keep-alive is forever. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface Ticket {
   execute(environment: JobEnvironment): Promise<unknown>;
+  keepAliveMs: number | undefined;
   controller: AbortController;
   settled: boolean;
   resolve(value: unknown): void;
@@ -79,6 +92,12 @@ export class ModelHost {
   #stoppingRunner: RunnerProcess | undefined;
   #stopping: Promise<void> | undefined;
   #keepAliveTimer: NodeJS.Timeout | undefined;
+  /** The keep-alive that applies when the host next goes idle: the last finished request's. */
+  #keepAliveMs: number;
+  /** Epoch ms at which the idle runner stops; null: never; undefined: not idle (no timer). */
+  #expiresAt: number | null | undefined;
+  /** Set by expire(): unload once idle, whatever the requests running now asked for. */
+  #expireRequested = false;
   #lastUsedAt = Date.now();
   #closed = false;
   #idleWaiters: (() => void)[] = [];
@@ -88,19 +107,21 @@ export class ModelHost {
     this.descriptor = options.descriptor;
     this.#logger = options.logger.child({ component: "engine", model: options.descriptor.id });
     this.#queue = new RequestQueue({ slots: options.limits.parallelSlots, depth: options.limits.queueDepth });
+    this.#keepAliveMs = options.limits.keepAliveMs;
   }
 
   /**
    * Runs `execute` in a slot of this model's runner, loading it if needed. Rejects
    * HEARTH_QUEUE_FULL when the queue is full, HEARTH_CANCELLED when `signal` aborts first.
    */
-  submit<T>(execute: (environment: JobEnvironment) => Promise<T>, signal: AbortSignal): Promise<T> {
+  submit<T>(execute: (environment: JobEnvironment) => Promise<T>, signal: AbortSignal, options: SubmitOptions = {}): Promise<T> {
     if (this.#closed) return Promise.reject(errors.shuttingDown());
     if (signal.aborted) return Promise.reject(errors.cancelled());
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => this.#abortTicket(ticket, errors.cancelled());
       const ticket: Ticket = {
         execute,
+        keepAliveMs: options.keepAliveMs,
         controller: new AbortController(),
         settled: false,
         resolve: (value) => resolve(value as T),
@@ -118,6 +139,8 @@ export class ModelHost {
         return;
       }
       this.#clearKeepAlive();
+      // New work wants the model: an earlier expire() no longer applies.
+      this.#expireRequested = false;
       signal.addEventListener("abort", onAbort, { once: true });
       if (admission === "running") void this.#start(ticket);
     });
@@ -144,7 +167,22 @@ export class ModelHost {
       running: this.#queue.running,
       queued: this.#queue.queued,
       lastUsedAt: this.#lastUsedAt,
+      expiresAt: this.#expiresAt !== undefined ? this.#expiresAt : expiryOf(Date.now(), this.#expireRequested ? 0 : this.#keepAliveMs),
     };
+  }
+
+  /**
+   * Stops the runner as soon as nothing runs or waits (now, if that is already so), whatever
+   * keep-alive the requests running now asked for; a request submitted later cancels this.
+   * Resolves once an idle runner has stopped.
+   */
+  async expire(): Promise<void> {
+    this.#expireRequested = true;
+    this.#keepAliveMs = 0;
+    const runner = this.#runner;
+    if (!this.#queue.idle || runner === undefined || this.#loading) return;
+    this.#clearKeepAlive();
+    await this.#unload(runner, "keep-alive");
   }
 
   /** Resolves when no request is running or waiting. */
@@ -219,6 +257,7 @@ export class ModelHost {
 
   #release(ticket: Ticket): void {
     this.#lastUsedAt = Date.now();
+    this.#keepAliveMs = this.#expireRequested ? 0 : (ticket.keepAliveMs ?? this.#options.limits.keepAliveMs);
     const promoted = this.#queue.release(ticket);
     if (promoted) void this.#start(promoted);
     this.#afterRelease();
@@ -305,10 +344,13 @@ export class ModelHost {
     this.#clearKeepAlive();
     const runner = this.#runner;
     if (!runner) return;
+    const keepAliveMs = this.#keepAliveMs;
+    this.#expiresAt = expiryOf(Date.now(), keepAliveMs);
+    if (this.#expiresAt === null) return;
     this.#keepAliveTimer = setTimeout(() => {
       this.#keepAliveTimer = undefined;
       if (this.#queue.idle && this.#runner === runner) void this.#unload(runner, "keep-alive");
-    }, this.#options.limits.keepAliveMs);
+    }, keepAliveMs);
     // Idle models must not keep the process alive on their own.
     this.#keepAliveTimer.unref();
   }
@@ -316,6 +358,7 @@ export class ModelHost {
   #clearKeepAlive(): void {
     if (this.#keepAliveTimer) clearTimeout(this.#keepAliveTimer);
     this.#keepAliveTimer = undefined;
+    this.#expiresAt = undefined;
   }
 
   #unload(runner: RunnerProcess, reason: UnloadReason): Promise<void> {
@@ -339,4 +382,9 @@ export class ModelHost {
       this.#logger.warn({ err: error, event }, "a model host observer threw");
     }
   }
+}
+
+/** When a runner idle from `now` stops under `keepAliveMs`; null when never (Infinity, or longer than a timer holds). */
+function expiryOf(now: number, keepAliveMs: number): number | null {
+  return Number.isFinite(keepAliveMs) && keepAliveMs <= MAX_TIMER_MS ? now + Math.max(0, keepAliveMs) : null;
 }

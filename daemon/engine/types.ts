@@ -67,6 +67,12 @@ export interface GenerateOptions {
   route?: RouteOptions;
   /** Called with the node id each time an attempt is placed on a node, before it runs there. */
   onNode?: (nodeId: string) => void;
+  /**
+   * How long this node keeps the model loaded once idle after the job, when the job runs
+   * whole here (Ollama's `keep_alive`): 0 unloads it right after, Infinity never. Absent, or
+   * a job run on a peer or split: the executing node's `limits.keep_alive`.
+   */
+  keepAliveMs?: number;
 }
 
 export interface EmbedOptions {
@@ -74,6 +80,8 @@ export interface EmbedOptions {
   model?: ModelInfo;
   route?: RouteOptions;
   onNode?: (nodeId: string) => void;
+  /** As GenerateOptions.keepAliveMs. */
+  keepAliveMs?: number;
 }
 
 /** What GET /hearth/v1/status shows under `models`. */
@@ -100,6 +108,8 @@ export interface LocalJobOptions {
   onTokens?: (tokens: number[]) => void;
   /** Continue a generation a lost runner started. */
   resume?: ResumeState;
+  /** How long the model stays loaded once idle after this job (ModelHost SubmitOptions). */
+  keepAliveMs?: number;
 }
 
 /** An engine that runs models from files on this machine (LocalEngine): its models have paths. */
@@ -107,7 +117,7 @@ export interface LocalInferenceEngine {
   listModels(): Promise<ModelDescriptor[]>;
   resolveModel(idOrAlias: string): Promise<ModelDescriptor>;
   generate(job: GenerationJob, options: LocalJobOptions): Promise<GenerationResult>;
-  embed(job: EmbeddingJob, options: Pick<LocalJobOptions, "signal" | "descriptor">): Promise<EmbeddingResult>;
+  embed(job: EmbeddingJob, options: Pick<LocalJobOptions, "signal" | "descriptor" | "keepAliveMs">): Promise<EmbeddingResult>;
   stats(): EngineStats;
 }
 

@@ -350,6 +350,10 @@ export interface GgufDescription {
   headCountKv: number | undefined;
   /** n_vocab: rows of `token_embd`, else the tokenizer's token count. */
   vocabularySize: number | undefined;
+  /** tokenizer.chat_template: the Jinja template the model's prompts are rendered with. */
+  chatTemplate: string | undefined;
+  /** The tokenizer has fill-in-the-middle tokens (prefix and suffix markers), so text can be inserted before a suffix. */
+  infill: boolean;
   /** Sum of all tensors' data bytes (without alignment padding). */
   tensorBytes: number;
   /** Bytes of `blk.N.*` tensors, indexed by N. */
@@ -380,6 +384,16 @@ function vocabularySizeOf(header: GgufHeader): number | undefined {
   if (embedding?.dims[1] !== undefined) return embedding.dims[1];
   const tokens = header.metadata.get("tokenizer.ggml.tokens");
   return tokens?.type === GgufValueType.ARRAY ? tokens.value.length : undefined;
+}
+
+/** llama.cpp's names for the infill markers, current and older. */
+const INFILL_TOKEN_KEYS = [
+  ["tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id"],
+  ["tokenizer.ggml.prefix_token_id", "tokenizer.ggml.suffix_token_id"],
+] as const;
+
+function hasInfillTokens(metadata: ReadonlyMap<string, GgufValue>): boolean {
+  return INFILL_TOKEN_KEYS.some((keys) => keys.every((key) => numberFromValue(metadata.get(key)) !== undefined));
 }
 
 export function describeGguf(header: GgufHeader): GgufDescription {
@@ -434,6 +448,8 @@ export function describeGguf(header: GgufHeader): GgufDescription {
     headCount: archNumber("attention.head_count"),
     headCountKv: archNumber("attention.head_count_kv"),
     vocabularySize: vocabularySizeOf(header),
+    chatTemplate: stringValue("tokenizer.chat_template"),
+    infill: hasInfillTokens(metadata),
     tensorBytes,
     layerBytes,
     nonLayerBytes,

@@ -16,6 +16,7 @@ import type { InferenceEngine } from "../engine/types.js";
 import type { JobCoordinator } from "../jobs/JobCoordinator.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import { hasValidApiKey, requiresApiKey } from "./authGuard.js";
+import type { LocalModelsSource } from "../models/LocalModelAdmin.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
 import type { ClusterSource, HttpServices, PlanSource, RequestContext, ResponseRecords, SplitSource } from "./context.js";
 import { apiFamilyOf } from "./apiFamily.js";
@@ -33,6 +34,12 @@ import { handleGetModel, handleListModels } from "./handlers/models.js";
 import { handleGetPull, handleListPulls, handlePullModel } from "./handlers/modelPulls.js";
 import { handleCancelResponse, handleCreateResponse, handleDeleteResponse, handleGetResponse, handleListInputItems } from "./handlers/responses.js";
 import { handleStatus } from "./handlers/status.js";
+import { handleOllamaPs, handleOllamaShow, handleOllamaTags, handleOllamaVersion } from "./handlers/ollama/catalog.js";
+import { handleOllamaEmbed, handleOllamaEmbeddings } from "./handlers/ollama/embeddings.js";
+import { handleOllamaChat, handleOllamaGenerate } from "./handlers/ollama/generation.js";
+import { handleOllamaCopy, handleOllamaDelete } from "./handlers/ollama/manage.js";
+import { handleOllamaPull } from "./handlers/ollama/pull.js";
+import { createRootHandler } from "./handlers/ollama/root.js";
 import { HostGuard } from "./hostGuard.js";
 import { requestPath, Router } from "./router.js";
 
@@ -47,6 +54,7 @@ export interface HttpApiOptions {
   sharing?: ModelSharingSource;
   split?: SplitSource;
   plans?: PlanSource;
+  localModels?: LocalModelsSource;
   responses?: ResponseRecords;
 }
 
@@ -85,7 +93,20 @@ export function createRouter(): Router {
     .add("GET", "/hearth/v1/jobs/:id/output", handleJobOutput)
     .add("POST", "/hearth/v1/models/pull", handlePullModel)
     .add("GET", "/hearth/v1/models/pulls", handleListPulls)
-    .add("GET", "/hearth/v1/models/pulls/:sha256", handleGetPull);
+    .add("GET", "/hearth/v1/models/pulls/:sha256", handleGetPull)
+    // Ollama's native API (handlers/ollama/); `/` answers Ollama's probe.
+    .add("GET", "/", createRootHandler())
+    .add("POST", "/api/chat", handleOllamaChat)
+    .add("POST", "/api/generate", handleOllamaGenerate)
+    .add("POST", "/api/embed", handleOllamaEmbed)
+    .add("POST", "/api/embeddings", handleOllamaEmbeddings)
+    .add("GET", "/api/tags", handleOllamaTags)
+    .add("POST", "/api/show", handleOllamaShow)
+    .add("GET", "/api/ps", handleOllamaPs)
+    .add("GET", "/api/version", handleOllamaVersion)
+    .add("POST", "/api/pull", handleOllamaPull)
+    .add("POST", "/api/copy", handleOllamaCopy)
+    .add("DELETE", "/api/delete", handleOllamaDelete);
 }
 
 export class HttpApi {
@@ -118,6 +139,7 @@ export class HttpApi {
       ...(options.sharing === undefined ? {} : { sharing: options.sharing }),
       ...(options.split === undefined ? {} : { split: options.split }),
       ...(options.plans === undefined ? {} : { plans: options.plans }),
+      ...(options.localModels === undefined ? {} : { localModels: options.localModels }),
       ...(options.responses === undefined ? {} : { responses: options.responses }),
     };
     this.server = http.createServer((req, res) => this.handle(req, res));
@@ -195,7 +217,7 @@ export class HttpApi {
         res.setHeader("allow", match.allow.join(", "));
         throw errors.methodNotAllowed(`${match.name} does not accept ${req.method ?? "this method"}; use ${match.allow.join(" or ")}.`);
       }
-      if (!this.ready && match.method === "POST") {
+      if (!this.ready && match.method !== "GET") {
         // Work accepted now could not finish before the drain ends; send it elsewhere or later.
         throw errors.shuttingDown(this.config.limits.retryAfterSeconds);
       }

@@ -16,6 +16,7 @@ import type { ApiFamily } from "./apiFamily.js";
 import type { InferenceEngine } from "../engine/types.js";
 import type { Metrics } from "../metrics/Metrics.js";
 import type { JobCoordinator } from "../jobs/JobCoordinator.js";
+import type { LocalModelsSource } from "../models/LocalModelAdmin.js";
 import type { ModelSharingSource } from "../sharing/ModelSharing.js";
 
 /** The cluster as the API shows it (daemon/cluster/ClusterViews.ts). */
@@ -45,6 +46,8 @@ export interface HttpServices {
   split?: SplitSource;
   /** Placement plans (the router's decision, daemon/routing/RoutingEngine.ts); absent without a daemon around the API. */
   plans?: PlanSource;
+  /** Loading, unloading, aliasing and deleting this node's models (daemon/models/LocalModelAdmin.ts); absent without a daemon around the API. */
+  localModels?: LocalModelsSource;
   /** Stored responses of the Responses API (daemon/responses/ResponseStore.ts); absent without a daemon around the API (nothing is stored). */
   responses?: ResponseRecords;
 }

@@ -2,7 +2,8 @@
  * The model registry: which GGUF files this node can serve, under which ids.
  *
  * Ids are file names without `.gguf`, from the models dir (non-recursive) and then the
- * configured extra paths; the first file to claim an id wins. resolve() looks names up in the
+ * configured extra paths; the first file to claim an id wins. Aliases are the configured ones
+ * (`models.aliases`) and those made through the API (AliasStore.ts), configured first. resolve() looks names up in the
  * scanned map and never turns one into a path: model names arrive from the network.
  *
  * The index: once started, the registry watches the models dir and the folders of the extra
@@ -32,6 +33,8 @@ export interface ModelRegistryOptions {
   extraPaths?: readonly string[];
   /** alias -> model id (validated with validateModelAliases at config load). */
   aliases?: Readonly<Record<string, string>>;
+  /** Aliases made through the API (AliasStore.ts); the configured ones win over them. */
+  storedAliases?: { entries(): ReadonlyMap<string, string> };
   logger: Logger;
   ggufLimits?: Partial<GgufLimitsConfig>;
   /** Header reader; injectable so tests can observe how often files are parsed. */
@@ -65,6 +68,7 @@ export class ModelRegistry extends EventEmitter<ModelRegistryEvents> implements 
   private readonly modelsDir: string;
   private readonly extraPaths: string[];
   private readonly aliases: Map<string, string>;
+  private readonly storedAliases: { entries(): ReadonlyMap<string, string> } | undefined;
   private readonly logger: Logger;
   private readonly limits: Partial<GgufLimitsConfig>;
   private readonly readHeader: (filePath: string, limits: Partial<GgufLimitsConfig>) => Promise<GgufHeader>;
@@ -82,6 +86,7 @@ export class ModelRegistry extends EventEmitter<ModelRegistryEvents> implements 
     this.modelsDir = path.resolve(options.modelsDir);
     this.extraPaths = (options.extraPaths ?? []).map((extra) => path.resolve(extra));
     this.aliases = aliasMap(options.aliases ?? {});
+    this.storedAliases = options.storedAliases;
     this.logger = options.logger.child({ component: "models" });
     this.limits = options.ggufLimits ?? {};
     this.readHeader = options.readHeader ?? readGgufHeader;
@@ -184,7 +189,7 @@ export class ModelRegistry extends EventEmitter<ModelRegistryEvents> implements 
   private lookUp(models: readonly ModelDescriptor[], idOrAlias: string): ModelDescriptor | undefined {
     if (typeof idOrAlias !== "string" || idOrAlias === "") return undefined;
     const byId = new Map(models.map((model) => [model.id, model]));
-    const target = this.aliases.get(idOrAlias);
+    const target = this.aliases.get(idOrAlias) ?? this.storedAliases?.entries().get(idOrAlias);
     return byId.get(idOrAlias) ?? (target === undefined ? undefined : byId.get(target));
   }
 
@@ -256,8 +261,14 @@ export class ModelRegistry extends EventEmitter<ModelRegistryEvents> implements 
     for (const cachedPath of this.descriptions.keys()) if (!present.has(cachedPath)) this.descriptions.delete(cachedPath);
   }
 
+  /** Configured aliases, then stored ones that no configured alias already claims. */
+  private allAliases(): Array<[string, string]> {
+    const stored = [...(this.storedAliases?.entries() ?? [])].filter(([alias]) => !this.aliases.has(alias));
+    return [...this.aliases, ...stored];
+  }
+
   private attachAliases(byId: Map<string, ModelDescriptor>): void {
-    for (const [alias, target] of this.aliases) {
+    for (const [alias, target] of this.allAliases()) {
       if (byId.has(alias)) {
         this.warnOnce(`alias-shadowed:${alias}`, { alias, target }, "alias has the same name as a model file; the model id wins");
         continue;

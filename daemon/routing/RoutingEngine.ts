@@ -128,7 +128,7 @@ export class RoutingEngine implements InferenceEngine {
       local: async (decision, descriptor, onDelta) => {
         const result = await this.#init.local.generate(
           { ...job, model: descriptor.id },
-          { signal: options.signal, descriptor, ...(options.onDelta === undefined ? {} : { onDelta }) },
+          { signal: options.signal, descriptor, ...(options.onDelta === undefined ? {} : { onDelta }), ...keepAliveOf(options) },
         );
         return { ...result, nodeId: decision.nodeId };
       },
@@ -146,7 +146,7 @@ export class RoutingEngine implements InferenceEngine {
     const resolved = await this.resolve(job.model, options.model);
     return this.#route(job, resolved, options, {
       split: (target) => this.#init.split.embed(target, job, options),
-      local: async (decision, descriptor) => ({ ...(await this.#init.local.embed({ ...job, model: descriptor.id }, { signal: options.signal, descriptor })), nodeId: decision.nodeId }),
+      local: async (decision, descriptor) => ({ ...(await this.#init.local.embed({ ...job, model: descriptor.id }, { signal: options.signal, descriptor, ...keepAliveOf(options) })), nodeId: decision.nodeId }),
       remote: async (decision) => {
         const result = await this.#remote(decision, job, options.signal, undefined);
         if (result.kind !== "embedding") throw errors.peerUnavailable(`Node ${shortNodeId(decision.nodeId)} answered an embedding with a generation.`);
@@ -331,6 +331,11 @@ function summarize(decision: Decision): PlacementSummary {
     case "refused":
       return { kind: "refused", nodeId: null, reasons: decision.reasons };
   }
+}
+
+/** The per-request keep-alive, which only a job run whole on this node honours. */
+function keepAliveOf(options: { keepAliveMs?: number }): { keepAliveMs?: number } {
+  return options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs };
 }
 
 function shown(name: string): string {

@@ -22,6 +22,8 @@ export const loadedModelStatsSchema = z.object({
   running: z.number(),
   queued: z.number(),
   lastUsedAt: z.number(),
+  /** Epoch ms at which the runner stops if no request comes (keep-alive); null: kept loaded until asked. */
+  expiresAt: z.number().nullable().optional(),
 });
 
 /** `hearth status`'s line about the cluster. */
