@@ -30,6 +30,7 @@ import { ModelHashes } from "./cluster/ModelHashes.js";
 import { SpeedScores } from "./cluster/SpeedScores.js";
 import { RESPONSES_DIR_NAME, type HearthConfig } from "./config/defaults.js";
 import { LocalEngine } from "./engine/LocalEngine.js";
+import { kernelEnvironment } from "./engine/kernelEnvironment.js";
 import { ResourceProbe } from "./hardware/ResourceProbe.js";
 import { HttpApi } from "./http/HttpApi.js";
 import { listenError } from "./lifecycle/listenError.js";
@@ -207,7 +208,8 @@ export class Daemon {
     const member = membership !== undefined;
 
     const registry = new ModelRegistry({ modelsDir: config.modelsDir, extraPaths: config.models.extraPaths, aliases: config.models.aliases, storedAliases, logger });
-    const engine = new LocalEngine({ catalog: registry, limits: config.limits, runner: config.runner, logger });
+    const runnerEnv = kernelEnvironment(config.runner, logger);
+    const engine = new LocalEngine({ catalog: registry, limits: config.limits, runner: config.runner, logger, ...(runnerEnv === undefined ? {} : { runnerEnv }) });
     const resources = new ResourceProbe({ logger, timeoutMs: config.peer.hardwareProbeTimeoutMs });
     // A standalone node shows cached hashes but computes none: nobody needs them, and hashing
     // gigabytes would compete with its requests.

@@ -18,6 +18,12 @@
 //                                 endpoint's share of layers.
 //   HEARTH_RPC_CONNECT_TIMEOUT_MS connect and HELLO timeout per endpoint (default 1500).
 //   HEARTH_RPC_SHIM_VERBOSE=1     also log registered devices.
+//   HEARTH_CPU_REPACK=off         take the CPU backend's repacked weight buffer type ("CPU_REPACK")
+//                                 out of its extra buffer types before any model loads, so the
+//                                 host computes q4_0, q4_K, iq4_nl... layers with the same plain
+//                                 kernels rpc-server uses for the layers it holds (rpc-server
+//                                 allocates only plain CPU buffers). Works with or without
+//                                 endpoints, so a local runner can compute as a split's host does.
 //   TEST_BINDING_CP=true          set by node-llama-cpp for its binary-test child process, which
 //                                 must not occupy the single-client servers: no devices then.
 
@@ -26,6 +32,8 @@
 #include "transport.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -290,6 +298,47 @@ void register_endpoint(const endpoint_spec & spec) {
     }
 }
 
+// The loaded CPU backend variant (libggml-cpu-<variant>.so, opened by ggml with RTLD_LOCAL)
+// exports these C++ functions; the extra buffer type list is a static vector that the CPU device
+// copies on first use, which is during the first model load, after every backend is loaded.
+using extra_bufts_fn = std::vector<ggml_backend_buffer_type_t> & (*)();
+using repack_buft_fn = ggml_backend_buffer_type_t (*)();
+
+int find_cpu_backend(struct dl_phdr_info * info, size_t, void * out) {
+    const char * name = info->dlpi_name;
+    if (name == nullptr || std::strstr(name, "libggml-cpu") == nullptr) return 0;
+    *static_cast<std::string *>(out) = name;
+    return 1;
+}
+
+void disable_cpu_repack() {
+    std::string path;
+    dl_iterate_phdr(find_cpu_backend, &path);
+    void * handle = path.empty() ? nullptr : dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+    auto extra = handle ? reinterpret_cast<extra_bufts_fn>(dlsym(handle, "_Z39ggml_backend_cpu_get_extra_buffer_typesv")) : nullptr;
+    auto repack = handle ? reinterpret_cast<repack_buft_fn>(dlsym(handle, "_Z35ggml_backend_cpu_repack_buffer_typev")) : nullptr;
+    if (extra == nullptr || repack == nullptr) {
+        // Without the switch the host would silently compute with other kernels than its peers.
+        fprintf(stderr, "%s HEARTH_CPU_REPACK=off: no CPU backend with a repack buffer type is loaded (%s)\n", LOG_PREFIX,
+                path.empty() ? "no libggml-cpu" : path.c_str());
+        if (handle) dlclose(handle);
+        return;
+    }
+    std::vector<ggml_backend_buffer_type_t> & bufts = extra();
+    const ggml_backend_buffer_type_t repacked = repack();
+    size_t removed = 0;
+    for (auto it = bufts.begin(); it != bufts.end();) {
+        if (*it == repacked) {
+            it = bufts.erase(it);
+            removed++;
+        } else {
+            ++it;
+        }
+    }
+    if (g_verbose) fprintf(stderr, "%s CPU_REPACK off in %s (%zu removed)\n", LOG_PREFIX, path.c_str(), removed);
+    dlclose(handle);
+}
+
 int timeout_from_env() {
     const char * text = getenv("HEARTH_RPC_CONNECT_TIMEOUT_MS");
     unsigned long long value = 0;
@@ -328,6 +377,8 @@ SHIM_EXPORT ggml_backend_reg_t ggml_backend_init(void) {
     if (initialized) return &g_shim_reg;
     initialized = true;
     g_verbose = getenv("HEARTH_RPC_SHIM_VERBOSE") != nullptr;
+    const char * repack = getenv("HEARTH_CPU_REPACK");
+    if (repack != nullptr && std::strcmp(repack, "off") == 0) disable_cpu_repack();
 
     const char * binary_test = getenv("TEST_BINDING_CP");
     if (binary_test != nullptr && std::strcmp(binary_test, "true") == 0) return &g_shim_reg;

@@ -38,6 +38,12 @@ export interface RunnerConfig {
    * beside it; "throughput": parallel slots are decoded together (scheduler/exactDecoding.ts).
    */
   batching: DecodeBatching;
+  /**
+   * Let llama.cpp's CPU backend repack q4_0, q4_K, iq4_nl... weights for its faster kernels. A
+   * split's peers (rpc-server) never repack, so with repacking a model's answer depends on
+   * which layers the host holds; off keeps every placement's answer the same.
+   */
+  repackWeights: boolean;
   /** How long a runner may take to load its model before it is killed. */
   loadTimeoutMs: number;
   /** How long a runner gets to exit after "shutdown" before SIGKILL. */
@@ -236,6 +242,7 @@ export const DEFAULT_RUNNER: RunnerConfig = {
   gpuLayers: "auto",
   batchSize: 512,
   batching: "exact",
+  repackWeights: false,
   loadTimeoutMs: 120_000,
   stopTimeoutMs: 5_000,
 };

@@ -38,6 +38,8 @@ export interface LocalEngineOptions {
   logger: Logger;
   /** The runner's entry script; defaults to the built daemon/runner/runnerMain.js. */
   runnerEntryPath?: string;
+  /** Environment every runner gets (kernelEnvironment.ts); a placement's own comes on top. */
+  runnerEnv?: Record<string, string>;
 }
 
 export interface LocalEngineEvents {
@@ -215,6 +217,7 @@ export class LocalEngine extends EventEmitter<LocalEngineEvents> implements Loca
       logger: this.#options.logger,
       ...(this.#options.runnerEntryPath === undefined ? {} : { runnerEntryPath: this.#options.runnerEntryPath }),
       ...(placement === undefined ? {} : { placement }),
+      ...(this.#options.runnerEnv === undefined ? {} : { runnerEnv: this.#options.runnerEnv }),
       events: {
         loaded: (info) => this.emit("modelLoaded", info),
         unloaded: (reason) => {

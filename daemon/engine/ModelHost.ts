@@ -49,6 +49,8 @@ export interface ModelHostOptions {
   events: ModelHostEvents;
   /** Absent for a whole-model host. */
   placement?: PlacementSettings;
+  /** Environment every runner gets; the placement's own comes on top. */
+  runnerEnv?: Record<string, string>;
 }
 
 /** What a job gets to run with. */
@@ -299,7 +301,7 @@ export class ModelHost {
         embeddings: true,
         ...this.#options.placement?.load,
       },
-      ...(this.#options.placement === undefined ? {} : { env: this.#options.placement.env }),
+      ...(this.#options.placement === undefined && this.#options.runnerEnv === undefined ? {} : { env: { ...this.#options.runnerEnv, ...this.#options.placement?.env } }),
       loadTimeoutMs: config.loadTimeoutMs,
       stopTimeoutMs: config.stopTimeoutMs,
       logger: this.#options.logger,

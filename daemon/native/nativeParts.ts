@@ -24,6 +24,8 @@ export const NATIVE_ENV = {
   endpoints: "HEARTH_RPC_ENDPOINTS",
   /** Connect and HELLO timeout per endpoint, in ms (the shim's default is 1500). */
   connectTimeoutMs: "HEARTH_RPC_CONNECT_TIMEOUT_MS",
+  /** `off`: the shim removes the CPU backend's repacked weight buffer type before any model loads. */
+  cpuRepack: "HEARTH_CPU_REPACK",
   /** Any value: the shim also logs each device it registers. */
   verbose: "HEARTH_RPC_SHIM_VERBOSE",
   /** rpc-server keeps its `-c` tensor cache in `<LLAMA_CACHE>/rpc/`. */
@@ -174,6 +176,15 @@ export function shimEnvironment(parts: NativeParts, endpoints: readonly ShimEndp
   };
   if (connectTimeoutMs !== undefined) env[NATIVE_ENV.connectTimeoutMs] = String(Math.max(1, Math.round(connectTimeoutMs)));
   return env;
+}
+
+/**
+ * Variables that make a runner compute its layers with the kernels rpc-server uses: the shim,
+ * loaded without endpoints, takes llama.cpp's repacked weight buffers away, since rpc-server
+ * only ever allocates plain ones. A split's runner gets the same through shimEnvironment.
+ */
+export function plainKernelsEnvironment(parts: Pick<NativeParts, "shimLibrary">): Record<string, string> {
+  return { [NATIVE_ENV.backendPath]: parts.shimLibrary, [NATIVE_ENV.cpuRepack]: "off" };
 }
 
 /**

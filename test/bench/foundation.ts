@@ -93,17 +93,21 @@ async function streamChat(daemon: RunningDaemon, messages: { role: string; conte
   };
 }
 
-export async function benchFoundation(options: FoundationBenchOptions): Promise<Record<string, number>> {
-  const log = (line: string): void => { process.stderr.write(`[foundation] ${line}\n`); };
-  const daemon = await startDaemon({
+function startFoundationDaemon(options: FoundationBenchOptions, batching: "exact" | "throughput"): Promise<RunningDaemon> {
+  return startDaemon({
     models: { bench: options.modelPath },
     args: ["--log-level", "warn"],
     configToml: [
-      "[runner]", `threads = ${options.threads}`,
+      "[runner]", `threads = ${options.threads}`, `batching = "${batching}"`,
       "[limits]", `parallel_slots = ${options.parallelSlots}`, `context_size = ${options.contextSize}`,
     ].join("\n"),
     readyTimeoutMs: 60_000,
   });
+}
+
+export async function benchFoundation(options: FoundationBenchOptions): Promise<Record<string, number>> {
+  const log = (line: string): void => { process.stderr.write(`[foundation] ${line}\n`); };
+  const daemon = await startFoundationDaemon(options, "exact");
   // node-llama-cpp in this process, shaped like the runner's context (same sequences and size).
   const llama = await getLlama({ build: "never" });
   const model = await llama.loadModel({ modelPath: options.modelPath });
@@ -147,14 +151,24 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
     }
 
     log("concurrency: 1 client, then 4 clients at once");
-    const aggregate = async (clients: number): Promise<number> => {
+    const aggregate = async (target: RunningDaemon, clients: number): Promise<number> => {
       const started = performance.now();
-      const timings = await Promise.all(Array.from({ length: clients }, (_, i) => streamCompletion(daemon, promptFor(`c${clients}-${i}`, 24), options.genTokens)));
+      const timings = await Promise.all(Array.from({ length: clients }, (_, i) => streamCompletion(target, promptFor(`c${clients}-${i}`, 24), options.genTokens)));
       const seconds = (performance.now() - started) / 1000;
       return timings.reduce((sum, t) => sum + t.completionTokens, 0) / seconds;
     };
-    const oneClient = await aggregate(1);
-    const fourClients = await aggregate(4);
+    const oneClient = await aggregate(daemon, 1);
+    const fourClients = await aggregate(daemon, 4);
+    // The same on a daemon that decodes its slots together ([runner] batching = "throughput"): what exact batching costs under load.
+    log("concurrency again with batching = \"throughput\"");
+    const throughputDaemon = await startFoundationDaemon(options, "throughput");
+    let fourClientsThroughput: number;
+    try {
+      await aggregate(throughputDaemon, 1);
+      fourClientsThroughput = await aggregate(throughputDaemon, 4);
+    } finally {
+      await throughputDaemon.stop();
+    }
 
     log("prefix reuse: a long conversation, then a follow-up turn");
     const conversation = [
@@ -180,6 +194,8 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
       "concurrency.1_client_tok_s": oneClient,
       "concurrency.4_clients_tok_s": fourClients,
       "ratio.4_clients_over_1": fourClients / oneClient,
+      "concurrency.4_clients_throughput_batching_tok_s": fourClientsThroughput,
+      "ratio.4_clients_exact_over_throughput_batching": fourClients / fourClientsThroughput,
       "prefix.turn1_prompt_tokens": turn1.timing.promptTokens,
       "prefix.turn1_ttft_s": turn1.timing.ttft,
       "prefix.turn2_prompt_tokens": turn2.timing.promptTokens,

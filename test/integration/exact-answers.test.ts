@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { startDaemon, type RunningDaemon } from "../support/daemon.js";
 import { ensureModel } from "../support/models.js";
 
-const SHAPE = { layers: 8, embd: 1024, ff: 4096, heads: 8, kvHeads: 4, ctx: 1024, seed: 7 } as const;
+const SHAPE = { layers: 8, embd: 1024, ff: 4096, heads: 8, kvHeads: 4, seed: 7 } as const;
 const MAX_TOKENS = 48;
 const QUESTION = [{ role: "user", content: "Tell me about splitting layers." }];
 const PROMPTS = ["Hearth splits layers over RPC. 0123456789", "The quick brown fox jumps", "Distributed inference at home", "Zebra crossing 42"];
