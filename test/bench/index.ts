@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every Hearth benchmark, printed as figures and side-by-side ratios.
  *
- * Usage: npm run bench -- [--preset 1b|small|tiny] [--threads N] [--repeats N] [--only foundation|cluster|batch|transfer|tunnel|split] [--json]
+ * Usage: npm run bench -- [--preset 1b|small|tiny] [--threads N] [--repeats N] [--only foundation|adapters|kernels|resume|cluster|batch|transfer|tunnel|split] [--json]
  * Benchmark models are generated once and cached in the OS temp dir.
  */
 
@@ -10,9 +10,12 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { SYNTH_PRESETS, writeSyntheticModel, type SynthPreset } from "../../daemon/gguf/synth.js";
+import { benchAdapters } from "./adapters.js";
 import { benchBatch } from "./batch.js";
 import { benchCluster } from "./cluster.js";
 import { benchFoundation } from "./foundation.js";
+import { DEFAULT_KERNEL_BENCH, benchKernels } from "./kernels.js";
+import { DEFAULT_RESUME_POINTS, benchResume } from "./resume.js";
 import { DEFAULT_SPLIT_BENCH, benchSplit } from "./split.js";
 import { benchTransfer } from "./transfer.js";
 import { runTunnelBench } from "./tunnel.js";
@@ -49,7 +52,7 @@ async function main(): Promise<void> {
     },
   });
   if (!Object.hasOwn(SYNTH_PRESETS, values.preset)) throw new Error(`unknown preset ${values.preset}; use one of ${Object.keys(SYNTH_PRESETS).join(", ")}`);
-  const suites = ["foundation", "cluster", "batch", "transfer", "tunnel", "split"];
+  const suites = ["foundation", "adapters", "kernels", "resume", "cluster", "batch", "transfer", "tunnel", "split"];
   if (values.only !== undefined && !suites.includes(values.only)) throw new Error(`unknown suite ${values.only}; use one of ${suites.join(", ")}`);
   const wanted = (suite: string): boolean => values.only === undefined || values.only === suite;
   const preset = values.preset as SynthPreset;
@@ -63,6 +66,12 @@ async function main(): Promise<void> {
     genTokens: 48,
     repeats: Number(values.repeats),
   });
+  // Each API family's adapter against Chat Completions on one daemon, the same greedy answer streamed side by side.
+  if (wanted("adapters")) results["adapters"] = await benchAdapters({ modelPath: await ensureBenchModel(preset), threads: Number(values.threads), genTokens: 48, repeats: Number(values.repeats) });
+  // Repacked weights and flash attention on and off: the cost of exact answers (node-llama-cpp direct, one process per setting).
+  if (wanted("kernels")) results["kernels"] = await benchKernels({ ...DEFAULT_KERNEL_BENCH, threads: Number(values.threads) });
+  // Continuing a generation after 50, 200 and 1000 tokens: exact replay vs one-batch re-evaluation, in a real runner.
+  if (wanted("resume")) results["resume"] = await benchResume({ modelPath: await ensureBenchModel(preset), threads: Number(values.threads), repeats: Math.min(Number(values.repeats), 2), generatedTokens: DEFAULT_RESUME_POINTS });
   // Real daemons in network namespaces (needs root); reports why and adds nothing without them.
   if (wanted("cluster")) results["cluster"] = await benchCluster();
   // Batch throughput on 1 vs 2 nodes, each daemon pinned to its own core (needs root and taskset).
