@@ -58,6 +58,8 @@ export interface LayoutOptions {
   batchSize?: number;
   /** Bytes per KV element: 2 for F16, llama.cpp's and node-llama-cpp's default cache type. */
   kvBytesPerElement?: number;
+  /** Whether the runner uses flash attention; exact batching turns it off (scheduler/exactDecoding.ts). Default true. */
+  flashAttention?: boolean;
 }
 
 export const DEFAULT_KV_BYTES_PER_ELEMENT = 2;
@@ -94,6 +96,8 @@ export interface ComputeFacts {
   embeddingLength: number;
   feedForwardLength: number;
   vocabularySize: number;
+  /** Without flash attention a micro-batch's attention scores are materialised: f32, one per head, token and cell. */
+  flashAttention?: { headCount: number } | true;
 }
 
 /**
@@ -103,10 +107,16 @@ export interface ComputeFacts {
  * f16 attention mask (context * batch). llama.cpp measures the real buffer by reserving the
  * graph; against it (node-llama-cpp 3.22, CPU, batch 512) this errs 1-4 MiB on the large side:
  * tiny preset 8.2 vs 7.3 MiB at context 4096, small 17.7 vs 16.3, 1b 56.7 vs 53.0.
+ *
+ * Without flash attention the f32 scores of a micro-batch (batch * context * heads) and one more
+ * mask-sized buffer come on top: tiny 44.2 vs 41.5 MiB measured, small 85.7 vs 78.0, 1b 316.7
+ * vs 286.0 (same setting).
  */
 export function estimateComputeBytes(facts: ComputeFacts): number {
   const activationsPerToken = 4 * facts.feedForwardLength + 2 * facts.embeddingLength + facts.vocabularySize;
-  return FLOAT32_BYTES * facts.batchSize * activationsPerToken + 2 * facts.batchSize * facts.contextSize;
+  const withFlashAttention = FLOAT32_BYTES * facts.batchSize * activationsPerToken + 2 * facts.batchSize * facts.contextSize;
+  if (facts.flashAttention === undefined || facts.flashAttention === true) return withFlashAttention;
+  return withFlashAttention + FLOAT32_BYTES * facts.batchSize * facts.contextSize * facts.flashAttention.headCount + 2 * facts.batchSize * facts.contextSize;
 }
 
 function requirePositive(name: string, value: number | undefined): number {
@@ -146,7 +156,7 @@ export function modelLayoutFromGguf(facts: GgufLayoutFacts, options: LayoutOptio
     kvBytesPerLayer: kvCacheBytesPerLayer(kvOptions),
     inputBytes,
     outputBytes,
-    computeBytesPerNode: estimateComputeBytes({ contextSize, batchSize, embeddingLength, feedForwardLength, vocabularySize }),
+    computeBytesPerNode: estimateComputeBytes({ contextSize, batchSize, embeddingLength, feedForwardLength, vocabularySize, flashAttention: options.flashAttention === false ? { headCount } : true }),
     embeddingLength,
     vocabularySize,
   };

@@ -33,6 +33,7 @@ export class ModelLayouts {
         contextSize: Math.min(limits.contextSize, description.contextLength ?? limits.contextSize),
         sequences: limits.parallelSlots,
         batchSize: runner.batchSize,
+        flashAttention: runner.batching !== "exact",
       });
     } catch (error) {
       throw errors.modelLoadFailed(`Cannot plan model "${model.id}": its GGUF header does not describe a layered model (${(error as Error).message}).`, { cause: error });

@@ -12,7 +12,7 @@ import { describeGguf, readGgufHeader } from "../../daemon/gguf/reader.js";
 import { writeSyntheticModel } from "../../daemon/gguf/synth.js";
 import { HearthError } from "../../protocol/errors.js";
 import { llamaCppLayerAssignment, llamaSplitSettings } from "../../scheduler/llamaLayerSplit.js";
-import { decodeWeightBytes, kvCacheBytesPerLayer, modelLayoutFromGguf, wholeModelBytes, type ModelLayout } from "../../scheduler/modelLayout.js";
+import { decodeWeightBytes, estimateComputeBytes, kvCacheBytesPerLayer, modelLayoutFromGguf, wholeModelBytes, type ModelLayout } from "../../scheduler/modelLayout.js";
 import { planRefusalError, planSplit, type LayerSplitPlan, type PlanInput, type PlanNode, type PlanRefusal, type SplitPlanResult, type WholeModelPlan } from "../../scheduler/splitPlan.js";
 import { DEFAULT_THROUGHPUT_OPTIONS, hopBytesPerToken } from "../../scheduler/splitThroughput.js";
 import { thrownBy } from "../support/thrown.js";
@@ -488,5 +488,27 @@ describe("planner properties", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("estimateComputeBytes", () => {
+  const tiny = { contextSize: 4096, batchSize: 512, embeddingLength: 128, feedForwardLength: 384, vocabularySize: 354 };
+  const MiB = 2 ** 20;
+
+  it("without flash attention adds the f32 scores of a micro-batch and one more mask-sized buffer", () => {
+    const withFlash = estimateComputeBytes(tiny);
+    expect(estimateComputeBytes({ ...tiny, flashAttention: true })).toBe(withFlash);
+    expect(estimateComputeBytes({ ...tiny, flashAttention: { headCount: 4 } }) - withFlash).toBe(4 * 512 * 4096 * 4 + 2 * 512 * 4096);
+  });
+
+  it("stays above what llama.cpp reserved for the tiny preset without flash attention (41.5 MiB at context 4096)", () => {
+    expect(estimateComputeBytes({ ...tiny, flashAttention: { headCount: 4 } }) / MiB).toBeGreaterThan(41.5);
+  });
+
+  it("follows the layout's flash attention option", () => {
+    const facts = { embeddingLength: 128, headCount: 4, headCountKv: 2, vocabularySize: 354, feedForwardLength: 384, layerBytes: [1000], nonLayerBytes: { token_embd: 10 } };
+    const on = modelLayoutFromGguf(facts, { contextSize: 4096 });
+    const off = modelLayoutFromGguf(facts, { contextSize: 4096, flashAttention: false });
+    expect(off.computeBytesPerNode - on.computeBytesPerNode).toBe(4 * 512 * 4096 * 4 + 2 * 512 * 4096);
   });
 });
