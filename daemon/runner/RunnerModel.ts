@@ -91,12 +91,11 @@ export class RunnerModel {
         batching: contextBatching(options.batching),
         // llama.cpp's CPU flash attention rounds differently depending on how a prompt is cut
         // into batches, so a cached prefix would change the answer (scheduler/exactDecoding.ts).
-        ...(options.batching === "exact" ? { flashAttention: false } : {}),
-        // node-llama-cpp's estimate of a context without flash attention is 3-8 times the buffer
-        // llama.cpp reserves (tiny preset: 212 vs 41 MiB), and would refuse a split's RPC devices
-        // the share Hearth planned for them (scheduler/modelLayout.ts measures the real one).
+        // node-llama-cpp's estimate of a context without it is 3-8 times the buffer llama.cpp
+        // reserves (tiny preset: 212 vs 41 MiB), and would refuse a split's RPC devices the
+        // share Hearth planned for them (scheduler/modelLayout.ts counts the real one);
         // llama.cpp itself still fails the load cleanly when memory is short.
-        ...(options.batching === "exact" ? { ignoreMemorySafetyChecks: true } : {}),
+        ...(options.batching === "exact" ? { flashAttention: false, ignoreMemorySafetyChecks: true } : {}),
         threads,
         failedCreationRemedy: false,
       });

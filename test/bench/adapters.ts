@@ -8,7 +8,7 @@
  */
 
 import { startDaemon, type RunningDaemon } from "../support/daemon.js";
-import { readSse } from "../support/sse.js";
+import { readNdjson, readSse } from "../support/sse.js";
 import { median } from "./stats.js";
 
 export interface AdaptersBenchOptions {
@@ -92,22 +92,6 @@ function requestFor(family: Family, maxTokens: number): FamilyRequest {
           return { text: chunk.message?.content ?? "", ...(chunk.done ? { tokens: chunk.eval_count ?? 0 } : {}) };
         },
       };
-  }
-}
-
-/** NDJSON lines, each parsed and timestamped like readSse's events. */
-async function* readNdjson(response: Response): AsyncGenerator<{ at: number; data: unknown }> {
-  if (!response.body) throw new Error("response has no body");
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let newline: number;
-    while ((newline = buffer.indexOf("\n")) !== -1) {
-      const line = buffer.slice(0, newline).trim();
-      buffer = buffer.slice(newline + 1);
-      if (line !== "") yield { at: performance.now(), data: JSON.parse(line) };
-    }
   }
 }
 
