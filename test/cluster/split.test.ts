@@ -220,33 +220,43 @@ describe("layer splitting", () => {
     const whole = (report.body as { plan: { ok: boolean; split: boolean; expectedMemoryBytes: number } }).plan;
     expect(whole).toMatchObject({ ok: true, split: false });
     const needed = whole.expectedMemoryBytes;
+    // Every node in a split keeps its own compute buffer, so the budget that forces one is read
+    // from the planner's own stage sizes: above the largest stage of a 3-way split, below the whole.
+    const threeWay = await n1.http("GET", `/hearth/v1/plan?model=${MODEL_ID}&nodes=${[n1, n2, n3].map((node) => node.nodeId).join(",")}&layers=2,3,3`);
+    const stages = (threeWay.body as { plan: { ok: boolean; stages: Array<{ memoryBytes: number }> } }).plan;
+    expect(stages.ok, JSON.stringify(threeWay.body)).toBe(true);
+    const largestStage = Math.max(...stages.stages.map((stage) => stage.memoryBytes));
+    expect(largestStage).toBeLessThan(needed);
 
-    await restartWithBudget(Math.floor(needed * 0.6));
-    const planned = await n1.cli(["plan", MODEL_ID, "--json"]);
-    expect(planned.code, planned.stderr).toBe(0);
-    const report2 = JSON.parse(planned.stdout) as { plan: { ok: boolean; split: boolean; stages: unknown[] }; decision: { kind: string; nodeId: string | null; reasons: string[] } };
-    expect(report2.plan).toMatchObject({ ok: true, split: true });
-    // The decision a request would get is the planner's split, hosted here, with the planner's reason.
-    expect(report2.decision).toMatchObject({ kind: "split", nodeId: n1.nodeId });
-    expect(report2.decision.reasons[0]).toMatch(/no single node can hold/);
-    const human = await n1.cli(["plan", MODEL_ID]);
-    expect(human.stdout).toContain(`a request now: split on ${n1.nodeId.split("-")[0]}`);
+    try {
+      await restartWithBudget(Math.floor((largestStage + needed) / 2));
+      const planned = await n1.cli(["plan", MODEL_ID, "--json"]);
+      expect(planned.code, planned.stderr).toBe(0);
+      const report2 = JSON.parse(planned.stdout) as { plan: { ok: boolean; split: boolean; stages: unknown[] }; decision: { kind: string; nodeId: string | null; reasons: string[] } };
+      expect(report2.plan).toMatchObject({ ok: true, split: true });
+      // The decision a request would get is the planner's split, hosted here, with the planner's reason.
+      expect(report2.decision).toMatchObject({ kind: "split", nodeId: n1.nodeId });
+      expect(report2.decision.reasons[0]).toMatch(/no single node can hold/);
+      const human = await n1.cli(["plan", MODEL_ID]);
+      expect(human.stdout).toContain(`a request now: split on ${n1.nodeId.split("-")[0]}`);
 
-    const served = await post(n1, "/v1/completions", completion());
-    expect(completionText(served)).toBe(reference.completion);
-    expect((served.body as { hearth: { placement: string; node: string } }).hearth).toMatchObject({ placement: "split", node: n1.nodeId });
-    const live = await placements(n1);
-    expect(live).toHaveLength(1);
-    expect(live[0]).toMatchObject({ split: true, forced: false });
-    expect(live[0]!.stages.length).toBeGreaterThanOrEqual(2);
+      const served = await post(n1, "/v1/completions", completion());
+      expect(completionText(served)).toBe(reference.completion);
+      expect((served.body as { hearth: { placement: string; node: string } }).hearth).toMatchObject({ placement: "split", node: n1.nodeId });
+      const live = await placements(n1);
+      expect(live).toHaveLength(1);
+      expect(live[0]).toMatchObject({ split: true, forced: false });
+      expect(live[0]!.stages.length).toBeGreaterThanOrEqual(2);
 
-    await restartWithBudget(Math.floor(needed * 0.2));
-    const refused = await post(n1, "/v1/completions", completion());
-    expect(refused.status, JSON.stringify(refused.body)).toBe(507);
-    const message = (refused.body as { error: { code: string; message: string } }).error;
-    expect(message.code).toBe("HEARTH_PLAN_DOES_NOT_FIT");
-    expect(message.message).toMatch(/needs at least [\d.]+ MiB .* offer [\d.]+ MiB in total/);
-    await restartWithBudget(0);
+      await restartWithBudget(Math.floor(needed * 0.2));
+      const refused = await post(n1, "/v1/completions", completion());
+      expect(refused.status, JSON.stringify(refused.body)).toBe(507);
+      const message = (refused.body as { error: { code: string; message: string } }).error;
+      expect(message.code).toBe("HEARTH_PLAN_DOES_NOT_FIT");
+      expect(message.message).toMatch(/needs at least [\d.]+ MiB .* offer [\d.]+ MiB in total/);
+    } finally {
+      await restartWithBudget(0);
+    }
   });
 
   it("survives the SIGKILL of a layer-holding node's daemon mid-stream with the uninterrupted greedy text", async () => {
