@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterNet, type ClusterNode, type ClusterView } from "../support/clusterNet.js";
 import type { JobView } from "../../protocol/api/jobs.js";
 import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
+import { jobOutput as output, submitJob as submit, waitJob as waitJobOn } from "../support/batchJobs.js";
 
 const ITEMS = 200;
 const MAX_TOKENS = 6;
@@ -73,41 +74,8 @@ async function waitReady(): Promise<void> {
   );
 }
 
-async function submit(node: ClusterNode, input: readonly string[]): Promise<string> {
-  const answer = await node.http("POST", "/hearth/v1/jobs", { input: input.join("\n") }, 30_000);
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return (answer.body as JobView).id;
-}
-
-async function jobView(node: ClusterNode, id: string): Promise<JobView> {
-  const answer = await node.http("GET", `/hearth/v1/jobs/${id}`, undefined, 10_000);
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return answer.body as JobView;
-}
-
-async function waitJob(node: ClusterNode, id: string, predicate: (view: JobView) => boolean, what: string, timeoutMs = JOB_WITHIN_MS): Promise<JobView> {
-  const deadline = Date.now() + timeoutMs;
-  let last: JobView | undefined;
-  while (Date.now() < deadline) {
-    try {
-      last = await jobView(node, id);
-      if (predicate(last)) return last;
-    } catch {
-      // The daemon is restarting: ask again.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}; last view ${JSON.stringify(last)}\nlogs:\n${net.logTails(20)}`);
-}
-
-async function output(node: ClusterNode, id: string): Promise<BatchOutputLine[]> {
-  const answer = await node.http("GET", `/hearth/v1/jobs/${id}/output`, undefined, 30_000);
-  expect(answer.status).toBe(200);
-  expect(typeof answer.body).toBe("string");
-  return (answer.body as string)
-    .trimEnd()
-    .split("\n")
-    .map((line) => JSON.parse(line) as BatchOutputLine);
+function waitJob(node: ClusterNode, id: string, predicate: (view: JobView) => boolean, what: string): Promise<JobView> {
+  return waitJobOn(node, id, predicate, what, JOB_WITHIN_MS, () => net.logTails(20));
 }
 
 /** Exactly one line per item, in input order, each a success equal to the item run alone. */

@@ -15,9 +15,8 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JobView } from "../../protocol/api/jobs.js";
-import type { BatchOutputLine } from "../../protocol/batch/batchOutput.js";
 import { ClusterNet, type ClusterNode } from "../support/clusterNet.js";
+import { jobOutput, submitJob, waitJob } from "../support/batchJobs.js";
 import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent } from "../support/clusterClient.js";
 import { ensureModel } from "../support/models.js";
 
@@ -130,22 +129,11 @@ describe("a batch job", () => {
     const prompts = Array.from({ length: 16 }, (_, i) => `Entry ${i}: the hearth`);
     const alone: string[] = [];
     for (const prompt of prompts) alone.push(text(await post("/v1/completions", { model: "q4_0", prompt, max_tokens: 16, temperature: 0, ...local() })));
-    const input = prompts.map((prompt, i) => JSON.stringify({ custom_id: `item-${i}`, method: "POST", url: "/v1/completions", body: { model: "q4_0", prompt, max_tokens: 16, temperature: 0 } })).join("\n");
-    const submitted = await n1.http("POST", "/hearth/v1/jobs", { input }, 30_000);
-    expect(submitted.status, JSON.stringify(submitted.body)).toBe(200);
-    const id = (submitted.body as JobView).id;
-    const deadline = Date.now() + JOB_WITHIN_MS;
-    let view = submitted.body as JobView;
-    while (view.status !== "completed" && Date.now() < deadline) {
-      expect(view.status).not.toBe("cancelled");
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      view = (await n1.http("GET", `/hearth/v1/jobs/${id}`)).body as JobView;
-    }
+    const input = prompts.map((prompt, i) => JSON.stringify({ custom_id: `item-${i}`, method: "POST", url: "/v1/completions", body: { model: "q4_0", prompt, max_tokens: 16, temperature: 0 } }));
+    const id = await submitJob(n1, input);
+    const view = await waitJob(n1, id, (job) => job.status === "completed" || job.status === "cancelled", "the job to end", JOB_WITHIN_MS, () => net.logTails(20));
     expect(view.status).toBe("completed");
-    const output = ((await n1.http("GET", `/hearth/v1/jobs/${id}/output`, undefined, 30_000)).body as string)
-      .trimEnd()
-      .split("\n")
-      .map((line) => JSON.parse(line) as BatchOutputLine);
+    const output = await jobOutput(n1, id);
     expect(output.map((line) => line.error)).toEqual(prompts.map(() => null));
     expect(output.map((line) => (line.response?.body as { choices: Array<{ text: string }> }).choices[0]!.text)).toEqual(alone);
     expect(new Set(output.map((line) => line.hearth.node)).size).toBeGreaterThan(1);
