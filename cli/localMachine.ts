@@ -196,11 +196,23 @@ export interface SyntheticModels {
   validate(spec: SynthSpec, label: (field: keyof SynthSpec) => string): void;
   /** Writes the file atomically: a running daemon never lists half of it. */
   write(filePath: string, spec: SynthSpec, onProgress?: (writtenBytes: number, totalBytes: number) => void): Promise<SynthWritten>;
-  /** Writes a scripted model whose greedy answer to any conversation is `script`; HEARTH_CLI_USAGE for a script it cannot encode. */
-  writeScripted(filePath: string, script: string): Promise<ScriptedWritten>;
+  /**
+   * Writes a scripted model whose greedy answer to any conversation is `script`;
+   * HEARTH_CLI_USAGE for a script it cannot encode or a family it does not know.
+   */
+  writeScripted(filePath: string, script: string, options?: ScriptedSpec): Promise<ScriptedWritten>;
+}
+
+export interface ScriptedSpec {
+  /** Blocks in all (default 1; the extra ones pass through). */
+  layers?: number;
+  /** The chat template family (qwen3 by default, or llama3): the template and its special tokens. */
+  family?: string;
 }
 
 export interface ScriptedWritten {
+  /** The chat template family written. */
+  family: string;
   vocabSize: number;
   rules: number;
   /** The tokens the model answers with, end of turn included. */

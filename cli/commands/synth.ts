@@ -1,7 +1,9 @@
 /**
  * `hearth synth <out>`: writes a synthetic random-weight llama model (LocalMachine.synth,
  * cli/localMachine.ts), or with `--script <file>` a scripted model whose greedy answer to any
- * conversation is that file's text (thoughts in `<think>`, tool calls in `<tool_call>` tags).
+ * conversation is that file's text, in the chat template family `--template` names: qwen3
+ * (thoughts in `<think>`, tool calls in `<tool_call>` tags) or llama3 (Llama 3.1, tool calls as
+ * `<function=name>{...}</function><|eom_id|>`).
  *
  * Nothing can be downloaded on test machines, so this is how a model gets into a models dir
  * there. A preset gives the shape; explicit flags override single fields of it. The file
@@ -32,6 +34,7 @@ interface SynthCommandOptions {
   seed?: string;
   textOnly?: boolean;
   script?: string;
+  template?: string;
   json?: boolean;
 }
 
@@ -65,7 +68,8 @@ export function registerSynthCommand(program: Command, machine: LocalMachine): v
     .option("--quant <type>", `weight type: ${quants.join(", ")}`)
     .option("--seed <n>", `random seed (same seed, same file; default ${DEFAULT_SEED})`)
     .option("--text-only", "greedy output is printable text only (zeroes other tokens' output rows)")
-    .option("--script <file>", "write a scripted model that answers every conversation with this file's text (no shape flags)")
+    .option("--script <file>", "write a scripted model that answers every conversation with this file's text (no shape flags but --layers)")
+    .option("--template <family>", "chat template family of a scripted model: qwen3 (default; thoughts, Hermes tool calls) or llama3 (Llama 3.1)")
     .option("--json", "print one JSON object for scripts")
     .action((out: string, flags: SynthCommandOptions) => runSynth(machine.synth, out, flags));
 }
@@ -113,8 +117,8 @@ function progressReporter(): ((written: number, total: number) => void) | undefi
   };
 }
 
-/** The shape flags a scripted model has no use for (its shape follows from the script). */
-const SHAPE_FLAGS = [...INTEGER_FLAGS.map(([flagKey, , flag]) => [flagKey, flag] as const), ["quant", "--quant"], ["textOnly", "--text-only"]] as const;
+/** The shape flags a scripted model has no use for (its shape follows from the script; --layers adds pass-through blocks). */
+const SHAPE_FLAGS = [...INTEGER_FLAGS.filter(([flagKey]) => flagKey !== "layers").map(([flagKey, , flag]) => [flagKey, flag] as const), ["quant", "--quant"], ["textOnly", "--text-only"]] as const;
 
 async function outputTarget(out: string): Promise<string> {
   if (!out.toLowerCase().endsWith(".gguf")) {
@@ -136,16 +140,19 @@ async function runScriptedSynth(synth: SyntheticModels, out: string, scriptFile:
     throw errors.cliUsage(`cannot read the script ${scriptFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { param: "script" });
   });
   const target = await outputTarget(out);
-  const result = await synth.writeScripted(target, script);
+  const layers = flags.layers === undefined ? undefined : parseIntegerFlag(flags.layers, "--layers", "layers");
+  // The writer knows the families; an unknown one is its usage error, before anything is written.
+  const result = await synth.writeScripted(target, script, { ...(layers === undefined ? {} : { layers }), ...(flags.template === undefined ? {} : { family: flags.template }) });
   if (flags.json) {
     printJson({ path: target, script: path.resolve(scriptFile), ...result });
     return;
   }
-  process.stdout.write(`wrote ${target}\n  scripted: ${result.generatedTokens} tokens answered, ${result.rules} rules, vocabulary ${result.vocabSize}, ${formatBytes(result.fileBytes)}\n`);
+  process.stdout.write(`wrote ${target}\n  scripted (${result.family} template): ${result.generatedTokens} tokens answered, ${result.rules} rules, vocabulary ${result.vocabSize}, ${formatBytes(result.fileBytes)}\n`);
 }
 
 async function runSynth(synth: SyntheticModels, out: string, flags: SynthCommandOptions): Promise<void> {
   if (flags.script !== undefined) return runScriptedSynth(synth, out, flags.script, flags);
+  if (flags.template !== undefined) throw errors.cliUsage("--template applies to a scripted model only (with --script)", { param: "template" });
   const { preset, options } = synthOptionsFromFlags(flags, synth);
   const target = await outputTarget(out);
   const started = performance.now();

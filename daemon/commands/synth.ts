@@ -4,7 +4,8 @@
  */
 
 import fs from "node:fs";
-import { writeScriptedModel } from "../gguf/scriptedModel.js";
+import { errors } from "../../protocol/errors.js";
+import { SCRIPTED_FAMILIES, isScriptedFamily, writeScriptedModel, type ScriptedFamily } from "../gguf/scriptedModel.js";
 import { SYNTH_PRESETS, SYNTH_QUANTS, validateSynthOptions, writeSyntheticModel, type SynthCandidate, type SynthCheckedOption, type SynthResult } from "../gguf/synth.js";
 
 export const synth = {
@@ -20,8 +21,10 @@ export const synth = {
     return writeSyntheticModel(filePath, spec, onProgress === undefined ? {} : { onProgress });
   },
 
-  async writeScripted(filePath: string, script: string): Promise<{ vocabSize: number; rules: number; generatedTokens: number; fileBytes: number }> {
-    const plan = await writeScriptedModel(filePath, { script });
-    return { vocabSize: plan.vocabSize, rules: plan.rules, generatedTokens: plan.generated.length, fileBytes: (await fs.promises.stat(filePath)).size };
+  async writeScripted(filePath: string, script: string, options: { layers?: number; family?: string } = {}): Promise<{ family: ScriptedFamily; vocabSize: number; rules: number; generatedTokens: number; fileBytes: number }> {
+    const { layers, family = SCRIPTED_FAMILIES[0] } = options;
+    if (!isScriptedFamily(family)) throw errors.cliUsage(`the template family must be one of ${SCRIPTED_FAMILIES.join(", ")} (got ${JSON.stringify(family)})`, { param: "family" });
+    const plan = await writeScriptedModel(filePath, { script, family, ...(layers === undefined ? {} : { layers }) });
+    return { family, vocabSize: plan.vocabSize, rules: plan.rules, generatedTokens: plan.generated.length, fileBytes: (await fs.promises.stat(filePath)).size };
   },
 };

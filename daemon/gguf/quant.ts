@@ -1,10 +1,12 @@
 /**
- * ggml tensor encodings: F16 conversion and the Q8_0 / Q4_0 block formats, plus the byte
- * size of every common ggml type (including K-quants) so headers can be sized without data.
+ * ggml tensor encodings: F16 conversion and the Q8_0 / Q4_0 / Q4_K block formats, plus the
+ * byte size of every common ggml type (including K-quants) so headers can be sized without data.
  *
- * The encoders reproduce ggml's reference quantizers (`quantize_row_q8_0_ref`,
+ * The Q8_0 and Q4_0 encoders reproduce ggml's reference quantizers (`quantize_row_q8_0_ref`,
  * `quantize_row_q4_0_ref`) bit for bit, including float32 intermediate rounding, so a file
- * written here means to llama.cpp exactly what the numbers say. Decoders exist for tests.
+ * written here means to llama.cpp exactly what the numbers say. The Q4_K encoder writes valid
+ * blocks with a plain min/max fit per sub-block instead of ggml's iterative search: synthetic
+ * weights need the format and its kernels, not the best possible fit. Decoders exist for tests.
  */
 
 import { GgmlType } from "./writer.js";
@@ -226,6 +228,99 @@ export function dequantizeQ4_0(bytes: Uint8Array): Float32Array {
   return out;
 }
 
+/** Bytes of one Q4_K super-block: fp16 d and dmin, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles. */
+export const Q4_K_BLOCK_BYTES = 4 + 12 + QK_K / 2;
+export const Q4_K_BLOCK_SIZE = QK_K;
+
+const nearestInt = (value: number): number => Math.round(value);
+
+/**
+ * ggml block_q4_K: 256 values in 8 sub-blocks of 32, each x ~ d*sc_j*q - dmin*m_j with q in
+ * 0..15 and 6-bit sc_j, m_j; the sub-block fits its own min (at most 0) and max, then the
+ * scales are quantized against the block's largest and q re-fit to the stored scales.
+ */
+export function quantizeQ4_K(values: Float32Array, out: Uint8Array = new Uint8Array((values.length / QK_K) * Q4_K_BLOCK_BYTES)): Uint8Array {
+  if (values.length % QK_K !== 0) throw new RangeError(`Q4_K rows need a multiple of ${QK_K} values, got ${values.length}`);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const subBlocks = QK_K / QK;
+  const scales = new Float64Array(subBlocks);
+  const mins = new Float64Array(subBlocks);
+  const levels = new Uint8Array(QK_K);
+  for (let start = 0, o = 0; start < values.length; start += QK_K, o += Q4_K_BLOCK_BYTES) {
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < subBlocks; j++) {
+      let low = 0;
+      let high = -Infinity;
+      for (let l = 0; l < QK; l++) {
+        const value = values[start + j * QK + l]!;
+        if (value < low) low = value;
+        if (value > high) high = value;
+      }
+      scales[j] = Math.max(0, (high - low) / 15);
+      mins[j] = -low;
+      maxScale = Math.max(maxScale, scales[j]!);
+      maxMin = Math.max(maxMin, mins[j]!);
+    }
+    const dBits = f32ToF16Bits(maxScale / 63);
+    const dminBits = f32ToF16Bits(maxMin / 63);
+    const d = f16BitsToF32(dBits);
+    const dmin = f16BitsToF32(dminBits);
+    view.setUint16(o, dBits, true);
+    view.setUint16(o + 2, dminBits, true);
+    const packed = out.subarray(o + 4, o + 16);
+    packed.fill(0);
+    for (let j = 0; j < subBlocks; j++) {
+      const ls = d > 0 ? Math.min(63, nearestInt(scales[j]! / d)) : 0;
+      const lm = dmin > 0 ? Math.min(63, nearestInt(mins[j]! / dmin)) : 0;
+      // get_scale_min_k4's layout: sub-blocks 0-3 in the low 6 bits, 4-7 split over nibbles and the top 2 bits.
+      if (j < 4) {
+        packed[j] = ls;
+        packed[j + 4] = lm;
+      } else {
+        packed[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
+        packed[j - 4] = packed[j - 4]! | ((ls >> 4) << 6);
+        packed[j] = packed[j]! | ((lm >> 4) << 6);
+      }
+      const step = d * ls;
+      const offset = dmin * lm;
+      for (let l = 0; l < QK; l++) {
+        const q = step > 0 ? nearestInt((values[start + j * QK + l]! + offset) / step) : 0;
+        levels[j * QK + l] = q < 0 ? 0 : q > 15 ? 15 : q;
+      }
+    }
+    // Each 64 values share 32 bytes: the first 32 in the low nibbles, the next 32 in the high.
+    for (let chunk = 0; chunk < QK_K; chunk += 2 * QK) {
+      for (let l = 0; l < QK; l++) out[o + 16 + chunk / 2 + l] = levels[chunk + l]! | (levels[chunk + QK + l]! << 4);
+    }
+  }
+  return out;
+}
+
+export function dequantizeQ4_K(bytes: Uint8Array): Float32Array {
+  const blocks = bytes.byteLength / Q4_K_BLOCK_BYTES;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(blocks * QK_K);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * Q4_K_BLOCK_BYTES;
+    const d = f16BitsToF32(view.getUint16(base, true));
+    const dmin = f16BitsToF32(view.getUint16(base + 2, true));
+    const packed = bytes.subarray(base + 4, base + 16);
+    const scaleMin = (j: number): [number, number] =>
+      j < 4 ? [packed[j]! & 63, packed[j + 4]! & 63] : [(packed[j + 4]! & 0x0f) | ((packed[j - 4]! >> 6) << 4), (packed[j + 4]! >> 4) | ((packed[j]! >> 6) << 4)];
+    for (let chunk = 0; chunk < QK_K; chunk += 2 * QK) {
+      const [sc1, m1] = scaleMin(chunk / QK);
+      const [sc2, m2] = scaleMin(chunk / QK + 1);
+      for (let l = 0; l < QK; l++) {
+        const byte = bytes[base + 16 + chunk / 2 + l]!;
+        out[b * QK_K + chunk + l] = d * sc1 * (byte & 0x0f) - dmin * m1;
+        out[b * QK_K + chunk + QK + l] = d * sc2 * (byte >> 4) - dmin * m2;
+      }
+    }
+  }
+  return out;
+}
+
 /** Encodes float values as `type`, into `out` when given (its length must be exact). */
 export function encodeTensor(type: GgmlType, values: Float32Array, out?: Uint8Array): Uint8Array {
   switch (type) {
@@ -236,5 +331,6 @@ export function encodeTensor(type: GgmlType, values: Float32Array, out?: Uint8Ar
     case GgmlType.F16: return encodeF16(values, out);
     case GgmlType.Q8_0: return quantizeQ8_0(values, out);
     case GgmlType.Q4_0: return quantizeQ4_0(values, out);
+    case GgmlType.Q4_K: return quantizeQ4_K(values, out);
   }
 }

@@ -4,7 +4,7 @@
  * almost never emits a tool call or a `<think>` block; this one emits exactly what it is told,
  * through node-llama-cpp's chat wrapper, function-calling grammars included.
  *
- * How it is built (llama architecture, one block):
+ * How it is built (llama architecture; one scripted block, after `layers - 1` pass-through ones):
  *   - Vocabulary: the byte vocabulary of the other synthetic models, the chat template's special
  *     tokens, and every word of the script with all its prefixes, scored so that SentencePiece
  *     merging (llama.cpp's tokenizer, emulated here by `tokenize`) rebuilds the words. So the
@@ -26,8 +26,15 @@
  * that needs a longer context than MAX_ORDER tokens, or whose text the tokenizer would cut
  * differently than the words, is refused with the place named.
  *
- * Generation starts from the chat template's generation prompt (`<|im_start|>assistant\n`), so
- * whatever the conversation, the model answers with the script, which ends with `<|im_end|>`.
+ * Generation starts from the chat template's generation prompt, so whatever the conversation,
+ * the model answers with the script, then ends the turn. The template family (`family`) decides
+ * the template, its special tokens, that prompt and the end-of-turn token:
+ *   - qwen3 (default): ChatML turns, `<think>` thoughts and Hermes `<tool_call>` calls, from
+ *     `<|im_start|>assistant\n` to `<|im_end|>`; node-llama-cpp resolves its Jinja wrapper.
+ *   - llama3: Meta's Llama 3.1 template, from `<|start_header_id|>assistant<|end_header_id|>\n\n`
+ *     to `<|eot_id|>`; node-llama-cpp resolves its own Llama3_1ChatWrapper, whose calls are
+ *     `<function=name>{...}</function><|eom_id|>`, one per turn (it has no parallel calls), and
+ *     which has no thoughts.
  *
  * Pure except writeScriptedModel, which writes the file.
  */
@@ -39,6 +46,9 @@ import { GgmlType, GgufValueType, writeGgufFile, type GgufTensorSpec, type GgufV
 
 /** Bumped whenever the same script would be written differently, so cached files are rebuilt. */
 export const SCRIPTED_FORMAT_VERSION = 1;
+
+/** Enough pass-through blocks to split a scripted model over any cluster Hearth plans for. */
+const MAX_LAYERS = 64;
 
 const TOKEN_TYPE_NORMAL = 1;
 const TOKEN_TYPE_BYTE = 6;
@@ -102,29 +112,195 @@ export const SCRIPTED_CHAT_TEMPLATE = [
   "{%- endif %}",
 ].join("\n");
 
-/** The template's special tokens: parsed as one token each; the turn markers render as nothing. */
-const CONTROL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"] as const;
-const MARKUP_TOKENS = ["<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"] as const;
-const SPECIAL_TOKENS: readonly string[] = [...CONTROL_TOKENS, ...MARKUP_TOKENS];
-const END_OF_TURN = "<|im_end|>";
-/** What the template renders before the model's turn; generation continues from it. */
-const GENERATION_PROMPT = "<|im_start|>assistant\n";
-
 /**
- * Text the chat wrapper renders itself around a tool call (the template's syntax): a word
- * never spans one of these, so the tokens the model generates end where the wrapper's do.
+ * Meta's Llama 3.1 Instruct chat template, verbatim (tool calls as JSON, `<|python_tag|>` for
+ * built-in tools). node-llama-cpp finds its own Llama3_1ChatWrapper renders plain chats the
+ * same way and uses that instead, with the wrapper's `<function=name>{...}</function>` calls.
  */
-const SYNTAX_WORDS = ['{"name": "', '", "arguments": '] as const;
+export const LLAMA3_1_CHAT_TEMPLATE = String.raw`{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\n\n"}}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\n\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {%- if builtin_tools is defined and tool_call.name in builtin_tools %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- "<|python_tag|>" + tool_call.name + ".call(" }}
+            {%- for arg_name, arg_val in tool_call.arguments | items %}
+                {{- arg_name + '="' + arg_val + '"' }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- endif %}
+                {%- endfor %}
+            {{- ")" }}
+        {%- else  %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- '{"name": "' + tool_call.name + '", ' }}
+            {{- '"parameters": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- "}" }}
+        {%- endif %}
+        {%- if builtin_tools is defined %}
+            {#- This means we're in ipython mode #}
+            {{- "<|eom_id|>" }}
+        {%- else %}
+            {{- "<|eot_id|>" }}
+        {%- endif %}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+`;
+
+export const SCRIPTED_FAMILIES = ["qwen3", "llama3"] as const;
+export type ScriptedFamily = (typeof SCRIPTED_FAMILIES)[number];
+
+export function isScriptedFamily(value: string): value is ScriptedFamily {
+  return (SCRIPTED_FAMILIES as readonly string[]).includes(value);
+}
+
+/** What a template family fixes about a scripted model besides its weights. */
+interface TemplateFamily {
+  chatTemplate: string;
+  /** Parsed as one token each, rendered as nothing (turn markers). */
+  control: readonly string[];
+  /** Parsed as one token each, rendered as their text. */
+  markup: readonly string[];
+  bos: string;
+  endOfTurn: string;
+  /** What the template renders before the model's turn; generation continues from it. */
+  generationPrompt: string;
+  /**
+   * Text the chat wrapper renders itself around a tool call (the call syntax): a word never
+   * spans one of these, so the tokens the model generates end where the wrapper's do.
+   */
+  syntaxWords: readonly string[];
+  /**
+   * Where a call ends with text of the wrapper's before a special token (Hermes: the `}` of
+   * `}\n</tool_call>`): that text is not part of the arguments, which a JSON grammar closes, so
+   * it stands alone as a word.
+   */
+  callClose?: { before: string; text: string; word: string };
+}
+
+const FAMILIES: Record<ScriptedFamily, TemplateFamily> = {
+  qwen3: {
+    chatTemplate: SCRIPTED_CHAT_TEMPLATE,
+    control: ["<|im_start|>", "<|im_end|>", "<|endoftext|>"],
+    markup: ["<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"],
+    // The byte vocabulary's, as the random-weight synthetic models have it.
+    bos: "<s>",
+    endOfTurn: "<|im_end|>",
+    generationPrompt: "<|im_start|>assistant\n",
+    syntaxWords: ['{"name": "', '", "arguments": '],
+    callClose: { before: "</tool_call>", text: "}\n", word: "}" },
+  },
+  llama3: {
+    chatTemplate: LLAMA3_1_CHAT_TEMPLATE,
+    // Llama3_1ChatWrapper is chosen only if `<|eom_id|>` is one special token.
+    control: ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>", "<|python_tag|>"],
+    markup: [],
+    bos: "<|begin_of_text|>",
+    endOfTurn: "<|eot_id|>",
+    generationPrompt: "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    // Plain text in Llama 3.1's vocabulary too. `>` follows the function name; it stands alone
+    // wherever it appears, so the name never merges with it.
+    syntaxWords: ["<function=", "</function>", ">"],
+  },
+};
+
+/** The family's special tokens: control and markup, each parsed as one token. */
+function specialsOf(family: TemplateFamily): readonly string[] {
+  return [...family.control, ...family.markup];
+}
 
 const SPM_SPACE = "\u2581";
 
 /** The script's words: special tokens stand alone, newlines are left to bytes, syntax words and words with their leading space. */
-export function scriptWords(script: string): string[] {
+export function scriptWords(script: string, familyName: ScriptedFamily = "qwen3"): string[] {
+  const family = FAMILIES[familyName];
+  const specials = specialsOf(family);
   const words: string[] = [];
   const pushPlain = (text: string): void => {
     let remaining = text;
     while (remaining !== "") {
-      const hit = SYNTAX_WORDS.map((syntax) => ({ syntax, index: remaining.indexOf(syntax) })).filter((entry) => entry.index >= 0).sort((a, b) => a.index - b.index)[0];
+      const hit = family.syntaxWords.map((syntax) => ({ syntax, index: remaining.indexOf(syntax) })).filter((entry) => entry.index >= 0).sort((a, b) => a.index - b.index)[0];
       const plain = hit === undefined ? remaining : remaining.slice(0, hit.index);
       words.push(...(plain.match(/ *[^ \n]+| +/g) ?? []));
       if (hit === undefined) return;
@@ -132,25 +308,24 @@ export function scriptWords(script: string): string[] {
       remaining = remaining.slice(hit.index + hit.syntax.length);
     }
   };
-  const parts = splitSpecials(script);
+  const parts = splitSpecials(script, specials);
+  const close = family.callClose;
   parts.forEach((part, index) => {
-    if (SPECIAL_TOKENS.includes(part)) return;
-    // A call ends `}\n</tool_call>`: that `}` is the wrapper's suffix, not part of the arguments,
-    // which a JSON grammar closes, so it stands alone.
-    const beforeCallEnd = parts[index + 1] === "</tool_call>" && part.endsWith("}\n");
-    const text = beforeCallEnd ? part.slice(0, -2) : part;
+    if (specials.includes(part)) return;
+    const beforeCallEnd = close !== undefined && parts[index + 1] === close.before && part.endsWith(close.text);
+    const text = beforeCallEnd ? part.slice(0, -close.text.length) : part;
     for (const line of text.split("\n")) pushPlain(line);
-    if (beforeCallEnd) words.push("}");
+    if (beforeCallEnd) words.push(close.word);
   });
   return words;
 }
 
 /** Text cut at special tokens, the specials kept as their own parts. */
-function splitSpecials(text: string): string[] {
+function splitSpecials(text: string, specials: readonly string[]): string[] {
   const parts: string[] = [];
   let rest = text;
   for (;;) {
-    const hit = SPECIAL_TOKENS.map((token) => ({ token, index: rest.indexOf(token) })).filter((entry) => entry.index >= 0).sort((a, b) => a.index - b.index)[0];
+    const hit = specials.map((token) => ({ token, index: rest.indexOf(token) })).filter((entry) => entry.index >= 0).sort((a, b) => a.index - b.index)[0];
     if (hit === undefined) {
       if (rest !== "") parts.push(rest);
       return parts;
@@ -162,15 +337,17 @@ function splitSpecials(text: string): string[] {
 }
 
 export interface Vocabulary {
+  family: ScriptedFamily;
   tokens: string[];
   scores: number[];
   types: number[];
   ids: Map<string, number>;
 }
 
-export function buildVocabulary(script: string): Vocabulary {
+export function buildVocabulary(script: string, familyName: ScriptedFamily = "qwen3"): Vocabulary {
+  const family = FAMILIES[familyName];
   const base = buildByteVocab();
-  const vocab: Vocabulary = { tokens: [...base.tokens], scores: [...base.scores], types: [...base.types], ids: new Map() };
+  const vocab: Vocabulary = { family: familyName, tokens: [...base.tokens], scores: [...base.scores], types: [...base.types], ids: new Map() };
   base.tokens.forEach((token, id) => vocab.ids.set(token, id));
   const add = (text: string, score: number, type: number): void => {
     if (vocab.ids.has(text)) return;
@@ -179,10 +356,10 @@ export function buildVocabulary(script: string): Vocabulary {
     vocab.scores.push(score);
     vocab.types.push(type);
   };
-  for (const token of CONTROL_TOKENS) add(token, 0, TOKEN_TYPE_CONTROL);
-  for (const token of MARKUP_TOKENS) add(token, 0, TOKEN_TYPE_USER_DEFINED);
+  for (const token of family.control) add(token, 0, TOKEN_TYPE_CONTROL);
+  for (const token of family.markup) add(token, 0, TOKEN_TYPE_USER_DEFINED);
   // Longer pieces score higher, so merging grows a word from its start; llama.cpp wants each text once.
-  for (const word of scriptWords(script)) {
+  for (const word of scriptWords(script, familyName)) {
     const text = word.replaceAll(" ", SPM_SPACE);
     for (let length = 2; length <= [...text].length; length++) add([...text].slice(0, length).join(""), length, TOKEN_TYPE_NORMAL);
   }
@@ -196,10 +373,11 @@ export function buildVocabulary(script: string): Vocabulary {
  * bytes. Special tokens are parsed as such.
  */
 export function tokenize(vocab: Vocabulary, text: string): number[] {
+  const specials = specialsOf(FAMILIES[vocab.family]);
   const tokens: number[] = [];
-  for (const part of splitSpecials(text)) {
+  for (const part of splitSpecials(text, specials)) {
     const special = vocab.ids.get(part);
-    if (SPECIAL_TOKENS.includes(part) && special !== undefined) tokens.push(special);
+    if (specials.includes(part) && special !== undefined) tokens.push(special);
     else tokens.push(...tokenizePlain(vocab, part));
   }
   return tokens;
@@ -235,12 +413,13 @@ interface Realised {
 }
 
 function realise(vocab: Vocabulary, script: string): Realised {
-  const prompt = tokenize(vocab, GENERATION_PROMPT);
-  const full = tokenize(vocab, GENERATION_PROMPT + script + END_OF_TURN);
+  const { generationPrompt, endOfTurn } = FAMILIES[vocab.family];
+  const prompt = tokenize(vocab, generationPrompt);
+  const full = tokenize(vocab, generationPrompt + script + endOfTurn);
   if (full.slice(0, prompt.length).join() !== prompt.join()) throw unencodable("the script's first word merges with the generation prompt");
   // node-llama-cpp re-tokenizes the response at each step of a tool call: every prefix the
   // model has generated must tokenize into the tokens it generated.
-  const text = GENERATION_PROMPT + script + END_OF_TURN;
+  const text = generationPrompt + script + endOfTurn;
   let offset = 0;
   for (let i = 0; i < full.length; i++) {
     offset += vocabText(vocab, full[i]!).length;
@@ -363,9 +542,17 @@ export function distanceMargin(contextLength: number, peak = 1): number {
 export interface ScriptedModelOptions {
   /** What the model answers with, as text; special tokens (`<think>`, `<tool_call>`, ...) appear literally. */
   script: string;
+  /** The chat template family (default qwen3): template, special tokens, generation prompt, end of turn. */
+  family?: ScriptedFamily;
   contextLength?: number;
   name?: string;
   chatTemplate?: string;
+  /**
+   * Blocks in all (default 1). The script lives in the last block; the ones before it have zero
+   * attention and feed-forward outputs, so they add exactly 0 to the residual. They exist so a
+   * scripted model can be split over nodes with the scripted arithmetic on the last stage.
+   */
+  layers?: number;
 }
 
 export interface ScriptedModelPlan {
@@ -388,7 +575,12 @@ interface Built {
 
 function build(options: ScriptedModelOptions): Built {
   const contextLength = options.contextLength ?? 4096;
-  const vocab = buildVocabulary(options.script);
+  const layers = options.layers ?? 1;
+  if (!Number.isInteger(layers) || layers < 1 || layers > MAX_LAYERS) throw errors.cliUsage(`a scripted model has 1 to ${MAX_LAYERS} layers, not ${layers}`, { param: "layers" });
+  const scriptBlock = `blk.${layers - 1}`;
+  const familyName = options.family ?? "qwen3";
+  const family = FAMILIES[familyName];
+  const vocab = buildVocabulary(options.script, familyName);
   const vocabSize = vocab.tokens.length;
   const realised = realise(vocab, options.script);
   const rules = rulesOf(realised);
@@ -424,10 +616,10 @@ function build(options: ScriptedModelOptions): Built {
   // After RMS norm an entry x becomes x / rms; rms barely moves with the number of filled blocks.
   const norm = (filledBlocks: number): number => Math.sqrt(embd / (BIAS * BIAS + filledBlocks));
   const attnNorm = norm(1);
-  const q = matrix("blk.0.attn_q.weight", embd, embd, GgmlType.F16);
-  const k = matrix("blk.0.attn_k.weight", embd, embd, GgmlType.F16);
-  const v = matrix("blk.0.attn_v.weight", embd, embd, GgmlType.F16);
-  const o = matrix("blk.0.attn_output.weight", embd, embd, GgmlType.F16);
+  const q = matrix(`${scriptBlock}.attn_q.weight`, embd, embd, GgmlType.F16);
+  const k = matrix(`${scriptBlock}.attn_k.weight`, embd, embd, GgmlType.F16);
+  const v = matrix(`${scriptBlock}.attn_v.weight`, embd, embd, GgmlType.F16);
+  const o = matrix(`${scriptBlock}.attn_output.weight`, embd, embd, GgmlType.F16);
   for (let distance = 1; distance < order; distance++) {
     // q·k per pair = s^2 cos((d - distance)·θ): the score peaks at the wanted distance.
     const pairScale = Math.sqrt((ATTENTION_MARGIN / distanceMargin(contextLength, distance)) * Math.sqrt(HEAD_DIM));
@@ -452,9 +644,9 @@ function build(options: ScriptedModelOptions): Built {
   }
   // Feed-forward: one unit per rule. gate = sharpness·(matches - order + 0.5), up = 1.
   const ffnNorm = norm(order);
-  const gate = matrix("blk.0.ffn_gate.weight", feedForward, embd);
-  const up = matrix("blk.0.ffn_up.weight", feedForward, embd);
-  const down = matrix("blk.0.ffn_down.weight", embd, feedForward);
+  const gate = matrix(`${scriptBlock}.ffn_gate.weight`, feedForward, embd);
+  const up = matrix(`${scriptBlock}.ffn_up.weight`, feedForward, embd);
+  const down = matrix(`${scriptBlock}.ffn_down.weight`, embd, feedForward);
   rules.forEach((rule, unit) => {
     rule.context.forEach((token, distance) => {
       codes[token]!.forEach((value, i) => (gate.data[unit * embd + blockStart(distance) + i] = (RULE_SHARPNESS * value) / ffnNorm));
@@ -468,16 +660,29 @@ function build(options: ScriptedModelOptions): Built {
 
   verify(realised, rules, codes, order);
 
+  // Zero output projections make a block an exact identity on the residual.
+  const passThrough = (block: string): Tensor[] => [
+    vector(`${block}.attn_norm.weight`, embd),
+    matrix(`${block}.attn_q.weight`, embd, embd, GgmlType.F16),
+    matrix(`${block}.attn_k.weight`, embd, embd, GgmlType.F16),
+    matrix(`${block}.attn_v.weight`, embd, embd, GgmlType.F16),
+    matrix(`${block}.attn_output.weight`, embd, embd, GgmlType.F16),
+    vector(`${block}.ffn_norm.weight`, embd),
+    matrix(`${block}.ffn_gate.weight`, feedForward, embd),
+    matrix(`${block}.ffn_up.weight`, feedForward, embd),
+    matrix(`${block}.ffn_down.weight`, embd, feedForward),
+  ];
   const tensors = [
     embedding,
     vector("output_norm.weight", embd),
     output,
-    vector("blk.0.attn_norm.weight", embd),
+    ...Array.from({ length: layers - 1 }, (_, index) => passThrough(`blk.${index}`)).flat(),
+    vector(`${scriptBlock}.attn_norm.weight`, embd),
     q,
     k,
     v,
     o,
-    vector("blk.0.ffn_norm.weight", embd),
+    vector(`${scriptBlock}.ffn_norm.weight`, embd),
     gate,
     up,
     down,
@@ -492,7 +697,7 @@ function build(options: ScriptedModelOptions): Built {
     ["general.file_type", u32(1)],
     ["llama.context_length", u32(contextLength)],
     ["llama.embedding_length", u32(embd)],
-    ["llama.block_count", u32(1)],
+    ["llama.block_count", u32(layers)],
     ["llama.feed_forward_length", u32(feedForward)],
     ["llama.attention.head_count", u32(heads)],
     ["llama.attention.head_count_kv", u32(heads)],
@@ -504,15 +709,15 @@ function build(options: ScriptedModelOptions): Built {
     ["tokenizer.ggml.tokens", { type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: vocab.tokens }],
     ["tokenizer.ggml.scores", { type: GgufValueType.ARRAY, itemType: GgufValueType.FLOAT32, value: vocab.scores }],
     ["tokenizer.ggml.token_type", { type: GgufValueType.ARRAY, itemType: GgufValueType.INT32, value: vocab.types }],
-    ["tokenizer.ggml.bos_token_id", u32(vocab.ids.get("<s>")!)],
-    ["tokenizer.ggml.eos_token_id", u32(vocab.ids.get(END_OF_TURN)!)],
+    ["tokenizer.ggml.bos_token_id", u32(vocab.ids.get(family.bos)!)],
+    ["tokenizer.ggml.eos_token_id", u32(vocab.ids.get(family.endOfTurn)!)],
     ["tokenizer.ggml.unknown_token_id", u32(0)],
     ["tokenizer.ggml.add_bos_token", bool(false)],
     ["tokenizer.ggml.add_eos_token", bool(false)],
     // Text after a special token starts without an invented space, as in byte-level BPE vocabularies:
     // the wrapper's `<think>\\n` then tokenizes to the two tokens the script generates.
     ["tokenizer.ggml.add_space_prefix", bool(false)],
-    ["tokenizer.chat_template", str(options.chatTemplate ?? SCRIPTED_CHAT_TEMPLATE)],
+    ["tokenizer.chat_template", str(options.chatTemplate ?? family.chatTemplate)],
   ]);
   const plan: ScriptedModelPlan = { vocabSize, embd, order, rules: rules.length, generated: realised.sequence.slice(realised.start + 1).map((token) => vocab.tokens[token]!) };
   return { plan, metadata, tensors };

@@ -14,7 +14,7 @@
 
 import type { HearthError } from "../../protocol/errors.js";
 import { errors } from "../../protocol/errors.js";
-import { encodeTensor, QK } from "./quant.js";
+import { encodeTensor, Q4_K_BLOCK_BYTES, Q4_K_BLOCK_SIZE, QK } from "./quant.js";
 import { GgmlType, GgufValueType, writeGgufFile, type GgufTensorSpec, type GgufValue } from "./writer.js";
 
 export interface SynthShape {
@@ -26,7 +26,7 @@ export interface SynthShape {
   contextLength: number;
 }
 
-export const SYNTH_QUANTS = ["f32", "f16", "q8_0", "q4_0"] as const;
+export const SYNTH_QUANTS = ["f32", "f16", "q8_0", "q4_0", "q4_k"] as const;
 export type SynthQuant = (typeof SYNTH_QUANTS)[number];
 
 export interface SynthOptions extends SynthShape {
@@ -145,8 +145,11 @@ const MAX_TENSOR_ELEMENTS = 2 ** 30;
 const MAX_LAYERS = 512;
 
 // general.file_type values (llama_ftype) for the quant types we write.
-const FILE_TYPE: Record<SynthQuant, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
-const MATRIX_TYPE: Record<SynthQuant, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, q8_0: GgmlType.Q8_0, q4_0: GgmlType.Q4_0 };
+// q4_k: every matrix Q4_K, which is llama.cpp's MOSTLY_Q4_K_S.
+const FILE_TYPE: Record<SynthQuant, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 14 };
+const MATRIX_TYPE: Record<SynthQuant, GgmlType> = { f32: GgmlType.F32, f16: GgmlType.F16, q8_0: GgmlType.Q8_0, q4_0: GgmlType.Q4_0, q4_k: GgmlType.Q4_K };
+/** Values per block of each quantized matrix type: every matrix row must fill whole blocks. */
+const BLOCK_VALUES: Record<SynthQuant, number> = { f32: 1, f16: 1, q8_0: QK, q4_0: QK, q4_k: Q4_K_BLOCK_SIZE };
 
 /** Options as a caller assembled them (from flags): any quant name, to be checked. */
 export type SynthCandidate = Omit<SynthOptions, "quant"> & { quant: string };
@@ -170,18 +173,18 @@ export function validateSynthOptions(options: SynthCandidate, label: (key: Synth
   if (typeof options.seed !== "number" || !Number.isInteger(options.seed) || options.seed < 0 || options.seed > 0xffffffff) {
     throw usage("seed", `${label("seed")} must be an integer from 0 to 4294967295 (got ${String(options.seed)})`);
   }
-  if (!isSynthQuant(String(options.quant))) {
-    throw usage("quant", `${label("quant")} must be one of ${SYNTH_QUANTS.join(", ")} (got ${String(options.quant)})`);
+  const quant = String(options.quant);
+  if (!isSynthQuant(quant)) {
+    throw usage("quant", `${label("quant")} must be one of ${SYNTH_QUANTS.join(", ")} (got ${quant})`);
   }
-  const { embd, ff, heads, kvHeads, quant } = options;
+  const { embd, ff, heads, kvHeads } = options;
   if (embd % heads !== 0) throw usage("heads", `${label("embd")} (${embd}) must be a multiple of ${label("heads")} (${heads})`);
   if (heads % kvHeads !== 0) throw usage("kvHeads", `${label("heads")} (${heads}) must be a multiple of ${label("kvHeads")} (${kvHeads})`);
   if ((embd / heads) % 2 !== 0) throw usage("heads", `head dimension ${label("embd")}/${label("heads")} (${embd / heads}) must be even for rope`);
-  if (quant !== "f32" && quant !== "f16") {
-    // Matrix rows are embd long except ffn_down's, which is ff long; both must fill whole blocks.
-    if (embd % QK !== 0) throw usage("embd", `${label("embd")} (${embd}) must be a multiple of ${QK} for ${quant}`);
-    if (ff % QK !== 0) throw usage("ff", `${label("ff")} (${ff}) must be a multiple of ${QK} for ${quant}`);
-  }
+  // Matrix rows are embd long except ffn_down's, which is ff long; both must fill whole blocks.
+  const block = BLOCK_VALUES[quant];
+  if (embd % block !== 0) throw usage("embd", `${label("embd")} (${embd}) must be a multiple of ${block} for ${quant}`);
+  if (ff % block !== 0) throw usage("ff", `${label("ff")} (${ff}) must be a multiple of ${block} for ${quant}`);
   if (embd * ff > MAX_TENSOR_ELEMENTS) throw usage("ff", `${label("embd")} x ${label("ff")} (${embd * ff}) exceeds ${MAX_TENSOR_ELEMENTS} weights per tensor`);
   if (embd * embd > MAX_TENSOR_ELEMENTS) throw usage("embd", `${label("embd")} squared (${embd * embd}) exceeds ${MAX_TENSOR_ELEMENTS} weights per tensor`);
   if (options.contextLength > 0xffffffff) throw usage("contextLength", `${label("contextLength")} must fit in 32 bits`);
@@ -307,6 +310,7 @@ function encodedBytes(type: GgmlType, elements: number): number {
     case GgmlType.F16: return elements * 2;
     case GgmlType.Q8_0: return (elements / QK) * (2 + QK);
     case GgmlType.Q4_0: return (elements / QK) * (2 + QK / 2);
+    case GgmlType.Q4_K: return (elements / Q4_K_BLOCK_SIZE) * Q4_K_BLOCK_BYTES;
   }
 }
 

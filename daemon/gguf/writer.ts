@@ -37,6 +37,7 @@ export enum GgmlType {
   F16 = 1,
   Q4_0 = 2,
   Q8_0 = 8,
+  Q4_K = 12,
 }
 
 export type GgufNumberType =

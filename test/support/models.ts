@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { SCRIPTED_FORMAT_VERSION, writeScriptedModel } from "../../daemon/gguf/scriptedModel.js";
+import { SCRIPTED_FORMAT_VERSION, writeScriptedModel, type ScriptedFamily } from "../../daemon/gguf/scriptedModel.js";
 import { SYNTH_FORMAT_VERSION, SYNTH_PRESETS, writeSyntheticModel, type SynthOptions, type SynthPreset } from "../../daemon/gguf/synth.js";
 
 export const TEST_MODELS_DIR = path.join(os.tmpdir(), "hearth-test-models");
@@ -66,17 +66,21 @@ export function ensureTinyModel(): Promise<string> {
 
 /**
  * Path of a cached scripted model (daemon/gguf/scriptedModel.ts) whose greedy answer to any
- * conversation is `script`; `name` becomes the file's (and so the model id's) prefix.
+ * conversation is `script`; `name` becomes the file's (and so the model id's) prefix. `layers`
+ * above 1 adds pass-through blocks in front of the scripted one, so the model can be split;
+ * `family` is the chat template family (daemon/gguf/scriptedModel.ts).
  */
-export async function ensureScriptedModel(name: string, script: string): Promise<string> {
-  const key = createHash("sha256").update(`${SCRIPTED_FORMAT_VERSION}\n${script}`).digest("hex").slice(0, 12);
+export async function ensureScriptedModel(name: string, script: string, layers = 1, family: ScriptedFamily = "qwen3"): Promise<string> {
+  // qwen3 keeps the key it had before families existed, so its cached files stay valid.
+  const familyLine = family === "qwen3" ? "" : `family=${family}\n`;
+  const key = createHash("sha256").update(`${SCRIPTED_FORMAT_VERSION}\n${layers}\n${familyLine}${script}`).digest("hex").slice(0, 12);
   const target = path.join(TEST_MODELS_DIR, `${name}-${key}.gguf`);
   let pending = inFlight.get(target);
   if (!pending) {
     pending = (async () => {
       if (fs.existsSync(target)) return target;
       await fs.promises.mkdir(TEST_MODELS_DIR, { recursive: true });
-      await writeScriptedModel(target, { script, name });
+      await writeScriptedModel(target, { script, name, layers, family });
       return target;
     })();
     inFlight.set(target, pending);

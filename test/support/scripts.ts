@@ -6,6 +6,11 @@
  * A tool call is written as node-llama-cpp renders it back (`{"name": "…", "arguments": {…}}`
  * with the wrapper's closing `}`), because it re-evaluates that rendering while parsing the
  * call; the model must agree with it token for token.
+ *
+ * The LLAMA3_ scripts are for the llama3 family (`family: "llama3"`), whose chat wrapper is
+ * node-llama-cpp's Llama3_1ChatWrapper: no thoughts, and a call rendered as
+ * `<function=name>{…}</function><|eom_id|>`. That wrapper has no parallel calls (node-llama-cpp
+ * ends the turn after the first), so a llama3 script makes one call.
  */
 
 import type { ToolDefinition } from "../../protocol/inference.js";
@@ -23,6 +28,12 @@ export const ANSWER = "It is sunny in Paris today.";
 
 /** Thinks, then answers in text. */
 export const THINK_THEN_ANSWER = `<think>\n${THOUGHT}\n</think>\n\n${ANSWER}<|im_end|>`;
+
+/** Llama 3.1: answers in text, then ends the turn. */
+export const LLAMA3_ANSWER = `${ANSWER}<|eot_id|>`;
+
+/** Llama 3.1: calls get_weather, as Llama3_1ChatWrapper renders the call. */
+export const LLAMA3_CALL_WEATHER = '<function=get_weather>{"city": "Paris"}</function><|eom_id|>';
 
 export const WEATHER_TOOLS: ToolDefinition[] = [
   { name: "get_weather", description: "The weather in a city.", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } },

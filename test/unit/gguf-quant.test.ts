@@ -1,11 +1,13 @@
 // ggml encodings: fp16 rounding, Q8_0 / Q4_0 blocks bit for bit against an independent
-// reference and hand-worked blocks, dequantize round trips, and type sizes.
+// reference and hand-worked blocks, a hand-worked Q4_K block in ggml's layout, dequantize
+// round trips, and type sizes.
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   decodeF16,
   dequantizeQ4_0,
+  dequantizeQ4_K,
   dequantizeQ8_0,
   encodeF16,
   f16BitsToF32,
@@ -13,6 +15,7 @@ import {
   ggmlTensorBytes,
   ggmlTypeInfo,
   quantizeQ4_0,
+  quantizeQ4_K,
   quantizeQ8_0,
 } from "../../daemon/gguf/quant.js";
 
@@ -200,6 +203,61 @@ describe("Q4_0", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("Q4_K", () => {
+  // Sub-block j holds q * SCALES[j] - MINS[j] for q = 0..15 (twice): the largest scale and min
+  // are 63, so d = dmin = 1 and every 6-bit value is stored as itself, high bits included.
+  const SCALES = [63, 1, 2, 3, 40, 50, 17, 33];
+  const MINS = [0, 63, 5, 6, 20, 31, 47, 0];
+  const worked = (): Float32Array => Float32Array.from({ length: 256 }, (_, i) => (i % 16) * SCALES[i >> 5]! - MINS[i >> 5]!);
+
+  it("packs d, dmin, the 6-bit scales and mins and the nibbles as ggml's block_q4_K", () => {
+    const bytes = quantizeQ4_K(worked());
+    expect(bytes).toHaveLength(144);
+    expect(f16BitsToF32(bytes[0]! | (bytes[1]! << 8))).toBe(1);
+    expect(f16BitsToF32(bytes[2]! | (bytes[3]! << 8))).toBe(1);
+    // get_scale_min_k4: sub-blocks 0-3 in bytes 0-7's low 6 bits, 4-7 in bytes 8-11's nibbles
+    // with their top 2 bits in bytes 0-7's top bits.
+    const scales = Array.from(bytes.subarray(4, 16));
+    for (let j = 0; j < 4; j++) {
+      expect(scales[j]).toBe(SCALES[j]! | ((SCALES[j + 4]! >> 4) << 6));
+      expect(scales[j + 4]).toBe(MINS[j]! | ((MINS[j + 4]! >> 4) << 6));
+      expect(scales[j + 8]).toBe((SCALES[j + 4]! & 0x0f) | ((MINS[j + 4]! & 0x0f) << 4));
+    }
+    // Values 0..31 of each 64 in the low nibbles, 32..63 in the high ones.
+    expect(bytes[16]).toBe(0x00);
+    expect(bytes[17]).toBe(0x11);
+    expect(bytes[16 + 31]).toBe(0xff);
+    expect(Array.from(dequantizeQ4_K(bytes))).toEqual(Array.from(worked()));
+  });
+
+  it("dequantizes within half a step plus the scales' own rounding", () => {
+    const values = fc.array(fc.integer({ min: -800, max: 800 }), { minLength: 512, maxLength: 512 }).map((ints) => Float32Array.from(ints, (k) => k / 8));
+    fc.assert(
+      fc.property(values, (input) => {
+        const restored = dequantizeQ4_K(quantizeQ4_K(input));
+        for (let b = 0; b < 2; b++) {
+          const block = input.subarray(b * 256, b * 256 + 256);
+          let maxScale = 0;
+          let maxMin = 0;
+          for (let j = 0; j < 8; j++) {
+            const sub = Array.from(block.subarray(j * 32, j * 32 + 32));
+            const low = Math.min(0, ...sub);
+            maxScale = Math.max(maxScale, (Math.max(...sub) - low) / 15);
+            maxMin = Math.max(maxMin, -low);
+          }
+          const bound = 0.6 * maxScale + (8 * maxScale) / 63 + maxMin / 63;
+          for (let i = 0; i < 256; i++) expect(Math.abs(restored[b * 256 + i]! - block[i]!)).toBeLessThanOrEqual(bound);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("rejects rows that are not whole super-blocks", () => {
+    expect(() => quantizeQ4_K(new Float32Array(128))).toThrow(RangeError);
   });
 });
 

@@ -316,7 +316,7 @@ describe("describeGguf", () => {
 
   it("sizes K-quant tensors right and names the predominant type by parameters", async () => {
     const tensors: GgufTensorSpec[] = [
-      { name: "blk.0.attn_q.weight", dims: [256, 4], type: 12 as GgmlType, byteLength: 4 * 144 }, // Q4_K
+      { name: "blk.0.attn_q.weight", dims: [256, 4], type: GgmlType.Q4_K, byteLength: 4 * 144 }, // Q4_K
       { name: "blk.1.ffn_down.weight", dims: [256, 2], type: 14 as GgmlType, byteLength: 2 * 210 }, // Q6_K
       { name: "output_norm.weight", dims: [256], type: GgmlType.F32, byteLength: 1024 },
     ];

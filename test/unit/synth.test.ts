@@ -1,16 +1,19 @@
 // Synthetic models: deterministic bytes per seed, the right tensor types and file_type per
-// quant, option validation, atomic writes, and the CLI's flag handling.
+// quant, option validation, atomic writes, and the CLI's flag handling (scripted models' too).
 
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { synthOptionsFromFlags } from "../../cli/commands/synth.js";
+import { runCli } from "../../cli/program.js";
 import { localMachine } from "../../daemon/commands/index.js";
 import { describeGguf, readGgufHeader } from "../../daemon/gguf/reader.js";
+import { LLAMA3_1_CHAT_TEMPLATE, SCRIPTED_CHAT_TEMPLATE, writeScriptedModel } from "../../daemon/gguf/scriptedModel.js";
 import { SYNTH_CHAT_TEMPLATE, SYNTH_PRESETS, validateSynthOptions, writeSyntheticModel, type SynthOptions, type SynthQuant } from "../../daemon/gguf/synth.js";
 import { GgmlType, GgufValueType, writeGgufFile } from "../../daemon/gguf/writer.js";
+import { LLAMA3_ANSWER, THINK_THEN_ANSWER } from "../support/scripts.js";
 import { thrownBy } from "../support/thrown.js";
 
 let dir: string;
@@ -55,16 +58,18 @@ describe("determinism", () => {
 });
 
 describe("quant types", () => {
-  const expected: Record<SynthQuant, { fileType: number; matrixType: number; name: string }> = {
+  const expected: Record<SynthQuant, { fileType: number; matrixType: number; name: string; shape?: Partial<SynthOptions> }> = {
     f32: { fileType: 0, matrixType: GgmlType.F32, name: "F32" },
     f16: { fileType: 1, matrixType: GgmlType.F16, name: "F16" },
     q4_0: { fileType: 2, matrixType: GgmlType.Q4_0, name: "Q4_0" },
     q8_0: { fileType: 7, matrixType: GgmlType.Q8_0, name: "Q8_0" },
+    // Q4_K rows are whole 256-value super-blocks.
+    q4_k: { fileType: 14, matrixType: GgmlType.Q4_K, name: "Q4_K", shape: { embd: 256, ff: 512 } },
   };
   for (const [quant, want] of Object.entries(expected) as [SynthQuant, (typeof expected)[SynthQuant]][]) {
     it(`${quant}: matrices are ${want.name}, norm vectors stay F32, general.file_type is ${want.fileType}`, async () => {
       const file = path.join(dir, `types-${quant}.gguf`);
-      const result = await writeSyntheticModel(file, small({ quant }));
+      const result = await writeSyntheticModel(file, small({ quant, ...want.shape }));
       const header = await readGgufHeader(file);
       expect(header.metadata.get("general.file_type")).toEqual({ type: GgufValueType.UINT32, value: want.fileType });
       for (const tensor of header.tensors) {
@@ -100,6 +105,8 @@ describe("validation", () => {
     [{ embd: 96, heads: 32 }, "heads"], // head dim 3 is odd
     [{ embd: 144, heads: 4, quant: "q8_0" }, "embd"], // rows of 144 are not 32-blocks
     [{ ff: 100, quant: "q4_0" }, "ff"],
+    [{ quant: "q4_k" }, "embd"], // rows of 128 are not 256-value super-blocks
+    [{ embd: 256, ff: 384, quant: "q4_k" }, "ff"],
     [{ embd: 65536, ff: 65536, heads: 64, kvHeads: 64 }, "ff"],
     [{ layers: 513 }, "layers"],
   ];
@@ -176,5 +183,67 @@ describe("hearth synth flags", () => {
       message = (error as Error).message;
     }
     expect(message).toContain("--kv-heads");
+  });
+});
+
+describe("hearth synth --script --template", () => {
+  /** `hearth synth ARGS` in this process, on this machine, with what it printed. */
+  async function synth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => out.push(String(chunk)) > 0);
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => err.push(String(chunk)) > 0);
+    try {
+      const code = await runCli(["node", "hearth", "synth", ...args], localMachine);
+      return { code, stdout: out.join(""), stderr: err.join("") };
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+      process.exitCode = undefined;
+    }
+  }
+
+  async function scriptFile(name: string, script: string): Promise<string> {
+    const file = path.join(dir, `${name}.txt`);
+    await fs.promises.writeFile(file, script);
+    return file;
+  }
+
+  it("--template llama3 writes the Llama 3.1 template with <|eot_id|> as EOS, and --json names the family", async () => {
+    const out = path.join(dir, "llama3-cli.gguf");
+    const { code, stdout } = await synth([out, "--script", await scriptFile("llama3", LLAMA3_ANSWER), "--template", "llama3", "--json"]);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ path: out, family: "llama3", generatedTokens: 8 });
+    const { metadata } = await readGgufHeader(out);
+    expect(metadata.get("tokenizer.chat_template")?.value).toBe(LLAMA3_1_CHAT_TEMPLATE);
+    const tokens = metadata.get("tokenizer.ggml.tokens")?.value as string[];
+    expect(tokens[metadata.get("tokenizer.ggml.eos_token_id")?.value as number]).toBe("<|eot_id|>");
+  });
+
+  it("without --template writes the qwen3 family, byte for byte the writer's default", async () => {
+    const [out, reference] = [path.join(dir, "qwen3-cli.gguf"), path.join(dir, "qwen3-writer.gguf")];
+    const { code, stdout } = await synth([out, "--script", await scriptFile("qwen3", THINK_THEN_ANSWER)]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^wrote .*qwen3-cli\.gguf\n {2}scripted \(qwen3 template\): \d+ tokens answered/);
+    await writeScriptedModel(reference, { script: THINK_THEN_ANSWER });
+    expect(await sha256(out)).toBe(await sha256(reference));
+    expect((await readGgufHeader(out)).metadata.get("tokenizer.chat_template")?.value).toBe(SCRIPTED_CHAT_TEMPLATE);
+  });
+
+  it("an unknown family is HEARTH_CLI_USAGE naming the known ones, and writes nothing", async () => {
+    const out = path.join(dir, "gemma-cli.gguf");
+    const { code, stdout, stderr } = await synth([out, "--script", await scriptFile("gemma", LLAMA3_ANSWER), "--template", "gemma"]);
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toBe('error [HEARTH_CLI_USAGE]: the template family must be one of qwen3, llama3 (got "gemma")\n');
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it("--template without --script is HEARTH_CLI_USAGE: a random-weight model has no template family", async () => {
+    const out = path.join(dir, "random-cli.gguf");
+    const { code, stderr } = await synth([out, "--template", "llama3"]);
+    expect(code).toBe(2);
+    expect(stderr).toBe("error [HEARTH_CLI_USAGE]: --template applies to a scripted model only (with --script)\n");
+    expect(fs.existsSync(out)).toBe(false);
   });
 });
