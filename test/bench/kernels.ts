@@ -28,7 +28,7 @@ export const DEFAULT_KERNEL_BENCH: Omit<KernelBenchOptions, "threads"> = { repea
 
 /** Wide enough for llama.cpp's repacked and tiled kernels (multiples of their block sizes). */
 const SHAPE: Partial<SynthOptions> = { layers: 8, embd: 1024, ff: 4096, heads: 8, kvHeads: 4, contextLength: 4096, seed: 7 };
-const QUANTS = ["f16", "q8_0", "q4_0"] as const;
+const QUANTS = ["f16", "q8_0", "q4_0", "q4_k"] as const;
 
 async function ensureModel(quant: (typeof QUANTS)[number]): Promise<string> {
   const dir = path.join(os.tmpdir(), "hearth-bench-models");

@@ -3,11 +3,12 @@
  * daemons in network namespaces, for every quantization the synthetic writer makes: the greedy
  * text of a local run equals a forced split over 2 and over 3 nodes, a stream whose peer is
  * SIGKILLed early (2 nodes: the rest runs on the host alone) or late (3 nodes), and a batch job
- * spread over the nodes. The shape is wide enough to reach llama.cpp's repacked (q4_0) and
- * tiled kernels; its output vocabulary is text only, so no stream stops early. The nodes run
+ * spread over the nodes. The shape is wide enough to reach llama.cpp's repacked (q4_0, q4_K)
+ * and tiled kernels; its output vocabulary is text only, so no stream stops early. The nodes run
  * with the defaults: exact batching, no repacked weights, four parallel slots. With
- * `repack_weights = true` and `batching = "throughput"` (llama.cpp's defaults) the q4_0 split
- * gives another text than the local run, and this file fails.
+ * HEARTH_EXACT_KERNELS=llama they run with `repack_weights = true` and `batching = "throughput"`
+ * (llama.cpp's defaults) instead: the repacked splits then give another text than the local
+ * run, and this file fails.
  *
  * test/cluster/split.test.ts covers the f32 `tiny` model, errors and capacity; a wider matrix of
  * the issue's 8x1024 shape runs by hand: HEARTH_EXACT_SHAPE=wide npx vitest run --project cluster
@@ -20,10 +21,11 @@ import { jobOutput, submitJob, waitJob } from "../support/batchJobs.js";
 import { answerOf, ClientRun, sseData, type ClientAnswer, type ClientEvent } from "../support/clusterClient.js";
 import { ensureModel } from "../support/models.js";
 
-const QUANTS = ["f32", "f16", "q8_0", "q4_0"] as const;
+const QUANTS = ["f32", "f16", "q8_0", "q4_0", "q4_k"] as const;
 type Quant = (typeof QUANTS)[number];
 const SHAPES = {
-  small: { layers: 8, embd: 512, ff: 1408, heads: 8, kvHeads: 4, contextLength: 2048, seed: 7, textOnlyOutput: true },
+  // Widths are whole Q4_K super-blocks (256) and multiples of the repack tiles.
+  small: { layers: 8, embd: 512, ff: 1536, heads: 8, kvHeads: 4, contextLength: 2048, seed: 7, textOnlyOutput: true },
   wide: { layers: 8, embd: 1024, ff: 4096, heads: 8, kvHeads: 4, contextLength: 2048, seed: 7, textOnlyOutput: true },
 } as const;
 const SHAPE = SHAPES[process.env["HEARTH_EXACT_SHAPE"] === "wide" ? "wide" : "small"];
@@ -43,7 +45,8 @@ let n3: ClusterNode;
 beforeAll(async () => {
   const models: Record<string, string> = {};
   for (const quant of QUANTS) models[quant] = await ensureModel({ ...SHAPE, quant }, `exact-matrix-${SHAPE.embd}-${quant}`);
-  const spec = { extraModels: models, configToml: "[runner]\nthreads = 1\n" };
+  const llamaKernels = process.env["HEARTH_EXACT_KERNELS"] === "llama" ? 'repack_weights = true\nbatching = "throughput"\n' : "";
+  const spec = { extraModels: models, configToml: `[runner]\nthreads = 1\n${llamaKernels}` };
   net = await ClusterNet.create({ nodes: [spec, spec, spec], prefix: "hxm" });
   [n1, n2, n3] = [net.node(1), net.node(2), net.node(3)];
   await net.startAll();
