@@ -3,10 +3,14 @@
  * same one-message conversation streamed greedily through Chat Completions, Responses,
  * Anthropic Messages and Ollama /api/chat, interleaved in every round so drift hits all alike.
  * The target is a generation rate within 2% of chat's and at most 2 ms more to the first token;
- * figures only, nothing asserts a speed. Every family must answer chat's text, or the
+ * figures only, nothing asserts a speed. On a machine whose rates jitter by more than that from
+ * run to run, the daemon's own CPU time per request (`*.daemon_cpu_ms`: parsing, translation,
+ * stream writing; its runner is a child process and not counted) shows what each adapter adds
+ * without the runner's noise. Every family must answer chat's text, or the
  * comparison would not be like for like, and the bench throws.
  */
 
+import { processRunTimeMs } from "../support/clusterNet.js";
 import { startDaemon, type RunningDaemon } from "../support/daemon.js";
 import { readNdjson, readSse } from "../support/sse.js";
 import { median } from "./stats.js";
@@ -30,6 +34,8 @@ interface Run {
   tokens: number;
   ttftMs: number;
   tgTokS: number;
+  /** CPU the daemon process itself spent during the request. */
+  daemonCpuMs: number;
 }
 
 /** What one streamed event says: a piece of answer text and/or the final token count. */
@@ -97,6 +103,7 @@ function requestFor(family: Family, maxTokens: number): FamilyRequest {
 
 async function stream(daemon: RunningDaemon, family: Family, maxTokens: number): Promise<Run> {
   const request = requestFor(family, maxTokens);
+  const cpuBefore = processRunTimeMs(daemon.process.pid!);
   const started = performance.now();
   const response = await fetch(`${daemon.url}${request.path}`, {
     method: "POST",
@@ -120,7 +127,7 @@ async function stream(daemon: RunningDaemon, family: Family, maxTokens: number):
   }
   if (tokens === undefined) throw new Error(`${family}: no token count in the stream`);
   if (first === 0) throw new Error(`${family}: no text in the stream`);
-  return { text, tokens, ttftMs: first - started, tgTokS: (tokens - 1) / ((last - first) / 1000) };
+  return { text, tokens, ttftMs: first - started, tgTokS: (tokens - 1) / ((last - first) / 1000), daemonCpuMs: processRunTimeMs(daemon.process.pid!) - cpuBefore };
 }
 
 export async function benchAdapters(options: AdaptersBenchOptions): Promise<Record<string, number>> {
@@ -154,13 +161,17 @@ export async function benchAdapters(options: AdaptersBenchOptions): Promise<Reco
     }
     const figures: Record<string, number> = { "rounds": rounds, "tokens": runs.get("chat")![0]!.tokens };
     const chatTg = median(runs.get("chat")!.map((run) => run.tgTokS));
+    const chatCpu = median(runs.get("chat")!.map((run) => run.daemonCpuMs));
     for (const family of FAMILIES) {
       const tg = median(runs.get(family)!.map((run) => run.tgTokS));
+      const cpu = median(runs.get(family)!.map((run) => run.daemonCpuMs));
       figures[`${family}.ttft_ms`] = median(runs.get(family)!.map((run) => run.ttftMs));
       figures[`${family}.tg_tok_s`] = tg;
+      figures[`${family}.daemon_cpu_ms`] = cpu;
       if (family === "chat") continue;
       figures[`ratio.${family}_tg_over_chat`] = tg / chatTg;
       figures[`${family}.extra_ttft_ms`] = median(extraTtft.get(family)!);
+      figures[`${family}.extra_daemon_cpu_ms_per_token`] = (cpu - chatCpu) / figures["tokens"]!;
     }
     return figures;
   } finally {

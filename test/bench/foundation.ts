@@ -3,6 +3,11 @@
  * measured side by side in one run on the same model with the same threads and context
  * shape, plus concurrency scaling and prefix reuse. Figures are printed as ratios; nothing
  * here asserts a speed, because a noisy machine must not fail a build.
+ *
+ * Two daemons run beside the direct baseline, one run of each in turn: the default one
+ * ([runner] batching = "exact": flash attention off, one sequence per batch), whose ratio over
+ * direct is what a user gets, and one with batching = "throughput", which computes with
+ * node-llama-cpp's own settings, so its ratio over direct is the daemon's overhead alone.
  */
 
 import { getLlama, LlamaCompletion } from "node-llama-cpp";
@@ -108,6 +113,7 @@ function startFoundationDaemon(options: FoundationBenchOptions, batching: "exact
 export async function benchFoundation(options: FoundationBenchOptions): Promise<Record<string, number>> {
   const log = (line: string): void => { process.stderr.write(`[foundation] ${line}\n`); };
   const daemon = await startFoundationDaemon(options, "exact");
+  const throughputDaemon = await startFoundationDaemon(options, "throughput");
   // node-llama-cpp in this process, shaped like the runner's context (same sequences and size).
   const llama = await getLlama({ build: "never" });
   const model = await llama.loadModel({ modelPath: options.modelPath });
@@ -118,15 +124,19 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
     threads: options.threads,
   });
   try {
-    log("warming up (loads the model in the daemon's runner)");
+    log("warming up (loads the model in each daemon's runner)");
     await streamCompletion(daemon, promptFor("warmup", 32), 4);
+    await streamCompletion(throughputDaemon, promptFor("warmup", 32), 4);
 
     const viaDaemon: Timing[] = [];
+    const viaThroughputDaemon: Timing[] = [];
     const direct: Timing[] = [];
     for (let run = 0; run < options.repeats; run++) {
-      // A fresh tag per run defeats prefix reuse, so both sides evaluate the whole prompt.
+      // A fresh tag per run defeats prefix reuse, so every side evaluates the whole prompt.
       const daemonTiming = await streamCompletion(daemon, promptFor(`d${run}`, options.promptChars), options.genTokens);
       viaDaemon.push(daemonTiming);
+      const throughputTiming = await streamCompletion(throughputDaemon, promptFor(`t${run}`, options.promptChars), options.genTokens);
+      viaThroughputDaemon.push(throughputTiming);
 
       const sequence = context.getSequence();
       const completion = new LlamaCompletion({ contextSequence: sequence });
@@ -147,7 +157,7 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
       direct.push({ promptTokens: model.tokenize(prompt).length + 1, completionTokens, ttft: (first - started) / 1000, genSeconds: (last - first) / 1000 });
       completion.dispose();
       await sequence.dispose();
-      log(`run ${run}: daemon pp ${ppRate(daemonTiming).toFixed(1)} tg ${tgRate(daemonTiming).toFixed(2)} | direct pp ${ppRate(direct.at(-1)!).toFixed(1)} tg ${tgRate(direct.at(-1)!).toFixed(2)} tok/s`);
+      log(`run ${run}: daemon pp ${ppRate(daemonTiming).toFixed(1)} tg ${tgRate(daemonTiming).toFixed(2)} | throughput daemon pp ${ppRate(throughputTiming).toFixed(1)} tg ${tgRate(throughputTiming).toFixed(2)} | direct pp ${ppRate(direct.at(-1)!).toFixed(1)} tg ${tgRate(direct.at(-1)!).toFixed(2)} tok/s`);
     }
 
     log("concurrency: 1 client, then 4 clients at once");
@@ -161,14 +171,8 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
     const fourClients = await aggregate(daemon, 4);
     // The same on a daemon that decodes its slots together ([runner] batching = "throughput"): what exact batching costs under load.
     log("concurrency again with batching = \"throughput\"");
-    const throughputDaemon = await startFoundationDaemon(options, "throughput");
-    let fourClientsThroughput: number;
-    try {
-      await aggregate(throughputDaemon, 1);
-      fourClientsThroughput = await aggregate(throughputDaemon, 4);
-    } finally {
-      await throughputDaemon.stop();
-    }
+    await aggregate(throughputDaemon, 1);
+    const fourClientsThroughput = await aggregate(throughputDaemon, 4);
 
     log("prefix reuse: a long conversation, then a follow-up turn");
     const conversation = [
@@ -184,6 +188,8 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
     const directPp = median(direct.map(ppRate));
     const daemonTg = median(viaDaemon.map(tgRate));
     const directTg = median(direct.map(tgRate));
+    const throughputPp = median(viaThroughputDaemon.map(ppRate));
+    const throughputTg = median(viaThroughputDaemon.map(tgRate));
     return {
       "daemon.pp_tok_s": daemonPp,
       "direct.pp_tok_s": directPp,
@@ -191,6 +197,10 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
       "daemon.tg_tok_s": daemonTg,
       "direct.tg_tok_s": directTg,
       "ratio.tg_daemon_over_direct": daemonTg / directTg,
+      "throughput_batching.pp_tok_s": throughputPp,
+      "throughput_batching.tg_tok_s": throughputTg,
+      "ratio.pp_throughput_batching_daemon_over_direct": throughputPp / directPp,
+      "ratio.tg_throughput_batching_daemon_over_direct": throughputTg / directTg,
       "concurrency.1_client_tok_s": oneClient,
       "concurrency.4_clients_tok_s": fourClients,
       "ratio.4_clients_over_1": fourClients / oneClient,
@@ -208,5 +218,6 @@ export async function benchFoundation(options: FoundationBenchOptions): Promise<
     await model.dispose();
     await llama.dispose();
     await daemon.stop();
+    await throughputDaemon.stop();
   }
 }

@@ -13,6 +13,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { writeSyntheticModel, type SynthOptions } from "../../daemon/gguf/synth.js";
 import { locateNativeParts, NATIVE_ENV } from "../../daemon/native/nativeParts.js";
+import { median } from "./stats.js";
 
 const run = promisify(execFile);
 const CHILD = path.join(import.meta.dirname, "fixtures", "kernels-child.js");
@@ -24,7 +25,10 @@ export interface KernelBenchOptions {
   genTokens: number;
 }
 
-export const DEFAULT_KERNEL_BENCH: Omit<KernelBenchOptions, "threads"> = { repeats: 3, promptTokens: 256, genTokens: 64 };
+/** `repeats`: rounds; each round runs every setting once, in its own process. */
+export const DEFAULT_KERNEL_BENCH: Omit<KernelBenchOptions, "threads"> = { repeats: 5, promptTokens: 256, genTokens: 128 };
+/** Prompt and generation runs inside one process; it reports the best of them (the rest is warm-up). */
+const REPEATS_PER_PROCESS = 2;
 
 /** Wide enough for llama.cpp's repacked and tiled kernels (multiples of their block sizes). */
 const SHAPE: Partial<SynthOptions> = { layers: 8, embd: 1024, ff: 4096, heads: 8, kvHeads: 4, contextLength: 4096, seed: 7 };
@@ -58,23 +62,33 @@ export async function benchKernels(options: KernelBenchOptions): Promise<Record<
     return {};
   }
   const figures: Record<string, number> = {};
+  const settings = { default: [true, true], exact: [false, false], repackOffOnly: [false, true], flashOffOnly: [true, false] } as const;
+  type Setting = keyof typeof settings;
   for (const quant of QUANTS) {
     const modelPath = await ensureModel(quant);
-    const settings = { default: [true, true], exact: [false, false], repackOffOnly: [false, true], flashOffOnly: [true, false] } as const;
-    const speeds: Record<string, Speeds> = {};
     // A model file just written is not yet in the page cache: the first load would be slower.
     await measure(modelPath, true, true, { ...options, repeats: 1 }, shim);
-    for (const [name, [repack, flash]] of Object.entries(settings)) speeds[name] = await measure(modelPath, repack, flash, options, shim);
-    for (const [name, value] of Object.entries(speeds)) {
-      figures[`${quant}.${name}.prompt_tok_s`] = value.promptTokensPerSecond;
-      figures[`${quant}.${name}.gen_tok_s`] = value.genTokensPerSecond;
+    // Rounds of one process per setting, back to back: this machine drifts over minutes, and a
+    // ratio within a round cancels what the rounds share.
+    const rounds: Array<Record<Setting, Speeds>> = [];
+    for (let round = 0; round < options.repeats; round++) {
+      const speeds = {} as Record<Setting, Speeds>;
+      for (const [name, [repack, flash]] of Object.entries(settings) as Array<[Setting, readonly [boolean, boolean]]>) {
+        speeds[name] = await measure(modelPath, repack, flash, { ...options, repeats: REPEATS_PER_PROCESS }, shim);
+      }
+      rounds.push(speeds);
     }
-    figures[`ratio.${quant}.exact_vs_default.prompt`] = speeds["exact"]!.promptTokensPerSecond / speeds["default"]!.promptTokensPerSecond;
-    figures[`ratio.${quant}.exact_vs_default.gen`] = speeds["exact"]!.genTokensPerSecond / speeds["default"]!.genTokensPerSecond;
-    figures[`ratio.${quant}.repack_off.prompt`] = speeds["repackOffOnly"]!.promptTokensPerSecond / speeds["default"]!.promptTokensPerSecond;
-    figures[`ratio.${quant}.flash_off.prompt`] = speeds["flashOffOnly"]!.promptTokensPerSecond / speeds["default"]!.promptTokensPerSecond;
-    figures[`ratio.${quant}.repack_off.gen`] = speeds["repackOffOnly"]!.genTokensPerSecond / speeds["default"]!.genTokensPerSecond;
-    figures[`ratio.${quant}.flash_off.gen`] = speeds["flashOffOnly"]!.genTokensPerSecond / speeds["default"]!.genTokensPerSecond;
+    for (const name of Object.keys(settings) as Setting[]) {
+      figures[`${quant}.${name}.prompt_tok_s`] = median(rounds.map((round) => round[name].promptTokensPerSecond));
+      figures[`${quant}.${name}.gen_tok_s`] = median(rounds.map((round) => round[name].genTokensPerSecond));
+    }
+    const ratio = (name: Setting, rate: keyof Speeds): number => median(rounds.map((round) => round[name][rate] / round.default[rate]));
+    figures[`ratio.${quant}.exact_vs_default.prompt`] = ratio("exact", "promptTokensPerSecond");
+    figures[`ratio.${quant}.exact_vs_default.gen`] = ratio("exact", "genTokensPerSecond");
+    figures[`ratio.${quant}.repack_off.prompt`] = ratio("repackOffOnly", "promptTokensPerSecond");
+    figures[`ratio.${quant}.flash_off.prompt`] = ratio("flashOffOnly", "promptTokensPerSecond");
+    figures[`ratio.${quant}.repack_off.gen`] = ratio("repackOffOnly", "genTokensPerSecond");
+    figures[`ratio.${quant}.flash_off.gen`] = ratio("flashOffOnly", "genTokensPerSecond");
   }
   return figures;
 }

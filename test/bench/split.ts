@@ -54,6 +54,9 @@
  *                                (to_peer = n1 -> n2), from n1's eth0 counters (headers
  *                                included): a long and a short run differenced, so the prompt's
  *                                share cancels, with idle traffic (heartbeats) subtracted.
+ *   llama_defaults.*             local and hearth again, the host restarted with llama.cpp's own
+ *                                kernel settings (LLAMA_DEFAULTS_RUNNER); `ratio.*_exact_over_
+ *                                llama_defaults.*` is what exact answers cost (below 1: slower)
  *   daemon_cpu_ms_per_tok.*      the daemon processes' own CPU per generated token (differenced
  *                                the same way): what the API, SSE and, split, the tunnel relay
  *                                cost on the cores the runner and the rpc-server need too.
@@ -63,7 +66,7 @@
  *
  * Needs root, iproute2, taskset, python3 (for the delay line) and the native parts (`npm run
  * build:native`); without them the suite reports why and returns no figures. Run alone with
- * `node dist/test/bench/split.js --model FILE [--repeats N] [--rounds N] [--warm-tokens N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads]`.
+ * `node dist/test/bench/split.js --model FILE [--repeats N] [--rounds N] [--warm-tokens N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads] [--skip-kernels]`.
  */
 
 import type { ChildProcess } from "node:child_process";
@@ -98,9 +101,11 @@ export interface SplitBenchOptions {
   delaysMs: number[];
   /** Measure the load times (the longest part); off: the peer pre-fills, and only speeds are measured. */
   loads: boolean;
+  /** Measure local and split again with llama.cpp's kernel settings on the host (the `llama_defaults.*` figures). */
+  kernels: boolean;
 }
 
-export const DEFAULT_SPLIT_BENCH: Omit<SplitBenchOptions, "modelPath"> = { repeats: 3, rounds: 6, warmTokens: 128, promptChars: 128, genTokens: 48, delaysMs: [1, 5], loads: true };
+export const DEFAULT_SPLIT_BENCH: Omit<SplitBenchOptions, "modelPath"> = { repeats: 3, rounds: 6, warmTokens: 128, promptChars: 128, genTokens: 48, delaysMs: [1, 5], loads: true, kernels: true };
 
 const MODEL = "bench";
 const CONTEXT_SIZE = 1024;
@@ -120,9 +125,11 @@ const RPC_SERVER_START_TIMEOUT_MS = 20_000;
 /** Longest wait for a daemon's start-up work (GPU probe) and the first speed measurement. */
 const SETTLE_TIMEOUT_MS = 60_000;
 
-const HOST_TOML = `
+/** `runner` adds settings to the host's [runner] table. */
+const hostToml = (runner = ""): string => `
 [runner]
 threads = 1
+${runner}
 [limits]
 parallel_slots = 1
 context_size = ${CONTEXT_SIZE}
@@ -130,6 +137,13 @@ keep_alive = "30m"
 [rpc]
 threads = 1
 `;
+
+/**
+ * What the host's runner computes with for the `llama_defaults.*` figures: llama.cpp's own
+ * kernel choices (flash attention "auto", sequences decoded together, repacked weights) instead
+ * of exact batching's. The peer is unchanged: rpc-server never repacks.
+ */
+const LLAMA_DEFAULTS_RUNNER = `batching = "throughput"\nrepack_weights = true`;
 
 const peerToml = (prefill: boolean): string => `
 [runner]
@@ -548,6 +562,28 @@ async function speedFigures(setup: Setup, bare: BareRpc, options: SplitBenchOpti
   }
 }
 
+/**
+ * Local and split again after restarting the host with llama.cpp's kernel settings
+ * (LLAMA_DEFAULTS_RUNNER), beside the exact figures measured before: what exact answers cost,
+ * locally and split. The two phases are minutes apart, so these ratios are of medians, not paired.
+ */
+async function llamaDefaultsFigures(setup: Setup, runner: Runner, options: SplitBenchOptions, figures: Record<string, number>): Promise<void> {
+  log(`restarting the host with llama.cpp's kernel settings (${LLAMA_DEFAULTS_RUNNER.replace("\n", ", ")})`);
+  await restart(setup, [setup.host], () => fs.writeFileSync(setup.host.configPath, hostToml(LLAMA_DEFAULTS_RUNNER)));
+  for (const config of ["local", "hearth"] as const) {
+    log(`warming up ${config} with llama.cpp's kernel settings: ${options.warmTokens} tokens`);
+    await runner.run(config, `kwarm-${config[0]}`, Math.max(2, options.warmTokens));
+  }
+  const results = await alternate(runner, ["local", "hearth"], options.rounds, options.genTokens, "k");
+  for (const config of ["local", "hearth"] as const) {
+    const { pp, tg } = rates(results, config);
+    figures[`llama_defaults.${config}.pp_tok_s`] = round(pp);
+    figures[`llama_defaults.${config}.tg_tok_s`] = round(tg);
+    figures[`ratio.pp_exact_over_llama_defaults.${config}`] = figures[`${config}.pp_tok_s`]! / pp;
+    figures[`ratio.tg_exact_over_llama_defaults.${config}`] = figures[`${config}.tg_tok_s`]! / tg;
+  }
+}
+
 export async function benchSplit(options: SplitBenchOptions): Promise<Record<string, number>> {
   let parts: NativeParts;
   try {
@@ -572,7 +608,7 @@ export async function benchSplit(options: SplitBenchOptions): Promise<Record<str
 
   const modelPath = path.resolve(options.modelPath);
   const spec = { tinyModel: false, extraModels: { [MODEL]: modelPath } };
-  const net = await ClusterNet.create({ nodes: [{ ...spec, configToml: HOST_TOML }, { ...spec, configToml: peerToml(!options.loads) }], prefix: "hbs" });
+  const net = await ClusterNet.create({ nodes: [{ ...spec, configToml: hostToml() }, { ...spec, configToml: peerToml(!options.loads) }], prefix: "hbs" });
   let bare: BareRpc | undefined;
   try {
     const [host, peer] = [net.node(1), net.node(2)];
@@ -594,6 +630,7 @@ export async function benchSplit(options: SplitBenchOptions): Promise<Record<str
     figures["load.bare_cached_s"] = round(bare.loadMs / 1000);
 
     await speedFigures(setup, bare, options, figures);
+    if (options.kernels) await llamaDefaultsFigures(setup, makeRunner(setup, bare, options.promptChars), options, figures);
   } finally {
     await net.destroy();
   }
@@ -611,9 +648,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
       "gen-tokens": { type: "string", default: String(DEFAULT_SPLIT_BENCH.genTokens) },
       delays: { type: "string", default: DEFAULT_SPLIT_BENCH.delaysMs.join(",") },
       "skip-loads": { type: "boolean", default: false },
+      "skip-kernels": { type: "boolean", default: false },
     },
   });
-  if (values.model === undefined) throw new Error("usage: split.js --model FILE [--repeats N] [--rounds N] [--warm-tokens N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads]");
+  if (values.model === undefined) throw new Error("usage: split.js --model FILE [--repeats N] [--rounds N] [--warm-tokens N] [--prompt-chars N] [--gen-tokens N] [--delays 1,5] [--skip-loads] [--skip-kernels]");
   benchSplit({
     modelPath: values.model,
     repeats: Number(values.repeats),
@@ -623,6 +661,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     genTokens: Number(values["gen-tokens"]),
     delaysMs: values.delays.split(",").filter((entry) => entry !== "").map(Number),
     loads: !values["skip-loads"],
+    kernels: !values["skip-kernels"],
   }).then(
     (figures) => {
       for (const [key, value] of Object.entries(figures)) process.stdout.write(`  ${key.padEnd(44)} ${key.startsWith("ratio.") ? `${value.toFixed(3)}x` : value}\n`);
