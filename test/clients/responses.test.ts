@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDaemon, type RunningDaemon } from "../support/daemon.js";
 import { ensureScriptedModel, ensureTinyModel } from "../support/models.js";
 import { ANSWER, THINK_THEN_ANSWER, THINK_THEN_CALL_TWO_TOOLS, THOUGHT, WEATHER_TOOLS } from "../support/scripts.js";
+import { responseEventTypes } from "../support/responsesEvents.js";
 
 let daemon: RunningDaemon;
 let client: OpenAI;
@@ -111,23 +112,7 @@ describe("creating a response", () => {
     expect(events.map((event) => event.sequence_number)).toEqual(events.map((_, index) => index));
     // Deltas vary with the tokenizer; collapse runs of them to check the structure exactly.
     const collapsed = events.map((event) => event.type).filter((type, index, all) => !(type.endsWith(".delta") && all[index - 1] === type));
-    expect(collapsed).toEqual([
-      "response.created",
-      "response.in_progress",
-      "response.output_item.added",
-      "response.content_part.added",
-      "response.reasoning_text.delta",
-      "response.reasoning_text.done",
-      "response.content_part.done",
-      "response.output_item.done",
-      "response.output_item.added",
-      "response.content_part.added",
-      "response.output_text.delta",
-      "response.output_text.done",
-      "response.content_part.done",
-      "response.output_item.done",
-      "response.completed",
-    ]);
+    expect(collapsed).toEqual(responseEventTypes({ reasoning: true, text: true }));
   });
 
   it("reasoning effort none: no reasoning item, no reasoning tokens, and the same answer", async () => {

@@ -16,6 +16,7 @@ import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterNet, HTTP_PORT, clusterFixture, type ClusterNode } from "../support/clusterNet.js";
 import { ensureScriptedModel } from "../support/models.js";
+import { responseEventTypes } from "../support/responsesEvents.js";
 import { ANSWER, THINK_THEN_ANSWER, THINK_THEN_CALL_TWO_TOOLS, THOUGHT } from "../support/scripts.js";
 
 const ANSWER_MODEL = "answer";
@@ -130,48 +131,14 @@ const EXPECTED: FamiliesResult = {
       whole: { text: ANSWER, reasoning: THOUGHT, calls: [], status: "completed" },
       stream: {
         text: ANSWER,
-        events: [
-          "response.created",
-          "response.in_progress",
-          "response.output_item.added",
-          "response.content_part.added",
-          "response.reasoning_text.delta",
-          "response.reasoning_text.done",
-          "response.content_part.done",
-          "response.output_item.done",
-          "response.output_item.added",
-          "response.content_part.added",
-          "response.output_text.delta",
-          "response.output_text.done",
-          "response.content_part.done",
-          "response.output_item.done",
-          "response.completed",
-        ],
+        events: responseEventTypes({ reasoning: true, text: true }),
       },
     },
     tools: {
       whole: { text: "", reasoning: THOUGHT, calls: CALLS, status: "completed" },
       stream: {
         text: "",
-        events: [
-          "response.created",
-          "response.in_progress",
-          "response.output_item.added",
-          "response.content_part.added",
-          "response.reasoning_text.delta",
-          "response.reasoning_text.done",
-          "response.content_part.done",
-          "response.output_item.done",
-          "response.output_item.added",
-          "response.function_call_arguments.delta",
-          "response.function_call_arguments.done",
-          "response.output_item.done",
-          "response.output_item.added",
-          "response.function_call_arguments.delta",
-          "response.function_call_arguments.done",
-          "response.output_item.done",
-          "response.completed",
-        ],
+        events: responseEventTypes({ reasoning: true, calls: 2 }),
       },
     },
   },

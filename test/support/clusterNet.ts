@@ -668,6 +668,23 @@ export function processCpuTimeMs(pid: number): number {
   return ((utime + stime) * 1000) / clockTicksPerSecond();
 }
 
+/**
+ * CPU time process `pid` has run, in ms with ns resolution: the scheduler's own account summed
+ * over its threads (/proc/PID/task/TID/schedstat), where /proc/PID/stat counts 10 ms ticks. A
+ * thread that ended in between is no longer counted.
+ */
+export function processRunTimeMs(pid: number): number {
+  let ns = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // The thread ended while we read.
+    }
+  }
+  return ns / 1e6;
+}
+
 let clockTicks: number | undefined;
 function clockTicksPerSecond(): number {
   if (clockTicks === undefined) {
