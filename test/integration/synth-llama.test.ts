@@ -9,10 +9,12 @@
 
 import { getLlama, LlamaChatSession, type Llama, type LlamaModel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SYNTH_QUANTS } from "../../daemon/gguf/synth.js";
+import { SYNTH_QUANTS, type SynthOptions, type SynthQuant } from "../../daemon/gguf/synth.js";
 import { ensureModel, ensureTinyModel } from "../support/models.js";
 
 const GENERATED_TOKENS = 12;
+/** Q4_K rows are whole 256-value super-blocks: wider than the tiny preset's 128. */
+const WIDER: Partial<Record<SynthQuant, Partial<SynthOptions>>> = { q4_k: { embd: 256, ff: 512 } };
 
 let llama: Llama;
 beforeAll(async () => {
@@ -40,7 +42,7 @@ async function greedyTokens(model: LlamaModel, prompt: string): Promise<number[]
 describe("node-llama-cpp loads every synthetic quant type", () => {
   for (const quant of SYNTH_QUANTS) {
     it(`${quant}: loads with the expected shape and greedy-decodes the same tokens twice`, async () => {
-      const modelPath = await ensureModel({ preset: "tiny", layers: 2, quant }, `load-${quant}`);
+      const modelPath = await ensureModel({ preset: "tiny", layers: 2, quant, ...WIDER[quant] }, `load-${quant}`);
       const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
       try {
         expect(model.fileInfo.metadata.general.architecture).toBe("llama");
