@@ -11,8 +11,8 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { Ollama, type Tool } from "ollama";
 import OpenAI from "openai";
-import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assembleChat, streamedChat } from "../support/chatStream.js";
 import { startDaemon, type RunningDaemon } from "../support/daemon.js";
 import { ensureScriptedModel } from "../support/models.js";
 import { ANSWER, LLAMA3_ANSWER, LLAMA3_CALL_WEATHER, WEATHER_TOOLS } from "../support/scripts.js";
@@ -48,30 +48,6 @@ afterAll(async () => {
   expect(await daemon?.stop()).toBe(0);
 });
 
-/** What a streamed completion adds up to, as a client assembles it. */
-function assemble(chunks: ChatCompletionChunk[]): { content: string; calls: [string, string][]; finish: string | null } {
-  let content = "";
-  const calls: [string, string][] = [];
-  let finish: string | null = null;
-  for (const chunk of chunks) {
-    const choice = chunk.choices[0];
-    if (choice === undefined) continue;
-    content += choice.delta.content ?? "";
-    for (const call of choice.delta.tool_calls ?? []) {
-      const [name, args] = calls[call.index] ?? ["", ""];
-      calls[call.index] = [name + (call.function?.name ?? ""), args + (call.function?.arguments ?? "")];
-    }
-    finish = choice.finish_reason ?? finish;
-  }
-  return { content, calls, finish };
-}
-
-async function streamed(body: OpenAI.Chat.Completions.ChatCompletionCreateParamsStreaming): Promise<ChatCompletionChunk[]> {
-  const chunks: ChatCompletionChunk[] = [];
-  for await (const chunk of await openai.chat.completions.create(body)) chunks.push(chunk);
-  return chunks;
-}
-
 function callsOf(message: OpenAI.Chat.Completions.ChatCompletionMessage): [string, string][] | undefined {
   return message.tool_calls?.map((call) => (call.type === "function" ? [call.function.name, call.function.arguments] : [call.type, ""]));
 }
@@ -104,7 +80,7 @@ describe("Chat Completions", () => {
     expect(completion.choices[0]!.message.content).toBe(ANSWER);
     expect(completion.choices[0]!.message.tool_calls).toBeUndefined();
     expect(completion.choices[0]!.finish_reason).toBe("stop");
-    expect(assemble(await streamed({ model: "answer", messages, temperature: 0, stream: true }))).toEqual({ content: ANSWER, calls: [], finish: "stop" });
+    expect(assembleChat(await streamedChat(openai, { model: "answer", messages, temperature: 0, stream: true }))).toEqual({ content: ANSWER, reasoning: "", calls: [], finish: "stop" });
   });
 
   it("answers with the same text when tools are offered: the wrapper's function instructions do not make a call", async () => {
@@ -123,7 +99,7 @@ describe("Chat Completions", () => {
   });
 
   it("streams the same call", async () => {
-    expect(assemble(await streamed({ model: "caller", messages, tools: OPENAI_TOOLS, temperature: 0, stream: true }))).toEqual({ content: "", calls: [WEATHER_CALL], finish: "tool_calls" });
+    expect(assembleChat(await streamedChat(openai, { model: "caller", messages, tools: OPENAI_TOOLS, temperature: 0, stream: true }))).toEqual({ content: "", reasoning: "", calls: [WEATHER_CALL], finish: "tool_calls" });
   });
 
   it("without tools the call syntax stays the model's text: only an offered function is parsed", async () => {

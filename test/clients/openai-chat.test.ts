@@ -9,8 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
-import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assembleChat, streamedChat } from "../support/chatStream.js";
 import { runCli } from "../support/cli.js";
 import { startDaemon, type RunningDaemon } from "../support/daemon.js";
 import { ANSWER, THINK_THEN_ANSWER, THINK_THEN_CALL_TWO_TOOLS, THOUGHT, WEATHER_TOOLS } from "../support/scripts.js";
@@ -47,30 +47,6 @@ afterAll(async () => {
   if (scratch !== undefined) await fs.promises.rm(scratch, { recursive: true, force: true });
 });
 
-/** What a streamed answer adds up to, as a client assembles it. */
-function assemble(chunks: ChatCompletionChunk[]): { content: string; reasoning: string; calls: [string, string][]; finish: string | null } {
-  let content = "";
-  let reasoning = "";
-  const calls: [string, string][] = [];
-  let finish: string | null = null;
-  for (const chunk of chunks) {
-    const choice = chunk.choices[0];
-    if (choice === undefined) continue;
-    const delta = choice.delta as typeof choice.delta & { reasoning_content?: string };
-    content += delta.content ?? "";
-    reasoning += delta.reasoning_content ?? "";
-    for (const call of delta.tool_calls ?? []) calls[call.index] = [call.function?.name ?? "", call.function?.arguments ?? ""];
-    finish = choice.finish_reason ?? finish;
-  }
-  return { content, reasoning, calls, finish };
-}
-
-async function streamed(body: OpenAI.Chat.Completions.ChatCompletionCreateParamsStreaming): Promise<ChatCompletionChunk[]> {
-  const chunks: ChatCompletionChunk[] = [];
-  for await (const chunk of await client.chat.completions.create(body)) chunks.push(chunk);
-  return chunks;
-}
-
 describe("Chat Completions: reasoning", () => {
   it("returns the thought as reasoning_content and the answer as content, with reasoning tokens counted", async () => {
     const completion = await client.chat.completions.create({ model: "thinker", messages: question, temperature: 0 });
@@ -82,8 +58,8 @@ describe("Chat Completions: reasoning", () => {
   });
 
   it("streams the thought as reasoning_content deltas before the content, adding up to the same", async () => {
-    const chunks = await streamed({ model: "thinker", messages: question, temperature: 0, stream: true });
-    expect(assemble(chunks)).toEqual({ content: ANSWER, reasoning: THOUGHT, calls: [], finish: "stop" });
+    const chunks = await streamedChat(client, { model: "thinker", messages: question, temperature: 0, stream: true });
+    expect(assembleChat(chunks)).toEqual({ content: ANSWER, reasoning: THOUGHT, calls: [], finish: "stop" });
     const firstContent = chunks.findIndex((chunk) => (chunk.choices[0]?.delta.content ?? "") !== "");
     const lastReasoning = chunks.findLastIndex((chunk) => "reasoning_content" in (chunk.choices[0]?.delta ?? {}));
     expect(lastReasoning).toBeGreaterThan(0);
@@ -123,8 +99,8 @@ describe("Chat Completions: tool calls", () => {
   });
 
   it("streams the same calls", async () => {
-    const chunks = await streamed({ model: "caller", messages: question, tools, temperature: 0, stream: true });
-    expect(assemble(chunks)).toEqual({
+    const chunks = await streamedChat(client, { model: "caller", messages: question, tools, temperature: 0, stream: true });
+    expect(assembleChat(chunks)).toEqual({
       content: "",
       reasoning: THOUGHT,
       calls: [
@@ -144,8 +120,8 @@ describe("Chat Completions: tool calls", () => {
     const one = await client.chat.completions.create({ model: "caller", messages: question, tools, temperature: 0, max_tokens: 30 });
     expect(one.choices[0]!.finish_reason).toBe("length");
     expect(one.choices[0]!.message.tool_calls?.map((call) => (call.type === "function" ? call.function.name : call.type))).toEqual(["get_weather"]);
-    const chunks = await streamed({ model: "caller", messages: question, tools, temperature: 0, max_tokens: 30, stream: true });
-    expect(assemble(chunks)).toEqual({ content: "", reasoning: THOUGHT, calls: [["get_weather", '{"city":"Paris"}']], finish: "length" });
+    const chunks = await streamedChat(client, { model: "caller", messages: question, tools, temperature: 0, max_tokens: 30, stream: true });
+    expect(assembleChat(chunks)).toEqual({ content: "", reasoning: THOUGHT, calls: [["get_weather", '{"city":"Paris"}']], finish: "length" });
   });
 
   it("takes the calls and their results back in the next turn", async () => {
