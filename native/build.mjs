@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds Hearth's native parts: the RPC shim backend (loaded into runners through
-// GGML_BACKEND_PATH) and llama.cpp's rpc-server (the worker that serves a peer's layers).
+// GGML_BACKEND_PATH), the thread-pool preload (loaded into runners through LD_PRELOAD; see
+// hearth-threadpool.cpp) and llama.cpp's rpc-server (the worker that serves a peer's layers).
 //
 // Run by `npm install` (postinstall) and `npm run build:native`. Both parts are compiled from
 // the exact llama.cpp source bundled in the installed node-llama-cpp
@@ -32,10 +33,11 @@ const PARALLEL_JOBS = Math.min(2, os.availableParallelism());
 const NATIVE_DIR = import.meta.dirname;
 const BUILD_DIR = path.join(NATIVE_DIR, "build");
 const SHIM_LIBRARY = "libhearth-rpc-shim.so";
+const THREADPOOL_LIBRARY = "libhearth-threadpool.so";
 /** Files whose content decides what gets built: a change to any of them rebuilds. */
-const HASHED_SOURCES = ["hearth-rpc-shim.cpp", "rpc-server-hooks.cpp", "build.mjs"];
+const HASHED_SOURCES = ["hearth-rpc-shim.cpp", "hearth-threadpool.cpp", "rpc-server-hooks.cpp", "build.mjs"];
 /** The only parts of the llama.cpp tree the build reads. */
-const LLAMA_PATHS = ["ggml/include", ":(glob)ggml/src/*.h", "ggml/src/ggml-rpc", "tools/rpc/rpc-server.cpp"];
+const LLAMA_PATHS = ["include/llama.h", "ggml/include", ":(glob)ggml/src/*.h", "ggml/src/ggml-rpc", "tools/rpc/rpc-server.cpp"];
 /** node-llama-cpp's prebuilt packages per platform (see its compileLLamaCpp.js), GPU flavours with the backend library they add. */
 const PLATFORM_PACKAGES = {
   "linux-x64": { cpu: "@node-llama-cpp/linux-x64", gpu: { cuda: ["@node-llama-cpp/linux-x64-cuda", "libggml-cuda.so"], vulkan: ["@node-llama-cpp/linux-x64-vulkan", "libggml-vulkan.so"] } },
@@ -138,7 +140,7 @@ function upToDate(key) {
   try {
     const stamp = readJson(path.join(BUILD_DIR, "stamp.json"));
     const same = Object.entries(key).every(([name, value]) => JSON.stringify(stamp[name]) === JSON.stringify(value));
-    const complete = fs.existsSync(path.join(BUILD_DIR, "lib", SHIM_LIBRARY)) && key.backends.every((backend) => fs.existsSync(path.join(BUILD_DIR, "rpc-server", backend, "rpc-server")));
+    const complete = [SHIM_LIBRARY, THREADPOOL_LIBRARY].every((library) => fs.existsSync(path.join(BUILD_DIR, "lib", library))) && key.backends.every((backend) => fs.existsSync(path.join(BUILD_DIR, "rpc-server", backend, "rpc-server")));
     return same && complete;
   } catch {
     return false;
@@ -451,6 +453,7 @@ async function build(wanted, tools) {
         compile("server-transport.o", backendFlags, path.join(rpcSource, "transport.cpp")),
         compile("hearth-rpc-shim.o", shimFlags, path.join(NATIVE_DIR, "hearth-rpc-shim.cpp")),
         compile("rpc-server-hooks.o", serverFlags, path.join(NATIVE_DIR, "rpc-server-hooks.cpp")),
+        compile("hearth-threadpool.o", [...shimFlags, "-I", path.join(source, "include")], path.join(NATIVE_DIR, "hearth-threadpool.cpp")),
       ],
       tools,
       PARALLEL_JOBS,
@@ -460,11 +463,13 @@ async function build(wanted, tools) {
     const ggmlLibrary = fs.readdirSync(cpuBins).find((name) => /^libggml\.v[\d.]+\.so$/.test(name));
     if (!ggmlLibrary) throw new BuildError(`no libggml.v*.so in ${cpuBins}`);
     const linkAgainst = ["-L", cpuBins, "-l:libggml-base.so"];
-    const built = { shim: path.join(outDir, "lib", SHIM_LIBRARY), rpcBackend: object("libggml-rpc.so"), server: object("rpc-server") };
+    const built = { shim: path.join(outDir, "lib", SHIM_LIBRARY), threadpool: path.join(outDir, "lib", THREADPOOL_LIBRARY), rpcBackend: object("libggml-rpc.so"), server: object("rpc-server") };
     await runJobs(
       [
         // No rpath: the runner has node-llama-cpp's libggml-base loaded already, found by its soname.
         { label: SHIM_LIBRARY, args: ["-shared", "-pthread", "-Wl,--no-undefined", "-o", built.shim, object("hearth-rpc-shim.o"), object("shim-ggml-rpc.o"), object("shim-transport.o"), ...linkAgainst] },
+        // Linked against nothing of llama.cpp's: it finds the libraries the runner has loaded.
+        { label: THREADPOOL_LIBRARY, args: ["-shared", "-pthread", "-Wl,--no-undefined", "-o", built.threadpool, object("hearth-threadpool.o"), "-ldl"] },
         { label: "libggml-rpc.so", args: ["-shared", "-pthread", "-Wl,--no-undefined", "-o", built.rpcBackend, object("server-ggml-rpc.o"), object("server-transport.o"), ...linkAgainst, "-Wl,-rpath,$ORIGIN"] },
         { label: "rpc-server", args: ["-pthread", "-o", built.server, object("rpc-server.o"), object("rpc-server-hooks.o"), "-L", cpuBins, `-l:${ggmlLibrary}`, "-l:libggml-base.so", "-Wl,-rpath,$ORIGIN"] },
       ],
@@ -503,7 +508,7 @@ async function main() {
       return 0;
     }
     const tools = requireTools();
-    log(`building rpc-server and the RPC shim for node-llama-cpp ${wanted.key.nodeLlamaCpp} (${wanted.key.platform}, ${wanted.key.backends.join(", ")}) with ${tools.compiler} ...`);
+    log(`building rpc-server, the RPC shim and the thread-pool preload for node-llama-cpp ${wanted.key.nodeLlamaCpp} (${wanted.key.platform}, ${wanted.key.backends.join(", ")}) with ${tools.compiler} ...`);
     const stamp = await build(wanted, tools);
     log(`built in ${stamp.buildSeconds} s into ${path.relative(process.cwd(), BUILD_DIR) || BUILD_DIR} (llama.cpp ${stamp.llamaCppCommit.slice(0, 10)}, RPC protocol ${stamp.rpcProtocol}).`);
     return 0;

@@ -27,7 +27,7 @@ export interface LimitsConfig {
 }
 
 export interface RunnerConfig {
-  /** CPU threads per runner; 0 lets node-llama-cpp choose. */
+  /** CPU threads per runner; 0 uses node-llama-cpp's math cores, capped at the cores this process may use. */
   threads: number;
   /** Layers offloaded to a GPU; "auto" lets node-llama-cpp decide (0 without a GPU). */
   gpuLayers: number | "auto";
@@ -44,6 +44,12 @@ export interface RunnerConfig {
    * which layers the host holds; off keeps every placement's answer the same.
    */
   repackWeights: boolean;
+  /**
+   * Give each runner context a persistent CPU thread pool (native/hearth-threadpool.cpp).
+   * Without it ggml starts and joins its threads for every decode, which inside a Node
+   * process costs several milliseconds per token with more than one thread.
+   */
+  threadPool: boolean;
   /** How long a runner may take to load its model before it is killed. */
   loadTimeoutMs: number;
   /** How long a runner gets to exit after "shutdown" before SIGKILL. */
@@ -243,6 +249,7 @@ export const DEFAULT_RUNNER: RunnerConfig = {
   batchSize: 512,
   batching: "exact",
   repackWeights: false,
+  threadPool: true,
   loadTimeoutMs: 120_000,
   stopTimeoutMs: 5_000,
 };

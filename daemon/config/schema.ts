@@ -134,6 +134,7 @@ export const RUNNER_FIELDS = {
   gpuLayers: ["gpu_layers", gpuLayers()],
   batchSize: ["batch_size", positiveInt()],
   repackWeights: ["repack_weights", boolean()],
+  threadPool: ["thread_pool", boolean()],
   batching: ["batching", z.enum(DECODE_BATCHING_MODES, { error: `expected one of ${DECODE_BATCHING_MODES.map((mode) => `"${mode}"`).join(", ")}` })],
   loadTimeoutMs: ["load_timeout", duration()],
   stopTimeoutMs: ["stop_timeout", duration()],

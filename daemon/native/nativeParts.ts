@@ -1,7 +1,8 @@
 /**
  * The native parts `npm install` builds (native/build.mjs): the RPC shim that runners load to
- * see remote layers as offload devices, and llama.cpp's rpc-server, the worker that serves this
- * node's layers to a peer. This module finds them, checks they were built for the installed
+ * see remote layers as offload devices, the thread-pool preload that gives runners' contexts
+ * persistent CPU threads, and llama.cpp's rpc-server, the worker that serves this node's layers
+ * to a peer. This module finds them, checks they were built for the installed
  * node-llama-cpp, and knows the environment and arguments that drive them.
  *
  * Missing or stale parts are HEARTH_NATIVE_MISSING: layer splitting is then unavailable on this
@@ -20,6 +21,8 @@ import { errors } from "../../protocol/errors.js";
 export const NATIVE_ENV = {
   /** ggml loads one out-of-tree backend from this path; set it to the shim in runners only. */
   backendPath: "GGML_BACKEND_PATH",
+  /** The dynamic loader's preload list; runners get the thread-pool library in it. */
+  preload: "LD_PRELOAD",
   /** `host:port[@MiB],...`: the RPC endpoints the shim probes and registers. */
   endpoints: "HEARTH_RPC_ENDPOINTS",
   /** Connect and HELLO timeout per endpoint, in ms (the shim's default is 1500). */
@@ -42,6 +45,8 @@ export interface NativeParts {
   readonly buildDir: string;
   /** The shim shared library, for NATIVE_ENV.backendPath. */
   readonly shimLibrary: string;
+  /** The thread-pool preload (native/hearth-threadpool.cpp), for NATIVE_ENV.preload. */
+  readonly threadPoolLibrary: string;
   /** rpc-server executables by backend; "cpu" is always built. */
   readonly rpcServers: Readonly<Partial<Record<RpcServerBackend, string>>> & { readonly cpu: string };
   readonly nodeLlamaCppVersion: string;
@@ -65,6 +70,7 @@ export interface RpcServerLaunch {
 }
 
 const SHIM_LIBRARY = "libhearth-rpc-shim.so";
+const THREAD_POOL_LIBRARY = "libhearth-threadpool.so";
 
 const stampSchema = z.object({
   nodeLlamaCpp: z.string(),
@@ -135,6 +141,7 @@ export function locateNativeParts(options: { buildDir?: string; nodeLlamaCppVers
   }
 
   const shimLibrary = path.join(buildDir, "lib", SHIM_LIBRARY);
+  const threadPoolLibrary = path.join(buildDir, "lib", THREAD_POOL_LIBRARY);
   const rpcServers: Partial<Record<RpcServerBackend, string>> = {};
   for (const backend of RPC_SERVER_BACKENDS) {
     if (!stamp.data.backends.includes(backend)) continue;
@@ -143,10 +150,11 @@ export function locateNativeParts(options: { buildDir?: string; nodeLlamaCppVers
     if (fs.existsSync(executable) && fs.existsSync(path.join(buildDir, "rpc-server", backend, "libggml-base.so"))) rpcServers[backend] = executable;
   }
   const cpu = rpcServers.cpu;
-  if (!fs.existsSync(shimLibrary) || cpu === undefined) throw missing(`The native build in ${buildDir} is incomplete.`);
+  if (!fs.existsSync(shimLibrary) || !fs.existsSync(threadPoolLibrary) || cpu === undefined) throw missing(`The native build in ${buildDir} is incomplete.`);
   return {
     buildDir,
     shimLibrary,
+    threadPoolLibrary,
     rpcServers: { ...rpcServers, cpu },
     nodeLlamaCppVersion: stamp.data.nodeLlamaCpp,
     rpcProtocol: stamp.data.rpcProtocol,
@@ -185,6 +193,16 @@ export function shimEnvironment(parts: NativeParts, endpoints: readonly ShimEndp
  */
 export function plainKernelsEnvironment(parts: Pick<NativeParts, "shimLibrary">): Record<string, string> {
   return { [NATIVE_ENV.backendPath]: parts.shimLibrary, [NATIVE_ENV.cpuRepack]: "off" };
+}
+
+/**
+ * Variables that give every llama.cpp context of a runner a persistent CPU thread pool
+ * (native/hearth-threadpool.cpp explains the cost without one). The library goes first in
+ * `inheritedPreload`, the preload list the runner would otherwise inherit.
+ */
+export function threadPoolEnvironment(parts: Pick<NativeParts, "threadPoolLibrary">, inheritedPreload?: string): Record<string, string> {
+  const inherited = (inheritedPreload ?? "").split(/[\s:]+/).filter((entry) => entry !== "" && entry !== parts.threadPoolLibrary);
+  return { [NATIVE_ENV.preload]: [parts.threadPoolLibrary, ...inherited].join(":") };
 }
 
 /**

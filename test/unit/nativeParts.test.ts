@@ -11,6 +11,7 @@ import { NATIVE_ENV, formatShimEndpoints, rpcServerBackendFor, rpcServerLaunch, 
 const parts: NativeParts = {
   buildDir: "/opt/hearth/native/build",
   shimLibrary: "/opt/hearth/native/build/lib/libhearth-rpc-shim.so",
+  threadPoolLibrary: "/opt/hearth/native/build/lib/libhearth-threadpool.so",
   rpcServers: { cpu: "/opt/hearth/native/build/rpc-server/cpu/rpc-server", vulkan: "/opt/hearth/native/build/rpc-server/vulkan/rpc-server" },
   nodeLlamaCppVersion: "3.22.1",
   rpcProtocol: "7.0.0",
